@@ -1,0 +1,60 @@
+"""One typed settings object for the whole pipeline.
+
+Values come from environment variables prefixed ``JOINEDUP_`` (or a ``.env``
+file for local runs). The pseudonymisation key is a secret: it is held as a
+``SecretStr`` so that printing or logging settings never shows it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The key used by `make run` and the tests. It protects nothing: synthetic data only.
+DEMO_KEY = "joinedup-DEMO-KEY-synthetic-data-only-do-not-use-with-real-data"
+
+
+class MissingKeyError(RuntimeError):
+    """No pseudonymisation key was configured."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JOINEDUP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("data"), description="root of landing/ and every output")
+    pseudonymisation_key: SecretStr | None = Field(
+        None, description="secret for keyed tokens and encodings; never logged"
+    )
+    pseudonymisation_key_file: Path | None = Field(
+        None, description="file holding the key, as an alternative to the variable"
+    )
+    linkage_backend: Literal["duckdb", "spark"] = "duckdb"
+    # Smallest count shown in any published aggregate (OpenSAFELY-style rule).
+    suppression_threshold: int = Field(8, ge=1)
+
+    def key(self) -> bytes:
+        """The pseudonymisation key as bytes, or a clear error naming how to set it."""
+        if self.pseudonymisation_key is not None:
+            value = self.pseudonymisation_key.get_secret_value()
+        elif self.pseudonymisation_key_file is not None:
+            try:
+                value = self.pseudonymisation_key_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise MissingKeyError(
+                    f"cannot read JOINEDUP_PSEUDONYMISATION_KEY_FILE "
+                    f"{self.pseudonymisation_key_file}: {exc.strerror}"
+                ) from None
+        else:
+            value = ""
+        if len(value) < 16:
+            raise MissingKeyError(
+                "no pseudonymisation key: set JOINEDUP_PSEUDONYMISATION_KEY (at least 16 "
+                "characters) or JOINEDUP_PSEUDONYMISATION_KEY_FILE. For synthetic demo data "
+                "only, `make run` uses the demo key."
+            )
+        return value.encode("utf-8")
