@@ -83,9 +83,7 @@ class Table:
 SEX_CODES = frozenset({"0", "1", "2", "9"})
 
 ADMISSION_METHOD_ELECTIVE = frozenset({"11", "12", "13"})
-ADMISSION_METHOD_EMERGENCY = frozenset(
-    {"21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D"}
-)
+ADMISSION_METHOD_EMERGENCY = frozenset({"21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D"})
 ADMISSION_METHOD_OTHER = frozenset({"31", "32", "81", "82", "83", "99"})
 ADMISSION_METHOD_CODES = (
     ADMISSION_METHOD_ELECTIVE | ADMISSION_METHOD_EMERGENCY | ADMISSION_METHOD_OTHER
@@ -175,7 +173,7 @@ GP_PATIENTS = Table(
         Column("gp_patient_id", required=True, description="practice's local patient id"),
         *_demographics(),
         Column("registration_date", Kind.DATE, description="date registered at the practice"),
-        Column("deregistration_date", Kind.DATE, description="date left the practice; blank if registered"),
+        Column("deregistration_date", Kind.DATE, description="date left; blank if registered"),
     ),
     key=("practice_code", "gp_patient_id"),
     record=("practice_code", "gp_patient_id"),
