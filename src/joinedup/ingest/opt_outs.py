@@ -1,0 +1,260 @@
+"""Stage 2: remove everyone who has opted out, before anything else uses the data.
+
+Who is removed, per source record (one patient at one organisation):
+
+* every record carrying a valid NHS number on the national data opt-out list;
+* every GP record whose latest type 1 code is an objection (827241000000103
+  after any withdrawal 827261000000102; on the same date the objection wins,
+  the choice that cannot publish someone who objected);
+* every record, in any source, carrying the NHS number of such a GP record: an
+  objection at one practice removes the person's hospital and social care
+  records that carry the same NHS number.
+
+A record is removed with all its rows in every table (episodes, attendances,
+events). Quarantined rows are consulted too, conservatively: a quarantined
+demographic row still ties its record to an NHS number, and a quarantined
+objection whose date is unusable still counts as an objection (dated after
+everything), so a defect in one row can never let an opted-out person through.
+
+People with no valid NHS number on a record cannot be matched here; their
+records' linkage encodings are kept (by the pseudonymise stage) in the
+restricted file ``restricted/opted_out_encodings.parquet`` so that linkage can
+remove records of the same person that carry no NHS number. That file never
+reaches any output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import polars as pl
+
+from joinedup.atomic import write_parquet
+from joinedup.contracts import (
+    DEMOGRAPHIC_TABLES,
+    GP_EVENTS,
+    NATIONAL_DATA_OPT_OUT,
+    PERSON_SOURCES,
+    SNOMED_TYPE1_OBJECTION,
+    SNOMED_TYPE1_WITHDRAWN,
+    TABLES,
+    Table,
+)
+from joinedup.ingest.errors import IngestError, OptOutListMissingError
+from joinedup.ingest.ledger import record_opt_outs
+from joinedup.ingest.paths import (
+    OPTED_OUT_RECORDS,
+    cleared_path,
+    landing_files,
+    quarantine_path,
+    validated_path,
+)
+from joinedup.ingest.read import FILE
+from joinedup.ingest.records import DEMOGRAPHICS, record_columns, source_records
+from joinedup.ingest.validate import normalise_nhs_number
+
+log = logging.getLogger(__name__)
+
+NATIONAL = "national_data_opt_out"
+TYPE1 = "type1_objection"
+TYPE1_NHS_NUMBER = "type1_objection_nhs_number"  # another record of a type 1 objector
+RECORD_KEY = ["source", "org_code", "local_id"]
+
+
+def person_tables() -> list[Table]:
+    return [t for t in TABLES.values() if t.source in PERSON_SOURCES]
+
+
+def _read_validated(data_dir: Path, table: Table) -> pl.DataFrame | None:
+    path = validated_path(data_dir, table)
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def _read_quarantine(data_dir: Path, table: Table) -> pl.DataFrame | None:
+    path = quarantine_path(data_dir, table)
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def national_numbers(data_dir: Path) -> pl.Series:
+    """Valid NHS numbers on the national data opt-out list; refuse to run without the list."""
+    path = validated_path(data_dir, NATIONAL_DATA_OPT_OUT)
+    if not landing_files(data_dir, NATIONAL_DATA_OPT_OUT) or not path.exists():
+        raise OptOutListMissingError(
+            f"no national data opt-out list: expected {NATIONAL_DATA_OPT_OUT.folder}/"
+            f"{NATIONAL_DATA_OPT_OUT.file_glob} in the data dir, ingested with "
+            "ingest_source(data_dir, 'opt_outs', run_id). Without it opted-out people would be "
+            "published. If nobody has opted out, deliver a header-only file (nhs_number)."
+        )
+    return pl.read_parquet(path)["nhs_number"].unique().sort()
+
+
+def type1_objectors(data_dir: Path, events: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """GP records (org_code, local_id) whose latest type 1 code is an objection.
+
+    Returns the objecting records and how many records had withdrawn theirs.
+    """
+    codes = [SNOMED_TYPE1_OBJECTION, SNOMED_TYPE1_WITHDRAWN]
+    dated = events.filter(pl.col("snomed_code").is_in(codes)).select(
+        *record_columns(GP_EVENTS)[1:], pl.col("event_date"), pl.col("snomed_code")
+    )
+    quarantined = _read_quarantine(data_dir, GP_EVENTS)
+    if quarantined is not None and not quarantined.is_empty():
+        org, local = GP_EVENTS.record
+        undated = quarantined.select(
+            pl.col(org).str.strip_chars().alias("org_code"),
+            pl.col(local).str.strip_chars().alias("local_id"),
+            pl.lit(None, dtype=pl.Date).alias("event_date"),
+            pl.col("snomed_code").str.strip_chars(),
+        ).filter(
+            (pl.col("snomed_code") == SNOMED_TYPE1_OBJECTION)
+            & (pl.col("org_code") != "")
+            & (pl.col("local_id") != "")
+        )
+        if not undated.is_empty():
+            log.warning(
+                "%d quarantined type 1 objection row(s) counted as objections", undated.height
+            )
+        dated = pl.concat([dated, undated])
+    latest = (
+        dated.with_columns((pl.col("snomed_code") == SNOMED_TYPE1_OBJECTION).alias("objects"))
+        # Oldest first, an undated (quarantined) objection last; on one date objection last.
+        .sort(["org_code", "local_id", "event_date", "objects"], nulls_last=True)
+        .group_by(["org_code", "local_id"], maintain_order=True)
+        .agg(pl.col("objects").last())
+    )
+    objecting = latest.filter(pl.col("objects")).select("org_code", "local_id")
+    withdrawn = latest.height - objecting.height
+    return objecting.with_columns(pl.lit("gp").alias("source")).select(RECORD_KEY), withdrawn
+
+
+def record_nhs_numbers(data_dir: Path, validated: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """(source, org_code, local_id, nhs_number): every valid number any row of a record carries."""
+    frames = []
+    for source in PERSON_SOURCES:
+        for table in DEMOGRAPHIC_TABLES[source]:
+            rows = validated.get(table.qualified_name)
+            if rows is not None:
+                frames.append(rows.select(*record_columns(table), pl.col("nhs_number")))
+            quarantined = _read_quarantine(data_dir, table)
+            if quarantined is not None and not quarantined.is_empty():
+                org, local = table.record
+                frames.append(
+                    quarantined.select(
+                        pl.lit(source).alias("source"),
+                        pl.col(org).str.strip_chars().alias("org_code"),
+                        pl.col(local).str.strip_chars().alias("local_id"),
+                        normalise_nhs_number(pl.col("nhs_number").str.strip_chars()),
+                    )
+                )
+    if not frames:
+        return pl.DataFrame(schema={c: pl.String for c in [*RECORD_KEY, "nhs_number"]})
+    return pl.concat(frames).drop_nulls().unique()
+
+
+def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
+    """Remove opted-out records from every validated person table; count them in the ledger.
+
+    Reads ``landing/_validated``, writes ``landing/_cleared`` (the only input the
+    pseudonymise stage accepts) and the identifiable record-grain demographics of
+    removed records to ``landing/_opted_out/records.parquet``, from which the
+    pseudonymise stage builds the restricted opted-out encodings. Always
+    recomputed from the validated tables, so running it twice is harmless.
+    """
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    national = national_numbers(data_dir)
+    validated = {t.qualified_name: _read_validated(data_dir, t) for t in person_tables()}
+    missing = [name for name, frame in validated.items() if frame is None]
+    if len(missing) == len(validated):
+        raise IngestError(
+            "no validated person tables: run ingest_source for gp, hospital and social_care "
+            "in this run before remove_opt_outs."
+        )
+    if missing:
+        log.warning("no validated data for %s: those tables are skipped", ", ".join(missing))
+
+    gp_events = validated.get(GP_EVENTS.qualified_name)
+    if gp_events is not None:
+        objecting, withdrawn = type1_objectors(data_dir, gp_events)
+    else:
+        objecting, withdrawn = pl.DataFrame(schema={c: pl.String for c in RECORD_KEY}), 0
+    numbers = record_nhs_numbers(data_dir, validated)
+    type1_numbers = numbers.join(objecting, on=RECORD_KEY, how="semi")["nhs_number"].unique()
+
+    removed = pl.concat(
+        [
+            objecting.with_columns(pl.lit(TYPE1).alias("reason"), pl.lit(0).alias("rank")),
+            numbers.filter(pl.col("nhs_number").is_in(national.implode()))
+            .select(RECORD_KEY)
+            .with_columns(pl.lit(NATIONAL).alias("reason"), pl.lit(1).alias("rank")),
+            numbers.filter(pl.col("nhs_number").is_in(type1_numbers.implode()))
+            .select(RECORD_KEY)
+            .with_columns(pl.lit(TYPE1_NHS_NUMBER).alias("reason"), pl.lit(2).alias("rank")),
+        ]
+    )
+    removed = (
+        removed.sort([*RECORD_KEY, "rank"])
+        .unique(RECORD_KEY, keep="first", maintain_order=True)
+        .drop("rank")
+    )
+
+    ledger_rows: list[pl.DataFrame] = []
+    rows_removed: dict[str, int] = {}
+    opted_out_demographics: list[pl.DataFrame] = []
+    for table in person_tables():
+        rows = validated[table.qualified_name]
+        if rows is None:
+            continue
+        record = rows.select(record_columns(table))
+        gone = record.join(removed, on=RECORD_KEY, how="left", maintain_order="left")[
+            "reason"
+        ].is_not_null()
+        kept, dropped = rows.filter(~gone), rows.filter(gone)
+        write_parquet(kept.rechunk(), cleared_path(data_dir, table))
+        rows_removed[table.qualified_name] = dropped.height
+        ledger_rows.append(
+            dropped.group_by(FILE)
+            .len()
+            .select(
+                pl.lit(table.source).alias("source"),
+                pl.lit(table.name).alias("table"),
+                pl.col(FILE).alias("file"),
+                pl.col("len").alias("rows"),
+            )
+        )
+        log.info("opt-outs %s: %d kept, %d removed", table.qualified_name, len(kept), len(dropped))
+
+    for source in PERSON_SOURCES:
+        tables = DEMOGRAPHIC_TABLES[source]
+        frames = {t.name: validated[t.qualified_name] for t in tables}
+        if any(f is None for f in frames.values()):
+            continue
+        records = source_records(source, frames)
+        opted_out_demographics.append(
+            records.join(removed, on=RECORD_KEY, how="inner").sort(RECORD_KEY)
+        )
+    opted_out = pl.concat(
+        [pl.DataFrame(schema=DEMOGRAPHICS | {"reason": pl.String()}), *opted_out_demographics]
+    )
+    opted_out = opted_out.rename({"reason": "opt_out_reason"}).rechunk()
+    write_parquet(opted_out, data_dir / OPTED_OUT_RECORDS)
+
+    if ledger_rows:
+        record_opt_outs(data_dir, run_id, pl.concat(ledger_rows))
+    records_removed = removed.group_by("source").len().sort("source")
+    summary = {
+        "run_id": run_id,
+        "national_opt_out_numbers": national.len(),
+        "type1_objecting_records": objecting.height,
+        "type1_withdrawn_records": withdrawn,
+        "records_removed": {s: int(n) for s, n in records_removed.iter_rows()},
+        "records_removed_by_reason": {
+            r: int(n) for r, n in removed.group_by("reason").len().sort("reason").iter_rows()
+        },
+        "rows_removed": rows_removed,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("opt-outs removed: %s", summary["records_removed"])
+    return summary

@@ -1,0 +1,251 @@
+"""Stage 3: turn opted-out-cleared landing data into de-identified tables.
+
+Output, ``DATA/pseudonymised/<source>/<table>.parquet``:
+
+* record grain (one row per source record), the tables linkage reads:
+  ``gp/patients``, ``hospital/patients``, ``social_care/clients``. Each has the
+  same leading columns (``source``, ``org_code``, ``record_token``), the linkage
+  encodings of :data:`encodings.ENCODING_SCHEMA`, then analytic attributes that
+  identify nobody: ``birth_month`` (YYYY-MM, never the day), ``lsoa_code``,
+  ``imd_decile``, ``residence_la_code`` (from the postcode lookup), and per
+  source its own attributes (GP registration dates).
+* event grain: ``gp/events``, ``hospital/apc_episodes``,
+  ``hospital/ae_attendances``, ``social_care/events``: ``record_token``, the
+  organisation code, tokenised local event ids and the event attributes and
+  dates. No encodings: linkage works on records, analysts join events to people
+  through ``record_token``.
+
+Names, NHS numbers, full dates of birth, full postcodes and local patient ids
+never reach this zone. Every output is sorted on its content so that the same
+input gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import polars as pl
+
+from joinedup.atomic import write_parquet
+from joinedup.contracts import (
+    AE_ATTENDANCES,
+    APC_EPISODES,
+    GP_EVENTS,
+    GP_PATIENTS,
+    POSTCODES,
+    SOCIAL_CARE_CLIENTS,
+    SOCIAL_CARE_EVENTS,
+    Table,
+)
+from joinedup.ingest.encodings import ENCODING_SCHEMA, Encoder, encode_demographics
+from joinedup.ingest.errors import IngestError
+from joinedup.ingest.paths import (
+    OPTED_OUT_RECORDS,
+    RESTRICTED_OPTED_OUT_ENCODINGS,
+    cleared_path,
+    pseudonymised_path,
+    validated_path,
+)
+from joinedup.ingest.records import hospital_records, one_row_records
+from joinedup.settings import MissingKeyError, Settings
+
+log = logging.getLogger(__name__)
+
+MIN_KEY_BYTES = 16
+
+# Leading columns of every record-grain table, then ENCODING_SCHEMA, then these.
+RECORD_HEAD: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "org_code": pl.String(),
+    "record_token": pl.String(),
+}
+RECORD_ATTRIBUTES: dict[str, pl.DataType] = {
+    "birth_month": pl.String(),
+    "lsoa_code": pl.String(),
+    "imd_decile": pl.Int64(),
+    "residence_la_code": pl.String(),
+}
+RECORD_SCHEMA = RECORD_HEAD | ENCODING_SCHEMA | RECORD_ATTRIBUTES
+GP_EXTRA: dict[str, pl.DataType] = {
+    "registration_date": pl.Date(),
+    "deregistration_date": pl.Date(),
+}
+
+
+def resolve_key(key: bytes | None) -> bytes:
+    """The key given, else the one from settings; a clear :class:`MissingKeyError` otherwise."""
+    if key is None:
+        return Settings().key()
+    if len(key) < MIN_KEY_BYTES:
+        raise MissingKeyError(
+            "the pseudonymisation key is missing or shorter than 16 bytes: set "
+            "JOINEDUP_PSEUDONYMISATION_KEY or JOINEDUP_PSEUDONYMISATION_KEY_FILE."
+        )
+    return key
+
+
+def _read_cleared(data_dir: Path, table: Table) -> pl.DataFrame:
+    """A table with opt-outs removed; refuse stale or missing input rather than bypass opt-outs."""
+    path = cleared_path(data_dir, table)
+    validated = validated_path(data_dir, table)
+    if not path.exists():
+        raise IngestError(
+            f"{table.qualified_name}: no opt-out-cleared data ({path}); run remove_opt_outs for "
+            "this run before pseudonymise."
+        )
+    if validated.exists() and validated.stat().st_mtime_ns > path.stat().st_mtime_ns:
+        raise IngestError(
+            f"{table.qualified_name}: validated data is newer than its opt-out-cleared copy; "
+            "run remove_opt_outs again before pseudonymise."
+        )
+    return pl.read_parquet(path)
+
+
+def postcode_lookup(data_dir: Path) -> pl.DataFrame:
+    path = validated_path(data_dir, POSTCODES)
+    schema = {"postcode": pl.String(), **RECORD_ATTRIBUTES}
+    schema.pop("birth_month")
+    if not path.exists():
+        log.warning("no validated postcode lookup: lsoa_code and imd_decile will be null")
+        return pl.DataFrame(schema=schema)
+    return (
+        pl.read_parquet(path)
+        .select("postcode", "lsoa_code", "imd_decile", pl.col("la_code").alias("residence_la_code"))
+        .cast(schema)
+    )
+
+
+def _record_grain(
+    demographics: pl.DataFrame, encoder: Encoder, lookup: pl.DataFrame
+) -> pl.DataFrame:
+    encoded = encode_demographics(demographics, encoder)
+    area = demographics.select("postcode").join(
+        lookup, on="postcode", how="left", maintain_order="left"
+    )
+    return (
+        pl.concat([encoded, area.drop("postcode")], how="horizontal")
+        .select(list(RECORD_SCHEMA))
+        .cast(RECORD_SCHEMA)
+    )
+
+
+def _record_token(encoder: Encoder, table: Table, rows: pl.DataFrame) -> pl.Series:
+    org, local = table.record
+    messages = rows.select(
+        pl.concat_str(pl.lit(table.source), pl.lit("|"), pl.col(org), pl.lit("|"), pl.col(local))
+    ).to_series()
+    return encoder.record_tokens(messages).alias("record_token")
+
+
+def _event_token(encoder: Encoder, rows: pl.DataFrame, org: str, kind: str, col: str) -> pl.Series:
+    messages = rows.select(
+        pl.concat_str(pl.lit("hospital|"), pl.col(org), pl.lit(f"|{kind}|"), pl.col(col))
+    ).to_series()
+    return encoder.event_tokens(messages)
+
+
+def _events(encoder: Encoder, table: Table, rows: pl.DataFrame) -> pl.DataFrame:
+    org = table.record[0]
+    token = _record_token(encoder, table, rows)
+    if table is APC_EPISODES:
+        out = rows.select(
+            pl.col(org),
+            spell_token=_event_token(encoder, rows, org, "spell", "spell_id"),
+            episode_number=pl.col("episode_number"),
+            **{c: pl.col(c) for c in (
+                "admission_date", "discharge_date", "admission_method", "admission_source",
+                "discharge_destination", "primary_diagnosis", "primary_procedure",
+            )},
+        )  # fmt: skip
+    elif table is AE_ATTENDANCES:
+        out = rows.select(
+            pl.col(org),
+            attendance_token=_event_token(encoder, rows, org, "attendance", "attendance_id"),
+            arrival_datetime=pl.col("arrival_datetime"),
+            departure_datetime=pl.col("departure_datetime"),
+            disposal=pl.col("disposal"),
+        )
+    elif table is GP_EVENTS:
+        out = rows.select(pl.col(org), pl.col("event_date"), pl.col("snomed_code"))
+    elif table is SOCIAL_CARE_EVENTS:
+        out = rows.select(
+            pl.col(org),
+            *[pl.col(c) for c in (
+                "event_type", "service_type", "route_of_access", "event_start_date",
+                "event_end_date",
+            )],
+        )  # fmt: skip
+    else:
+        raise ValueError(f"{table.qualified_name} is not an event table")
+    out = out.insert_column(0, token)
+    return out.sort(out.columns, nulls_last=True)
+
+
+def _write(frame: pl.DataFrame, data_dir: Path, source: str, name: str, summary: dict) -> None:
+    started = time.perf_counter()
+    write_parquet(frame.rechunk(), pseudonymised_path(data_dir, source, name))
+    summary[f"{source}/{name}"] = frame.height
+    log.info(
+        "pseudonymised %s/%s: %d rows written in %.2fs",
+        source,
+        name,
+        frame.height,
+        time.perf_counter() - started,
+    )
+
+
+def pseudonymise(data_dir: Path, key: bytes | None, run_id: str) -> dict:
+    """Write every pseudonymised table and the restricted opted-out encodings.
+
+    ``key`` is the pseudonymisation secret (``Settings().key()`` when None); it is
+    never logged or written. Reads only ``landing/_cleared`` (opt-outs removed),
+    never the validated tables, so this stage cannot bypass opt-outs.
+    """
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    encoder = Encoder(resolve_key(key))
+    lookup = postcode_lookup(data_dir)
+    rows: dict[str, int] = {}
+
+    gp = _read_cleared(data_dir, GP_PATIENTS)
+    gp_records = _record_grain(one_row_records(GP_PATIENTS, gp), encoder, lookup)
+    gp_records = pl.concat(
+        [gp_records, gp.select(list(GP_EXTRA)).cast(GP_EXTRA)], how="horizontal"
+    ).sort(["org_code", "record_token"])
+    _write(gp_records, data_dir, "gp", "patients", rows)
+
+    apc = _read_cleared(data_dir, APC_EPISODES)
+    ae = _read_cleared(data_dir, AE_ATTENDANCES)
+    hospital = _record_grain(hospital_records(apc, ae), encoder, lookup)
+    _write(hospital.sort(["org_code", "record_token"]), data_dir, "hospital", "patients", rows)
+
+    clients = _read_cleared(data_dir, SOCIAL_CARE_CLIENTS)
+    sc_records = _record_grain(one_row_records(SOCIAL_CARE_CLIENTS, clients), encoder, lookup)
+    _write(sc_records.sort(["org_code", "record_token"]), data_dir, "social_care", "clients", rows)
+
+    for table, frame in (
+        (GP_EVENTS, _read_cleared(data_dir, GP_EVENTS)),
+        (APC_EPISODES, apc),
+        (AE_ATTENDANCES, ae),
+        (SOCIAL_CARE_EVENTS, _read_cleared(data_dir, SOCIAL_CARE_EVENTS)),
+    ):
+        _write(_events(encoder, table, frame), data_dir, table.source, table.name, rows)
+
+    opted_out_path = data_dir / OPTED_OUT_RECORDS
+    if not opted_out_path.exists():
+        raise IngestError("no opted-out records file; run remove_opt_outs before pseudonymise.")
+    opted_out = pl.read_parquet(opted_out_path)
+    restricted = encode_demographics(opted_out, encoder).drop("birth_month")
+    restricted = restricted.insert_column(3, opted_out["opt_out_reason"]).sort(
+        ["source", "org_code", "record_token"]
+    )
+    write_parquet(restricted.rechunk(), data_dir / RESTRICTED_OPTED_OUT_ENCODINGS)
+    log.info("restricted opted-out encodings: %d records", restricted.height)
+    return {
+        "run_id": run_id,
+        "rows": rows,
+        "restricted_opted_out_records": restricted.height,
+        "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -1,0 +1,283 @@
+"""Find identifiers from the landing zone in files that are meant to be de-identified.
+
+Reusable as a run gate: :func:`scan` reports every name, NHS number, date of
+birth, full postcode and local patient id that occurs in the landing extracts
+and also occurs in an output (parquet, DuckDB, CSV, JSON, HTML or any text
+file), with the file and column it was found in; :func:`assert_clean` raises
+:class:`PrivacyLeakError` with counts only (never the values).
+
+How matching works, all as DuckDB set joins over *distinct* cell values:
+
+* every cell is cut into candidate tokens by kind: words (names), 10-digit
+  numbers also written ``943 476 5919`` (NHS numbers), dates written
+  ``YYYY-MM-DD``, ``DD/MM/YYYY`` or ``YYYYMMDD`` (normalised to ISO), postcodes
+  with or without their space, and alphanumeric ids. Tokens must stand alone
+  (word boundaries), so a hex token or a Bloom filter string never yields a
+  "name" from its letters or a "date" from its digits;
+* the identifiers are the same tokens cut from the landing files' identifier
+  columns. A token that also occurs in a landing *non*-identifier column is
+  ambiguous and dropped (a date of birth equal to some admission date, a
+  surname equal to a word of a service type), as are names shorter than three
+  letters, a short list of common English words that are also names, and
+  local ids that are not a mix of letters and digits of length six or more.
+  So the scan is quiet on event dates and codes but catches identifiers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from joinedup.contracts import PERSON_SOURCES, TABLES, Kind, Table
+
+log = logging.getLogger(__name__)
+
+KINDS = ("name", "nhs_number", "date_of_birth", "postcode", "local_id")
+TEXT_COLUMN = "(text)"
+TABULAR = {".parquet", ".csv", ".duckdb", ".db"}
+TEXT_SUFFIXES = {".json", ".html", ".htm", ".txt", ".md", ".jsonl", ".ndjson", ".xml", ".svg"}
+
+# Words that are names but also ordinary English (or dashboard vocabulary).
+_COMMON = """
+    all and april are art bill black bond brown can case cook day dean dawn england faith
+    field fields frank free gay general grace green guy hall hill holly hope house iris ivy
+    joy june king lane law long major mark may new north not park patience people rich
+    rose ruby sage sandy scott short south stone summer the total victor wells west white
+    will wood young
+"""
+COMMON_WORDS = frozenset(_COMMON.split())
+
+# Regexes (RE2). Values are pre-normalised: accents stripped, '_' -> ' ', digit T digit -> ' '.
+_PATTERNS: dict[str, tuple[str, str]] = {
+    # kind: (pattern, SQL turning the match `t` into the comparable token)
+    "name": (r"\b[A-Za-z]+\b", "lower(t)"),
+    "nhs_number": (r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b", "regexp_replace(t, '[ -]', '', 'g')"),
+    "iso_date": (r"\b\d{4}-\d{2}-\d{2}\b", "t"),
+    "uk_date": (
+        r"\b\d{2}/\d{2}/\d{4}\b",
+        "substr(t, 7, 4) || '-' || substr(t, 4, 2) || '-' || substr(t, 1, 2)",
+    ),
+    "compact_date": (
+        r"\b\d{8}\b",
+        "substr(t, 1, 4) || '-' || substr(t, 5, 2) || '-' || substr(t, 7, 2)",
+    ),
+    "postcode": (r"\b[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}\b", "upper(replace(t, ' ', ''))"),
+    "local_id": (r"\b[A-Za-z0-9]+\b", "upper(t)"),
+}
+_KIND_OF = dict.fromkeys(("iso_date", "uk_date", "compact_date"), "date_of_birth")
+
+
+class PrivacyLeakError(RuntimeError):
+    """Identifiers from the landing zone were found in files meant to be de-identified."""
+
+
+def _candidates_sql(cells: str) -> str:
+    """SQL: (file, col, kind, token) for each candidate token in ``cells(file, col, value)``."""
+    parts = []
+    for name, (pattern, to_token) in _PATTERNS.items():
+        kind = _KIND_OF.get(name, name)
+        parts.append(
+            f"SELECT file, col, '{kind}' AS kind, {to_token} AS token FROM ("
+            f"SELECT file, col, unnest(regexp_extract_all(v, '{pattern}')) AS t FROM prepared)"
+        )
+    return (
+        "WITH prepared AS (SELECT DISTINCT file, col, regexp_replace(replace("
+        "strip_accents(value), '_', ' '), '(\\d)T(\\d)', '\\1 \\2', 'g') AS v "
+        f"FROM {cells} WHERE value IS NOT NULL) " + " UNION ALL ".join(parts)
+    )
+
+
+def _person_tables() -> list[Table]:
+    return [t for t in TABLES.values() if t.source in (*PERSON_SOURCES, "opt_outs")]
+
+
+def _identifier_kind(table: Table, column: str) -> str | None:
+    """Which kind of identifier a landing column holds, or None for non-identifying columns."""
+    if table.record is not None and column == table.record[1]:
+        return "local_id"
+    col = table.column(column)
+    if not col.identifier:
+        return None
+    return {
+        Kind.NHS_NUMBER: "nhs_number",
+        Kind.DATE: "date_of_birth",
+        Kind.POSTCODE: "postcode",
+    }.get(col.kind, "name")
+
+
+def _landing_cells(landing_dir: Path) -> pl.DataFrame:
+    """(file, col, value, id_kind) for every landing cell of person tables and the opt-out list."""
+    frames = []
+    for table in _person_tables():
+        for path in sorted((Path(landing_dir) / table.source).glob(table.file_glob)):
+            raw = pl.read_csv(
+                path,
+                infer_schema=False,
+                encoding="utf8-lossy",
+                truncate_ragged_lines=True,
+                raise_if_empty=False,
+            )
+            raw = raw.rename({c: c.replace("\ufeff", "").strip().lower() for c in raw.columns})
+            present = [c for c in table.column_names if c in raw.columns]
+            for column in present:
+                frames.append(
+                    raw.select(
+                        pl.lit(f"{table.source}/{path.name}").alias("file"),
+                        pl.lit(column).alias("col"),
+                        pl.col(column).alias("value"),
+                        pl.lit(_identifier_kind(table, column), dtype=pl.String).alias("id_kind"),
+                    ).unique()
+                )
+    schema = {"file": pl.String, "col": pl.String, "value": pl.String, "id_kind": pl.String}
+    return pl.concat([pl.DataFrame(schema=schema), *frames])
+
+
+def identifiers(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> int:
+    """Build table ``identifiers(kind, token)`` from the landing zone; returns its size."""
+    con.register("landing_cells", _landing_cells(landing_dir))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE landing_tokens AS "
+        "SELECT c.*, l.id_kind FROM (" + _candidates_sql("landing_cells") + ") c "
+        "JOIN (SELECT DISTINCT file, col, id_kind FROM landing_cells) l USING (file, col)"
+    )
+    con.register("common_words", pl.DataFrame({"token": sorted(COMMON_WORDS)}))
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE identifiers AS
+        SELECT DISTINCT kind, token FROM landing_tokens
+        WHERE id_kind = kind
+          AND (kind <> 'name' OR (length(token) >= 3
+               AND token NOT IN (SELECT token FROM common_words)))
+          AND (kind <> 'local_id' OR (length(token) >= 6
+               AND regexp_matches(token, '[A-Z]') AND regexp_matches(token, '[0-9]')))
+        EXCEPT
+        SELECT DISTINCT kind, token FROM landing_tokens WHERE id_kind IS NULL
+        """
+    )
+    return con.sql("SELECT count(*) FROM identifiers").fetchall()[0][0]
+
+
+def _files(targets: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for target in targets:
+        target = Path(target)
+        if target.is_dir():
+            out.extend(
+                p
+                for p in sorted(target.rglob("*"))
+                if p.is_file() and p.suffix.lower() in TABULAR | TEXT_SUFFIXES
+            )
+        elif target.is_file():
+            out.append(target)
+    return out
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _unpivot(file: str, relation: str, columns: list[str], prefix: str = "") -> str:
+    if not columns:
+        return ""
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+    return (
+        f"SELECT {_quote(file)} AS file, {_quote(prefix)} || col AS col, value FROM "
+        f"(UNPIVOT (SELECT {cols} FROM {relation}) ON COLUMNS(*) INTO NAME col VALUE value)"
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
+def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -> list[str]:
+    """SQL selecting (file, col, value) cells of one output file."""
+    suffix = path.suffix.lower()
+    p = _quote(path.as_posix())
+    if suffix == ".parquet":
+        rel = f"read_parquet({p})"
+        return [_unpivot(label, rel, _columns(con, rel))]
+    if suffix == ".csv":
+        rel = f"read_csv({p}, all_varchar = true, header = true)"
+        try:
+            return [_unpivot(label, rel, _columns(con, rel))]
+        except duckdb.Error:
+            log.warning("%s: not readable as CSV, scanned as text", label)
+    if suffix in {".duckdb", ".db"}:
+        alias = f"scan_db_{n}"
+        con.execute(f"ATTACH {p} AS {alias} (READ_ONLY)")
+        tables = con.sql(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?",
+            params=[alias],
+        ).fetchall()
+        out = []
+        for schema, table in tables:
+            rel = f'{alias}."{schema}"."{table}"'
+            out.append(_unpivot(label, rel, _columns(con, rel), prefix=f"{schema}.{table}."))
+        return [sql for sql in out if sql]
+    return [
+        f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
+        f"unnest(string_split(content, chr(10))) AS value FROM read_text({p})"
+    ]
+
+
+def scan(landing_dir: Path, targets: Iterable[Path]) -> pl.DataFrame:
+    """Every landing identifier found in ``targets`` (files or directories, searched recursively).
+
+    Returns columns ``file``, ``column``, ``kind``, ``value`` (the identifier found),
+    sorted. The result itself is identifiable: show counts, not values, in logs.
+    """
+    con = duckdb.connect()
+    try:
+        n_identifiers = identifiers(con, landing_dir)
+        files = _files(targets)
+        selects: list[str] = []
+        for n, path in enumerate(files):
+            selects.extend(s for s in _cells_sql(con, path, path.as_posix(), n) if s)
+        empty = pl.DataFrame(schema={k: pl.String for k in ("file", "column", "kind", "value")})
+        if not selects:
+            return empty
+        con.execute("CREATE OR REPLACE TEMP VIEW output_cells AS " + " UNION ALL ".join(selects))
+        findings = con.sql(
+            "SELECT DISTINCT c.file, c.col AS column, c.kind, c.token AS value FROM ("
+            + _candidates_sql("output_cells")
+            + ") c JOIN identifiers i USING (kind, token) ORDER BY ALL"
+        ).pl()
+        log.info(
+            "privacy scan: %d files, %d landing identifiers, %d findings",
+            len(files),
+            n_identifiers,
+            findings.height,
+        )
+        return findings.cast(pl.String) if findings.height else empty
+    finally:
+        con.close()
+
+
+def summarise(findings: pl.DataFrame) -> list[dict]:
+    """Counts of distinct identifiers found per file, column and kind (no values)."""
+    summary = (
+        findings.group_by(["file", "column", "kind"])
+        .agg(pl.col("value").n_unique().alias("identifiers"))
+        .sort(["file", "column", "kind"])
+    )
+    return summary.to_dicts()
+
+
+def assert_clean(landing_dir: Path, targets: Iterable[Path]) -> None:
+    """Raise :class:`PrivacyLeakError` (with counts, not values) if any target holds identifiers."""
+    findings = scan(landing_dir, targets)
+    if findings.height:
+        lines = [
+            f"{s['file']} [{s['column']}]: {s['identifiers']} {s['kind']} value(s)"
+            for s in summarise(findings)
+        ]
+        raise PrivacyLeakError(
+            "identifiers from the landing zone found in de-identified outputs:\n  "
+            + "\n  ".join(lines)
+            + "\nDo not publish these files; find the stage that wrote them and fix it."
+        )
