@@ -35,6 +35,7 @@ from joinedup.atomic import write_parquet
 from joinedup.contracts import (
     DEMOGRAPHIC_TABLES,
     GP_EVENTS,
+    GP_PATIENTS,
     NATIONAL_DATA_OPT_OUT,
     PERSON_SOURCES,
     SNOMED_TYPE1_OBJECTION,
@@ -90,10 +91,16 @@ def national_numbers(data_dir: Path) -> pl.Series:
     return pl.read_parquet(path)["nhs_number"].unique().sort()
 
 
-def type1_objectors(data_dir: Path, events: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """GP records (org_code, local_id) whose latest type 1 code is an objection.
+def type1_objectors(
+    data_dir: Path, events: pl.DataFrame, gp_patients: pl.DataFrame | None
+) -> tuple[pl.DataFrame, int]:
+    """GP records (source, org_code, local_id) of people whose latest type 1 code is an objection.
 
-    Returns the objecting records and how many records had withdrawn theirs.
+    "Latest wins" is judged per person, not per registration: the codes of all
+    GP records carrying the same valid NHS number are pooled (a person who
+    objected at one practice and later withdrew at another has withdrawn); a
+    record with no valid NHS number stands alone. Returns the objecting records
+    and how many people (or lone records) had withdrawn.
     """
     codes = [SNOMED_TYPE1_OBJECTION, SNOMED_TYPE1_WITHDRAWN]
     dated = events.filter(pl.col("snomed_code").is_in(codes)).select(
@@ -117,16 +124,35 @@ def type1_objectors(data_dir: Path, events: pl.DataFrame) -> tuple[pl.DataFrame,
                 "%d quarantined type 1 objection row(s) counted as objections", undated.height
             )
         dated = pl.concat([dated, undated])
+    if gp_patients is not None:
+        numbers = gp_patients.select(
+            *record_columns(GP_PATIENTS)[1:], pl.col("nhs_number")
+        ).drop_nulls()
+    else:
+        numbers = pl.DataFrame(
+            schema={"org_code": pl.String, "local_id": pl.String, "nhs_number": pl.String}
+        )
+    person = pl.coalesce(
+        pl.col("nhs_number"), pl.concat_str(pl.lit("record|"), "org_code", pl.lit("|"), "local_id")
+    )
+    coded = dated.join(numbers, on=["org_code", "local_id"], how="left").with_columns(
+        person.alias("person"),
+        (pl.col("snomed_code") == SNOMED_TYPE1_OBJECTION).alias("objects"),
+    )
     latest = (
-        dated.with_columns((pl.col("snomed_code") == SNOMED_TYPE1_OBJECTION).alias("objects"))
         # Oldest first, an undated (quarantined) objection last; on one date objection last.
-        .sort(["org_code", "local_id", "event_date", "objects"], nulls_last=True)
-        .group_by(["org_code", "local_id"], maintain_order=True)
+        coded.sort(["person", "event_date", "objects"], nulls_last=True)
+        .group_by("person", maintain_order=True)
         .agg(pl.col("objects").last())
     )
-    objecting = latest.filter(pl.col("objects")).select("org_code", "local_id")
-    withdrawn = latest.height - objecting.height
-    return objecting.with_columns(pl.lit("gp").alias("source")).select(RECORD_KEY), withdrawn
+    objecting_people = latest.filter(pl.col("objects"))["person"].implode()
+    objecting = (
+        coded.filter(pl.col("person").is_in(objecting_people))
+        .select(pl.lit("gp").alias("source"), "org_code", "local_id")
+        .unique()
+        .sort(RECORD_KEY)
+    )
+    return objecting, latest.height - objecting_people.list.len().item()
 
 
 def record_nhs_numbers(data_dir: Path, validated: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -177,7 +203,9 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
 
     gp_events = validated.get(GP_EVENTS.qualified_name)
     if gp_events is not None:
-        objecting, withdrawn = type1_objectors(data_dir, gp_events)
+        objecting, withdrawn = type1_objectors(
+            data_dir, gp_events, validated.get(GP_PATIENTS.qualified_name)
+        )
     else:
         objecting, withdrawn = pl.DataFrame(schema={c: pl.String for c in RECORD_KEY}), 0
     numbers = record_nhs_numbers(data_dir, validated)
@@ -248,7 +276,7 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
         "run_id": run_id,
         "national_opt_out_numbers": national.len(),
         "type1_objecting_records": objecting.height,
-        "type1_withdrawn_records": withdrawn,
+        "type1_withdrawn": withdrawn,
         "records_removed": {s: int(n) for s, n in records_removed.iter_rows()},
         "records_removed_by_reason": {
             r: int(n) for r, n in removed.group_by("reason").len().sort("reason").iter_rows()
