@@ -1,0 +1,78 @@
+"""The privacy scan finds landing identifiers in any output format, and stays quiet otherwise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from ingest_fixtures import baseline_rows, gp_id, run_all, write_landing
+
+from joinedup.privacy_scan import PrivacyLeakError, assert_clean, scan
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scan")
+    rows = baseline_rows()
+    # A date of birth that is also an admission date, and a given name that is a common word.
+    rows["hospital/apc_episodes"][0]["admission_date"] = "1990-02-14"  # Carol's date of birth
+    rows["gp/patients"][0]["given_name"] = "May"
+    write_landing(out, rows)
+    run_all(out)
+    return out
+
+
+def findings(data_dir: Path, *targets: Path) -> set[tuple[str, str, str]]:
+    found = scan(data_dir / "landing", list(targets))
+    return {(Path(f).name, c, v) for f, c, _, v in found.iter_rows()}
+
+
+def test_clean_outputs_have_no_findings(data_dir: Path) -> None:
+    targets = [data_dir / "pseudonymised", data_dir / "restricted", data_dir / "ledger.csv"]
+    assert scan(data_dir / "landing", targets).is_empty()
+    assert_clean(data_dir / "landing", targets)
+
+
+def test_finds_identifiers_in_every_format(data_dir: Path, tmp_path: Path) -> None:
+    pl.DataFrame({"id": [1, 2], "notes": ["seen by Dr X; Mrs Whitaker ok", None]}).write_parquet(
+        tmp_path / "a.parquet"
+    )
+    pl.DataFrame({"dob": ["25/12/1933"], "ref": [gp_id("alice")]}).write_csv(tmp_path / "b.csv")
+    (tmp_path / "c.json").write_text(json.dumps({"rows": [{"born": 19751123}]}))
+    (tmp_path / "d.html").write_text("<td>NHS 400 000 0039</td><td>Okafor-Smith</td>")
+    con = duckdb.connect(str(tmp_path / "e.duckdb"))
+    con.execute("CREATE TABLE people AS SELECT 'ls61aa' AS home, DATE '1962-07-30' AS born")
+    con.close()
+    assert findings(data_dir, tmp_path) == {
+        ("a.parquet", "notes", "whitaker"),
+        ("b.csv", "dob", "1933-12-25"),
+        ("b.csv", "ref", gp_id("alice")),
+        ("c.json", "(text)", "1975-11-23"),
+        ("d.html", "(text)", "4000000039"),
+        ("d.html", "(text)", "okafor"),
+        ("d.html", "(text)", "smith"),
+        ("e.duckdb", "main.people.home", "LS61AA"),
+        ("e.duckdb", "main.people.born", "1962-07-30"),
+    }
+
+
+def test_quiet_on_ambiguous_values_and_token_lookalikes(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "report.html").write_text(
+        "<p>May admissions</p><p>Admitted 1990-02-14</p>"  # common word; also an admission date
+        "<p>token a1980b05c01deadbeef 9fed0dada4000000004 and 0101100110011001</p>"
+        "<p>Al and Jo</p>"  # too short to be a name match
+    )
+    assert findings(data_dir, tmp_path) == set()
+
+
+def test_assert_clean_reports_counts_not_values(data_dir: Path, tmp_path: Path) -> None:
+    leak = tmp_path / "pseudonymised" / "leak.parquet"
+    leak.parent.mkdir()
+    pl.DataFrame({"surname": ["Whitaker", "Pemberton"]}).write_parquet(leak)
+    with pytest.raises(PrivacyLeakError) as err:
+        assert_clean(data_dir / "landing", [tmp_path / "pseudonymised"])
+    assert "leak.parquet [surname]: 2 name value(s)" in str(err.value)
+    assert "Whitaker" not in str(err.value)
