@@ -1,0 +1,104 @@
+"""Ingest, opt-outs and pseudonymisation on a generated population checked against its truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from ingest_fixtures import KEY
+
+from joinedup.ingest import (
+    SOURCES,
+    finalise_ledger,
+    ingest_source,
+    pseudonymise,
+    remove_opt_outs,
+)
+from joinedup.ingest.paths import OPTED_OUT_RECORDS
+from joinedup.privacy_scan import scan
+from joinedup.synth import generate
+from joinedup.truth import truth_records
+
+RUN = "synthetic-1"
+RECORD_TABLES = ("gp/patients", "hospital/patients", "social_care/clients")
+EVENT_TABLES = (
+    "gp/events",
+    "hospital/apc_episodes",
+    "hospital/ae_attendances",
+    "social_care/events",
+)
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    data_dir = tmp_path_factory.mktemp("synthetic")
+    generate(data_dir, people=2000, seed=7)
+    summary = {"ingest": [ingest_source(data_dir, s, RUN) for s in SOURCES]}
+    summary["opt_outs"] = remove_opt_outs(data_dir, RUN)
+    summary["pseudonymise"] = pseudonymise(data_dir, KEY, RUN)
+    summary["ledger"] = finalise_ledger(data_dir, RUN)
+    return data_dir, summary
+
+
+def records(data_dir: Path) -> pl.DataFrame:
+    return pl.concat(
+        pl.read_parquet(data_dir / f"pseudonymised/{name}.parquet").select(
+            "source", "record_token", "nhs_number_status"
+        )
+        for name in RECORD_TABLES
+    )
+
+
+def test_ledger_balances_and_opt_outs_are_counted(population) -> None:
+    _, summary = population
+    ledger = summary["ledger"]
+    assert ledger["rows_received"] == (
+        ledger["rows_loaded"] + ledger["rows_quarantined"] + ledger["rows_opted_out"]
+    )
+    assert ledger["rows_opted_out"] > 0
+    assert summary["opt_outs"]["type1_objecting_records"] > 0
+    assert summary["opt_outs"]["type1_withdrawn"] > 0
+
+
+def test_no_opted_out_person_keeps_a_record_identifiable_as_theirs(population) -> None:
+    """Survivors of opted-out people carry no valid NHS number (linkage removes those)."""
+    data_dir, _ = population
+    truth = truth_records(data_dir, KEY)
+    out = records(data_dir)
+    assert out.height > 1000
+    surviving = truth.filter(pl.col("opted_out")).join(out, on=["source", "record_token"])
+    assert surviving.filter(pl.col("nhs_number_status") == "valid").is_empty()
+    assert surviving.filter(pl.col("source") == "gp").is_empty()  # type 1 or numbered
+    removed_tokens = truth.filter(pl.col("opted_out")).join(
+        out, on=["source", "record_token"], how="anti"
+    )["record_token"]
+    for name in EVENT_TABLES:
+        events = pl.read_parquet(data_dir / f"pseudonymised/{name}.parquet")
+        assert not events["record_token"].is_in(removed_tokens.implode()).any(), name
+
+
+def test_nobody_is_removed_who_did_not_opt_out(population) -> None:
+    data_dir, _ = population
+    removed = pl.read_parquet(data_dir / OPTED_OUT_RECORDS)
+    truth = pl.read_csv(data_dir / "truth/records.csv", infer_schema=False)
+    joined = removed.join(truth, on=["source", "org_code", "local_id"], how="left", coalesce=True)
+    assert joined["opted_out"].to_list() == ["true"] * removed.height
+
+
+def test_privacy_scan_finds_nothing_in_pseudonymised_but_finds_a_planted_name(
+    population, tmp_path: Path
+) -> None:
+    data_dir, _ = population
+    pseudonymised = data_dir / "pseudonymised"
+    assert scan(data_dir / "landing", [pseudonymised, data_dir / "restricted"]).is_empty()
+    surname = pl.read_csv(data_dir / "landing/gp/patients.csv", infer_schema=False)["family_name"][
+        0
+    ]
+    planted = tmp_path / "planted.parquet"
+    clients = pl.read_parquet(pseudonymised / "social_care/clients.parquet")
+    clients.with_columns(pl.lit(f"carer: {surname}").alias("notes")).write_parquet(planted)
+    found = scan(data_dir / "landing", [pseudonymised, planted])
+    assert found.select("column", "kind", "value").unique().rows() == [
+        ("notes", "name", surname.lower())
+    ]
