@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -300,3 +301,32 @@ def test_finalise_raises_when_figures_do_not_balance(tmp_path: Path) -> None:
         finalise_ledger(tmp_path, RUN)
     with pytest.raises(LedgerImbalanceError, match="no rows for this run"):
         finalise_ledger(tmp_path, "never-ran")
+
+
+def test_iso_datetimes_in_common_shapes_parse_to_naive_utc(tmp_path: Path) -> None:
+    rows = baseline_rows()
+    base = rows["hospital/ae_attendances"][0]
+    shapes = {
+        "2023-03-01T09:15:00": datetime(2023, 3, 1, 9, 15),
+        "2023-03-01 09:15": datetime(2023, 3, 1, 9, 15),
+        "2023-03-01T09:15:00.250": datetime(2023, 3, 1, 9, 15, 0, 250000),
+        "2023-03-01T09:15:00Z": datetime(2023, 3, 1, 9, 15),
+        "2023-06-01T10:15:00+01:00": datetime(2023, 6, 1, 9, 15),
+        "2023-06-01T08:15:00-0100": datetime(2023, 6, 1, 9, 15),
+    }
+    rows["hospital/ae_attendances"] = [
+        base | {"attendance_id": f"AEX{i}", "arrival_datetime": text, "departure_datetime": ""}
+        for i, text in enumerate(shapes)
+    ]
+    write_landing(tmp_path, rows)
+    ingest(tmp_path, "hospital")
+    got = loaded(tmp_path, "hospital/ae_attendances").sort("attendance_id")
+    assert got["arrival_datetime"].to_list() == list(shapes.values())
+    assert got["departure_datetime"].null_count() == len(shapes)
+
+
+def test_empty_file_without_header_is_rejected(tmp_path: Path) -> None:
+    write_landing(tmp_path)
+    (tmp_path / "landing/gp/events_empty.csv").write_bytes(b"")
+    with pytest.raises(MissingColumnsError, match=r"events_empty\.csv: missing required column"):
+        ingest(tmp_path)
