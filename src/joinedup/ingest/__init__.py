@@ -8,8 +8,35 @@ Run order for one run id (each returns a small JSON-able summary)::
     pseudonymise(data_dir, key, run_id)          # tokens and linkage encodings
     finalise_ledger(data_dir, run_id)            # received = loaded + quarantined + opted_out
 
+The ``ingest_source`` calls may run in parallel (the ledger is locked).
 Errors a person can act on derive from :class:`IngestError` (print the message,
-no traceback needed).
+no traceback needed); a missing key raises ``settings.MissingKeyError``.
+
+Where things go (``DATA`` = the data dir):
+
+=============================================  ===============================================
+``landing/_validated/<source>/<table>.parquet``  rows that passed the contract (identifiable)
+``landing/_cleared/<source>/<table>.parquet``    the same minus opted-out records (identifiable)
+``landing/_opted_out/records.parquet``           demographics of removed records (identifiable)
+``quarantine/<source>/<table>.parquet``          rejected rows as sent + reason, file, line
+                                                 (identifiable: same access as landing/)
+``ledger.csv``                                   per run and file: where every row went
+``pseudonymised/<source>/<table>.parquet``       de-identified tables (see pseudonymise.py)
+``restricted/opted_out_encodings.parquet``       encodings of opted-out records, for linkage
+                                                 to drop their NHS-number-less records; never
+                                                 copied to any output
+=============================================  ===============================================
+
+Decisions (the module docstrings say why): non-UTF-8 bytes quarantine the
+affected rows (read.py); an unparseable value in a typed non-identifier column
+quarantines the row, a defective identifier is nulled and flagged
+(validate.py); duplicate keys keep the first in file-name then line order
+(validate.py); type 1 codes are resolved per person, pooled by NHS number, an
+objection winning a same-day tie (opt_outs.py); quarantined rows still count
+for opt-outs (opt_outs.py); hospital records take the most recent valid value
+per field (records.py). A date of birth after the day of the run is
+implausible, so re-runs give byte-identical outputs unless a recorded date of
+birth falls between the two run days.
 """
 
 from joinedup.ingest.errors import (
