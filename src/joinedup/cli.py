@@ -6,8 +6,10 @@ exit status; tracebacks are kept for bugs.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -62,6 +64,71 @@ def synth(
     )
     for table, rows in summary.rows.items():
         typer.echo(f"  {table:<34} {rows:>12,} rows")
+
+
+@app.command()
+def run(
+    data_dir: Annotated[
+        Path, typer.Option(help="data directory (landing/ and all outputs)")
+    ] = Path("data"),
+    demo_people: Annotated[
+        int, typer.Option(help="people in the demo population made when landing/ is empty")
+    ] = 10_000,
+    run_id: Annotated[str, typer.Option(help="run id (default: run-<UTC timestamp>)")] = "",
+    linkage_model: Annotated[
+        Path | None, typer.Option(help="reuse a trained Splink model JSON instead of training")
+    ] = None,
+) -> None:
+    """Run the whole pipeline through its Airflow DAGs (in-process, local SQLite)."""
+    from joinedup.airflow_runner import DagRunFailed, run_dags
+    from joinedup.pipeline import run_summary_path
+    from joinedup.report import format_run_summary
+    from joinedup.settings import MissingKeyError, Settings
+
+    try:
+        Settings().key()
+    except MissingKeyError as exc:
+        fail(str(exc))
+    data_dir = data_dir.resolve()
+    if not any((data_dir / "landing").glob("*/*.csv")):
+        typer.echo(
+            f"no landing data in {data_dir}: generating a {demo_people:,}-person demo population"
+        )
+        try:
+            generate(data_dir, demo_people, seed=42)
+        except SynthError as exc:
+            fail(str(exc))
+    run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ")
+    conf = {"data_dir": str(data_dir), "run_id": run_id}
+    if linkage_model:
+        conf["trained_model"] = str(linkage_model.resolve())
+    log_file = data_dir / "airflow" / "logs" / f"{run_id}.log"
+    typer.echo(f"run {run_id} on {data_dir} (Airflow log: {log_file})")
+    try:
+        run_dags(data_dir, conf, log_file, progress=typer.echo)
+    except DagRunFailed as exc:
+        fail(str(exc), code=1)
+    summary = json.loads(run_summary_path(data_dir, run_id).read_text())
+    typer.echo("")
+    typer.echo(format_run_summary(data_dir, summary))
+
+
+@app.command()
+def evaluate(
+    data_dir: Annotated[Path, typer.Option(help="data directory of a linked synthetic run")] = Path(
+        "data"
+    ),
+) -> None:
+    """Score the linkage against the synthetic truth (pairwise precision, recall, F1)."""
+    from joinedup.linkage.evaluate import format_table, write_evaluation
+    from joinedup.settings import MissingKeyError, Settings
+
+    try:
+        result, path = write_evaluation(data_dir, Settings().key())
+    except (MissingKeyError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(format_table(result))
+    typer.echo(f"\nwritten to {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

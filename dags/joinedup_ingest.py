@@ -1,0 +1,68 @@
+"""Airflow DAGs that ingest each source's landing extracts: one DAG per source.
+
+Each DAG validates one source's files against its data contract, writes the
+quarantine and ledger rows, and updates the source's Asset; the
+link-and-build DAG is scheduled on those Assets. The work is done by
+``joinedup.pipeline``; this file only says when.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+from joinedup.ingest.load import SOURCES
+from joinedup.orchestration import DEFAULT_ARGS, START, source_asset_uri
+
+DOC = """
+### Ingest `{source}` extracts
+
+Validates every `landing/{source}/*.csv` file against its data contract
+(CONTRACTS.md). Rows that cannot be used go to `quarantine/{source}/` with a
+reason, file and line; the ledger records rows received, loaded and
+quarantined per file.
+
+**When it fails**: a file missing a required column stops the run. The task
+log names the file and the columns: ask the supplier for a corrected file, or
+move the bad file out of `landing/`, then clear the task. Quarantined rows do
+not fail the run; review them in `quarantine/`.
+"""
+
+
+def _ingest_dag(source: str):
+    @dag(
+        dag_id=f"joinedup_ingest_{source}",
+        description=f"Validate and load the {source} landing extracts",
+        doc_md=DOC.format(source=source),
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["joinedup", "ingest", source],
+        params={
+            "data_dir": Param("data", type="string", description="the data directory"),
+            "run_id": Param("", type="string", description="run id; blank: this DAG run's id"),
+        },
+    )
+    def ingest_dag():
+        @task(
+            outlets=[Asset(source_asset_uri(source))],
+            execution_timeout=timedelta(minutes=30),
+        )
+        def ingest(params=None, run_id=None, outlet_events=None) -> dict:
+            from joinedup import pipeline
+
+            rid = params["run_id"] or run_id
+            summary = pipeline.ingest(params["data_dir"], source, rid)
+            outlet_events[Asset(source_asset_uri(source))].extra = {"run_id": rid}
+            return summary
+
+        ingest()
+
+    return ingest_dag()
+
+
+for _source in SOURCES:
+    globals()[f"joinedup_ingest_{_source}"] = _ingest_dag(_source)

@@ -1,0 +1,110 @@
+"""Airflow DAG: opt-outs, pseudonymisation, linkage, privacy gate, ledger.
+
+Scheduled on the ingest DAGs' Assets, so it runs once every source has
+delivered. The work is done by ``joinedup.pipeline``; this file only says
+when, in what order, and with which retries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+from joinedup.ingest.load import SOURCES
+from joinedup.orchestration import DEFAULT_ARGS, DUCKDB_POOL, START, run_id_from, source_asset_uri
+
+DOC = """
+### Link and build
+
+1. `check_ready` - the pseudonymisation key is set and landing data exists;
+2. `ensure_ingested` - every source has ledger rows for this run (re-ingests any that do not);
+3. `opt_outs` - national data opt-out and GP type 1 objections removed before anything else;
+4. `pseudonymise` - keyed tokens and linkage encodings; nothing identifiable leaves landing/;
+5. `link` - Splink links records into stable persons, and removes opted-out people's
+   records that carry no NHS number;
+6. `privacy_gate` - no landing identifier may appear in any output;
+7. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
+
+**When it fails**: read the failed task's log; every error says what was wrong, where,
+and what to do. Tasks are idempotent: fix the cause and clear the failed task.
+A `privacy_gate` failure means an output holds identifiers: do not publish, find the
+stage that wrote them.
+"""
+
+
+@dag(
+    dag_id="joinedup_link_and_build",
+    description="Opt-outs, pseudonymisation, Splink linkage, privacy gate and ledger",
+    doc_md=DOC,
+    schedule=[Asset(source_asset_uri(s)) for s in SOURCES],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["joinedup", "linkage"],
+    params={
+        "data_dir": Param("data", type="string", description="the data directory"),
+        "run_id": Param("", type="string", description="run id; blank: from the ingest runs"),
+        "trained_model": Param("", type="string", description="reuse a trained Splink model"),
+    },
+)
+def joinedup_link_and_build():
+    @task
+    def resolve_run(params=None, run_id=None, triggering_asset_events=None) -> dict:
+        from joinedup import pipeline
+
+        rid = run_id_from(params["run_id"], triggering_asset_events, run_id)
+        pipeline.check_ready(params["data_dir"])
+        return {"data_dir": params["data_dir"], "run_id": rid}
+
+    @task(pool=DUCKDB_POOL)
+    def ensure_ingested(run: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.ensure_ingested(run["data_dir"], run["run_id"])
+
+    @task(pool=DUCKDB_POOL)
+    def opt_outs(run: dict, _ingested: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.opt_outs(run["data_dir"], run["run_id"])
+
+    @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
+    def pseudonymise(run: dict, _opt_outs: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.pseudonymise_stage(run["data_dir"], run["run_id"])
+
+    @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=2))
+    def link(run: dict, _pseudonymised: dict, params=None) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.link_stage(run["data_dir"], run["run_id"], params["trained_model"] or None)
+
+    # A leak or an unbalanced ledger is not transient: never retry these.
+    @task(retries=0)
+    def privacy_gate(run: dict, _linked: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.privacy_gate(run["data_dir"])
+
+    @task(retries=0)
+    def finalise(
+        run: dict, ingested: dict, removed: dict, pseudo: dict, linked: dict, gate: dict
+    ) -> dict:
+        from joinedup import pipeline
+
+        stages = {"opt_outs": removed, "pseudonymise": pseudo, "linkage": linked, "privacy": gate}
+        return pipeline.finalise(run["data_dir"], run["run_id"], stages)
+
+    run = resolve_run()
+    ingested = ensure_ingested(run)
+    removed = opt_outs(run, ingested)
+    pseudo = pseudonymise(run, removed)
+    linked = link(run, pseudo)
+    gate = privacy_gate(run, linked)
+    finalise(run, ingested, removed, pseudo, linked, gate)
+
+
+joinedup_link_and_build()

@@ -1,0 +1,140 @@
+"""Run the Airflow DAGs in-process (``dag.test()``) for ``joinedup run``.
+
+The CLI does not know the pipeline's order: it runs the DAGs in ``dags/``,
+first those with no schedule (the per-source ingest DAGs), then those
+scheduled on the Assets the first ones update, each with the same conf.
+Airflow's own output goes to ``DATA/airflow/logs/run-<id>.log``; the terminal
+shows one line per DAG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+
+
+class DagRunFailed(RuntimeError):
+    """A DAG run did not succeed; the message names the DAG, failed tasks and the log."""
+
+
+@dataclass(frozen=True)
+class DagResult:
+    dag_id: str
+    state: str
+    seconds: float
+    failed_tasks: tuple[str, ...]
+
+
+def airflow_env(data_dir: Path) -> dict[str, str]:
+    """Environment for a local, self-contained Airflow under the data directory (SQLite)."""
+    home = Path(data_dir).resolve() / "airflow"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # An interactive run stops at the first failure instead of waiting out retries.
+        "JOINEDUP_TASK_RETRIES": "0",
+    }
+
+
+@contextlib.contextmanager
+def _output_to(log_file: Path) -> Iterator[None]:
+    """Send everything written to stdout/stderr (including by C code) to ``log_file``."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_file.open("ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _migrate(env: dict[str, str], log_file: Path) -> None:
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as fh:
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env={**os.environ, **env},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise DagRunFailed(f"`airflow db migrate` failed; see {log_file}")
+
+
+def _is_asset_scheduled(dag) -> bool:
+    return type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+
+
+def run_dags(
+    data_dir: Path,
+    conf: dict[str, str],
+    log_file: Path,
+    progress: Callable[[str], None] = print,
+) -> list[DagResult]:
+    """Run every joinedup DAG once, ingest DAGs first, stopping at the first failure."""
+    env = airflow_env(data_dir)
+    os.environ.update(env)
+    t0 = time.perf_counter()
+    progress("preparing Airflow (local SQLite metadata database) ...")
+    _migrate(env, log_file)
+    results: list[DagResult] = []
+    with _output_to(log_file):
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.models.pool import Pool
+
+        from joinedup.orchestration import DUCKDB_POOL
+
+        Pool.create_or_update_pool(
+            DUCKDB_POOL, slots=1, description="one DuckDB writer at a time", include_deferred=False
+        )
+        bag = DagBag(str(DAGS_FOLDER))
+        if bag.import_errors:
+            errors = "; ".join(f"{k}: {v.splitlines()[-1]}" for k, v in bag.import_errors.items())
+            raise DagRunFailed(f"DAG files failed to import: {errors}")
+    ordered = sorted(
+        (d for d in bag.dags.values() if d.dag_id.startswith("joinedup_")),
+        key=lambda d: (_is_asset_scheduled(d), d.dag_id),
+    )
+    progress(f"  ready in {time.perf_counter() - t0:.0f}s; {len(ordered)} DAGs to run")
+    for dag in ordered:
+        started = time.perf_counter()
+        with _output_to(log_file):
+            dag_run = dag.test(run_conf=conf)
+        failed = tuple(
+            ti.task_id
+            for ti in dag_run.get_task_instances()
+            if ti.state not in ("success", "skipped")
+        )
+        result = DagResult(dag.dag_id, str(dag_run.state), time.perf_counter() - started, failed)
+        results.append(result)
+        progress(f"  {dag.dag_id:<36} {result.state:<8} {result.seconds:6.1f}s")
+        if result.state != "success":
+            raise DagRunFailed(
+                f"{dag.dag_id} {result.state}: failed task(s) {', '.join(failed) or '?'}; "
+                f"the task log is in {log_file}"
+            )
+    return results

@@ -1,0 +1,253 @@
+"""``link``: train, predict, cluster, propagate opt-outs and write record_person.
+
+Reads ``DATA/pseudonymised/<source>/<record table>.parquet`` (encodings only)
+and writes to ``DATA/linked/``:
+
+* ``record_person.parquet`` - source, record_token, person_id for every surviving record;
+* ``model.json`` - the trained Splink model (reusable with ``--linkage-model``);
+* ``person_ids.parquet`` - the register of every person_id ever issued (never reused);
+* ``charts/`` - match weights, m/u parameters, sample waterfalls, cluster studio;
+* ``summary.json`` - the figures of the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from splink import DuckDBAPI, Linker
+
+from joinedup.atomic import atomic_path, write_parquet, write_text
+from joinedup.linkage.inputs import RECORD_TABLES, load_opted_out, load_records
+from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
+from joinedup.linkage.person_ids import assign_person_ids
+
+log = logging.getLogger(__name__)
+
+LINKED = "linked"
+
+
+class LinkageError(RuntimeError):
+    """Linkage could not run; the message says why and what to do."""
+
+
+def linked_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / LINKED
+
+
+def _train(linker: Linker, training: dict[str, Any]) -> None:
+    prior = training["prior"]
+    linker.training.estimate_probability_two_random_records_match(
+        prior["deterministic_rules"], recall=prior["recall"]
+    )
+    u = training["u"]
+    linker.training.estimate_u_using_random_sampling(max_pairs=u["max_pairs"], seed=u["seed"])
+    em = training.get("em", {})
+    for rule in training["em_blocking_rules"]:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, max_pairs=em.get("max_pairs")
+        )
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return pl.from_arrow(con.sql(sql).arrow())
+
+
+def _propagate_opt_outs(
+    con: duckdb.DuckDBPyConnection, trained: dict[str, Any], threshold: float
+) -> pl.DataFrame:
+    """Records without a valid NHS number that match an opted-out person's encodings.
+
+    The national list and type 1 objections can only be applied by NHS number at
+    ingest; a record without one is caught here, by scoring it with the trained
+    model against the restricted encodings of the people who opted out.
+    """
+    # One dataset name for all candidates: Splink's link_only compares across values
+    # of the source column, and candidates need only be compared with opted-out people.
+    union = " UNION ALL ".join(
+        f"SELECT * FROM records_{s} WHERE nhs_number_token IS NULL" for s in RECORD_TABLES
+    )
+    con.execute(
+        f"CREATE OR REPLACE TABLE opt_out_origin AS SELECT source, record_token FROM ({union})"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE opt_out_candidates AS "
+        f"SELECT * REPLACE ('candidates' AS source) FROM ({union})"
+    )
+    n_candidates = con.execute("SELECT count(*) FROM opt_out_candidates").fetchall()[0][0]
+    n_opted = con.execute("SELECT count(*) FROM opted_out").fetchall()[0][0]
+    empty = pl.DataFrame(schema={"source": pl.String, "record_token": pl.String})
+    if n_candidates == 0 or n_opted == 0:
+        return empty
+    settings = copy.deepcopy(trained)
+    settings["link_type"] = "link_only"
+    settings.pop("linker_uid", None)
+    db = DuckDBAPI(con)
+    linker = Linker(
+        [
+            db.register("opt_out_candidates", dataset_display_name="candidates"),
+            db.register("opted_out", dataset_display_name="opted_out"),
+        ],
+        settings,
+        log_level=logging.WARNING,
+    )
+    pairs = linker.inference.predict(threshold_match_probability=threshold)
+    return _frame(
+        con,
+        f"""
+        SELECT DISTINCT c.source, c.record_token
+        FROM {pairs.physical_name} p
+        JOIN opt_out_origin c
+          ON c.record_token = CASE WHEN p.source_l = 'candidates'
+                                   THEN p.record_token_l ELSE p.record_token_r END
+        WHERE (p.source_l = 'candidates') <> (p.source_r = 'candidates')
+        ORDER BY 1, 2
+        """,
+    )
+
+
+def _charts(linker: Linker, predictions, clusters, out: Path) -> list[str]:
+    """Splink's charts for people to review the model; failures here never fail a run."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    charts = {
+        "match_weights.html": linker.visualisations.match_weights_chart,
+        "m_u_parameters.html": linker.visualisations.m_u_parameters_chart,
+    }
+    for name, make in charts.items():
+        try:
+            with atomic_path(out / name) as tmp:
+                make().save(str(tmp.with_suffix(".html")))
+                tmp.with_suffix(".html").replace(tmp)
+            written.append(name)
+        except Exception as exc:
+            log.warning("could not write chart %s: %s", name, exc)
+    try:
+        sample = predictions.as_record_list(limit=20)
+        with atomic_path(out / "waterfall_sample.html") as tmp:
+            linker.visualisations.waterfall_chart(sample).save(str(tmp.with_suffix(".html")))
+            tmp.with_suffix(".html").replace(tmp)
+        written.append("waterfall_sample.html")
+        with atomic_path(out / "cluster_studio.html") as tmp:
+            linker.visualisations.cluster_studio_dashboard(
+                predictions,
+                clusters,
+                str(tmp),
+                sampling_method="by_cluster_size",
+                sample_size=10,
+                overwrite=True,
+            )
+        written.append("cluster_studio.html")
+    except Exception as exc:
+        log.warning("could not write sample charts: %s", exc)
+    return written
+
+
+def _cluster_figures(record_person: pl.DataFrame) -> dict[str, Any]:
+    per_person = record_person.group_by("person_id").agg(
+        pl.len().alias("records"), pl.col("source").n_unique().alias("sources")
+    )
+    sizes = per_person["records"]
+    multi_source = per_person.filter(pl.col("sources") > 1)["records"].sum()
+    return {
+        "records": record_person.height,
+        "persons": per_person.height,
+        "cluster_size_max": int(sizes.max() or 0),
+        "cluster_size_distribution": {
+            str(k): int(v)
+            for k, v in per_person.group_by(pl.col("records").clip(upper_bound=6))
+            .len()
+            .sort("records")
+            .iter_rows()
+        },
+        "records_linked_across_sources_share": round(
+            multi_source / max(1, record_person.height), 4
+        ),
+    }
+
+
+def link(
+    data_dir: Path,
+    run_id: str,
+    key: bytes,
+    trained_model: Path | None = None,
+    model_dir: Path = DEFAULT_MODEL_DIR,
+    charts: bool = True,
+) -> dict[str, Any]:
+    """Link every pseudonymised source record to a stable person_id."""
+    t0 = time.perf_counter()
+    data_dir = Path(data_dir)
+    model: LinkageModel = load_model(model_dir, trained_model)
+    out = linked_dir(data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    con = duckdb.connect()
+    counts = load_records(con, data_dir)
+    if sum(counts.values()) == 0:
+        raise LinkageError("no source records to link: every pseudonymised record table is empty")
+    load_opted_out(con, data_dir)
+    db = DuckDBAPI(con)
+    tables = [db.register(f"records_{s}", dataset_display_name=s) for s in RECORD_TABLES]
+    linker = Linker(tables, copy.deepcopy(model.settings), log_level=logging.WARNING)
+    if not model.trained:
+        log.info("training the linkage model on %s records", f"{sum(counts.values()):,}")
+        _train(linker, model.training)
+    t_train = time.perf_counter()
+    predictions = linker.inference.predict(threshold_match_probability=model.predict_threshold)
+    clusters_sdf = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=model.cluster_threshold
+    )
+    clusters = _frame(
+        con,
+        f"SELECT source, record_token, CAST(cluster_id AS VARCHAR) AS cluster_id "
+        f"FROM {clusters_sdf.physical_name}",
+    )
+    t_cluster = time.perf_counter()
+    trained = linker.misc.save_model_to_json()
+
+    removed = _propagate_opt_outs(con, trained, model.opt_out_threshold)
+    clusters = clusters.join(removed, on=["source", "record_token"], how="anti")
+
+    previous_path = out / "record_person.parquet"
+    previous = pl.read_parquet(previous_path) if previous_path.exists() else None
+    register_path = out / "person_ids.parquet"
+    issued = set(pl.read_parquet(register_path)["person_id"]) if register_path.exists() else set()
+    record_person, id_stats = assign_person_ids(clusters, previous, issued, key)
+
+    chart_files = _charts(linker, predictions, clusters_sdf, out / "charts") if charts else []
+    write_text(json.dumps(trained, indent=2, sort_keys=True), out / "model.json")
+    write_parquet(pl.DataFrame({"person_id": sorted(issued)}), register_path)
+    write_parquet(record_person, previous_path)
+    write_parquet(removed, data_dir / "restricted" / "linkage_opted_out_records.parquet")
+
+    summary = {
+        "run_id": run_id,
+        "model_fingerprint": model.fingerprint(),
+        "trained_this_run": not model.trained,
+        "records_in": counts,
+        "records_removed_for_opt_out": removed.group_by("source").len().sort("source").rows(),
+        **_cluster_figures(record_person),
+        **id_stats,
+        "thresholds": model.training["thresholds"],
+        "charts": chart_files,
+        "seconds": {
+            "train": round(t_train - t0, 1),
+            "predict_cluster": round(t_cluster - t_train, 1),
+            "total": round(time.perf_counter() - t0, 1),
+        },
+    }
+    summary["records_removed_for_opt_out"] = dict(summary["records_removed_for_opt_out"])
+    write_text(json.dumps(summary, indent=2), out / "summary.json")
+    log.info(
+        "linked %s records into %s persons in %.1fs",
+        f"{record_person.height:,}",
+        f"{summary['persons']:,}",
+        summary["seconds"]["total"],
+    )
+    return summary

@@ -1,0 +1,106 @@
+"""The pipeline's stages as plain functions, one per Airflow task.
+
+The DAGs in ``dags/`` decide order and scheduling; these functions do the work
+and return small JSON-able summaries (they become the tasks' XComs). Nothing
+here knows about Airflow, so every stage is testable on its own.
+
+The pseudonymisation key is read from the environment by each stage that
+needs it (never passed through Airflow, whose params and XComs are stored).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from joinedup.atomic import write_text
+from joinedup.ingest import finalise_ledger, ingest_source, pseudonymise, remove_opt_outs
+from joinedup.ingest.ledger import read_ledger
+from joinedup.ingest.load import SOURCES
+from joinedup.linkage import link
+from joinedup.privacy_scan import assert_clean
+from joinedup.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RUNS = "runs"
+
+
+def _key() -> bytes:
+    return Settings().key()
+
+
+def check_ready(data_dir: Path) -> dict[str, Any]:
+    """Fail before any work when the key is missing or there is nothing to ingest."""
+    _key()
+    landing = Path(data_dir) / "landing"
+    if not landing.is_dir():
+        raise FileNotFoundError(
+            f"{landing} does not exist: put extracts under it (see CONTRACTS.md) or run "
+            "`joinedup synth --out DATA` for a synthetic population"
+        )
+    return {"data_dir": str(data_dir)}
+
+
+def ingest(data_dir: Path, source: str, run_id: str) -> dict[str, Any]:
+    return ingest_source(Path(data_dir), source, run_id)
+
+
+def ensure_ingested(data_dir: Path, run_id: str) -> dict[str, Any]:
+    """Ingest any source that has no ledger rows for this run.
+
+    Sources may be ingested by their own DAG runs; when the link-and-build run
+    starts under a run id that some source was not ingested with, that source
+    is ingested again here (ingest is idempotent), so one run's ledger always
+    covers every file.
+    """
+    data_dir = Path(data_dir)
+    ledger = read_ledger(data_dir)
+    present = set(ledger.filter(pl.col("run_id") == run_id)["source"].unique())
+    done = {}
+    for source in SOURCES:
+        if source not in present:
+            done[source] = ingest_source(data_dir, source, run_id)
+    return {"run_id": run_id, "ingested_now": sorted(done)}
+
+
+def opt_outs(data_dir: Path, run_id: str) -> dict[str, Any]:
+    return remove_opt_outs(Path(data_dir), run_id)
+
+
+def pseudonymise_stage(data_dir: Path, run_id: str) -> dict[str, Any]:
+    return pseudonymise(Path(data_dir), _key(), run_id)
+
+
+def link_stage(data_dir: Path, run_id: str, trained_model: str | None = None) -> dict[str, Any]:
+    model = Path(trained_model) if trained_model else None
+    return link(Path(data_dir), run_id, _key(), trained_model=model)
+
+
+def privacy_gate(data_dir: Path) -> dict[str, Any]:
+    """Stop the run if any landing identifier reached a de-identified output."""
+    data_dir = Path(data_dir)
+    targets = [
+        data_dir / name
+        for name in ("pseudonymised", "linked", "warehouse.duckdb", "analytics.duckdb", "quality")
+        if (data_dir / name).exists()
+    ]
+    assert_clean(data_dir / "landing", targets)
+    return {"scanned": [t.name for t in targets], "findings": 0}
+
+
+def finalise(data_dir: Path, run_id: str, stages: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Balance the ledger and write the run summary (``DATA/runs/<run_id>.json``)."""
+    data_dir = Path(data_dir)
+    summary = {"run_id": run_id, "ledger": finalise_ledger(data_dir, run_id), **(stages or {})}
+    write_text(json.dumps(summary, indent=2, default=str), run_summary_path(data_dir, run_id))
+    return summary
+
+
+def run_summary_path(data_dir: Path, run_id: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    return Path(data_dir) / RUNS / f"{safe}.json"

@@ -1,0 +1,68 @@
+"""The end-of-run summary printed by ``joinedup run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  "
+        + "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, width, strict=True))
+        )
+        for r in rows
+    ]
+
+
+def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
+    data_dir = Path(data_dir)
+    ledger = summary["ledger"]
+    lines = [
+        f"run {summary['run_id']}: ledger balances (received = loaded + quarantined + opted out)"
+    ]
+    rows = [("table", "received", "loaded", "quarantined", "opted out")]
+    for table, t in sorted(ledger["tables"].items()):
+        rows.append(
+            (
+                table,
+                f"{t['rows_received']:,}",
+                f"{t['rows_loaded']:,}",
+                f"{t['rows_quarantined']:,}",
+                f"{t['rows_opted_out']:,}",
+            )
+        )
+    lines += _table(rows)
+    link = summary.get("linkage")
+    if link:
+        removed = sum(link["records_removed_for_opt_out"].values())
+        lines += [
+            "",
+            f"linkage: {link['records']:,} records -> {link['persons']:,} persons; "
+            f"{link['records_linked_across_sources_share']:.1%} of records linked across sources; "
+            f"{removed:,} records without NHS number removed as opted out; "
+            f"{link['ids_kept']:,} person ids kept, {link['ids_new']:,} new",
+        ]
+    if summary.get("privacy"):
+        lines.append(
+            f"privacy gate: no identifier found in {', '.join(summary['privacy']['scanned'])}"
+        )
+    lines += [
+        "",
+        "outputs:",
+        f"  ledger            {data_dir / 'ledger.csv'}",
+        f"  quarantine        {data_dir / 'quarantine'}/",
+        f"  pseudonymised     {data_dir / 'pseudonymised'}/",
+        f"  linked persons    {data_dir / 'linked' / 'record_person.parquet'}",
+        f"  linkage charts    {data_dir / 'linked' / 'charts'}/",
+    ]
+    for label, rel in (
+        ("warehouse", "warehouse.duckdb"),
+        ("analytics marts", "analytics.duckdb"),
+        ("data docs", "quality/docs/index.html"),
+    ):
+        if (data_dir / rel).exists():
+            lines.append(f"  {label:<17} {data_dir / rel}")
+    return "\n".join(lines)
