@@ -29,6 +29,7 @@ Performance: HMACs and Bloom filters are computed once per *distinct* value
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -56,13 +57,30 @@ def derive_key(key: bytes, purpose: str) -> bytes:
 
 
 def hmac_hex(key: bytes, values: Iterable[str]) -> list[str]:
-    """Lowercase hex HMAC-SHA256 of each value."""
-    return [hmac.digest(key, v.encode("utf-8"), "sha256").hex() for v in values]
+    """Lowercase hex HMAC-SHA256 of each value (RFC 2104, identical to ``hmac.new``).
+
+    The inner and outer hash states are keyed once and copied per value, which
+    is about twice as fast as ``hmac.digest`` re-deriving them for every value.
+    """
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    out: list[str] = []
+    for value in values:
+        i = inner.copy()
+        i.update(value.encode("utf-8"))
+        o = outer.copy()
+        o.update(i.digest())
+        out.append(o.hexdigest())
+    return out
 
 
 def _map_unique(values: pl.Series, func, dtype: pl.DataType) -> pl.Series:
     """Apply a Python function to each distinct non-null value once and map it back."""
-    distinct = values.drop_nulls().unique().sort()
+    distinct = values.drop_nulls().unique()
     mapping = pl.DataFrame(
         {"__v__": distinct, "__t__": pl.Series(func(distinct.to_list()), dtype=dtype)},
         schema={"__v__": values.dtype, "__t__": dtype},
@@ -205,11 +223,14 @@ ENCODING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def encode_demographics(demographics: pl.DataFrame, encoder: Encoder) -> pl.DataFrame:
+def encode_demographics(
+    demographics: pl.DataFrame, encoder: Encoder, record_tokens: pl.Series | None = None
+) -> pl.DataFrame:
     """Linkage encodings of record-grain demographics (see ``records.DEMOGRAPHICS``).
 
     Returns ``source``, ``org_code``, ``record_token``, ``birth_month`` and the
-    columns of :data:`ENCODING_SCHEMA`; raw values are dropped.
+    columns of :data:`ENCODING_SCHEMA`; raw values are dropped. ``record_tokens``
+    (aligned with the rows) saves recomputing tokens the caller already has.
     """
     dob = pl.col("date_of_birth")
     day_le_12 = dob.dt.day() <= 12
@@ -241,7 +262,9 @@ def encode_demographics(demographics: pl.DataFrame, encoder: Encoder) -> pl.Data
         {
             "source": demographics["source"],
             "org_code": demographics["org_code"],
-            "record_token": e.record_tokens(messages["record"]),
+            "record_token": (
+                e.record_tokens(messages["record"]) if record_tokens is None else record_tokens
+            ),
             "birth_month": demographics["date_of_birth"].dt.strftime("%Y-%m"),
             "nhs_number_token": e.nhs_tokens(demographics["nhs_number"]),
             "nhs_number_status": demographics["nhs_number_status"],

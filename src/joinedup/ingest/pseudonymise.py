@@ -118,9 +118,12 @@ def postcode_lookup(data_dir: Path) -> pl.DataFrame:
 
 
 def _record_grain(
-    demographics: pl.DataFrame, encoder: Encoder, lookup: pl.DataFrame
+    demographics: pl.DataFrame, encoder: Encoder, lookup: pl.DataFrame, tokens: pl.DataFrame
 ) -> pl.DataFrame:
-    encoded = encode_demographics(demographics, encoder)
+    record_tokens = demographics.select("org_code", "local_id").join(
+        tokens, on=["org_code", "local_id"], how="left", maintain_order="left"
+    )["record_token"]
+    encoded = encode_demographics(demographics, encoder, record_tokens)
     area = demographics.select("postcode").join(
         lookup, on="postcode", how="left", maintain_order="left"
     )
@@ -131,12 +134,29 @@ def _record_grain(
     )
 
 
-def _record_token(encoder: Encoder, table: Table, rows: pl.DataFrame) -> pl.Series:
-    org, local = table.record
-    messages = rows.select(
-        pl.concat_str(pl.lit(table.source), pl.lit("|"), pl.col(org), pl.lit("|"), pl.col(local))
+def record_token_map(
+    encoder: Encoder, source: str, tables: list[tuple[Table, pl.DataFrame]]
+) -> pl.DataFrame:
+    """(org_code, local_id, record_token) for every record in any table of one source.
+
+    Computed once per source, so a record's token is not recomputed for each of
+    its tables (a million GP records also appear in five million GP events).
+    """
+    keys = pl.concat(
+        [rows.select(pl.col(t.record[0]).alias("org_code"), pl.col(t.record[1]).alias("local_id"))
+         for t, rows in tables]
+    ).unique()  # fmt: skip
+    messages = keys.select(
+        pl.concat_str(pl.lit(f"{source}|"), "org_code", pl.lit("|"), "local_id")
     ).to_series()
-    return encoder.record_tokens(messages).alias("record_token")
+    return keys.with_columns(record_token=encoder.record_tokens(messages))
+
+
+def _record_token(tokens: pl.DataFrame, table: Table, rows: pl.DataFrame) -> pl.Series:
+    org, local = table.record
+    keys = rows.select(pl.col(org).alias("org_code"), pl.col(local).alias("local_id"))
+    joined = keys.join(tokens, on=["org_code", "local_id"], how="left", maintain_order="left")
+    return joined["record_token"]
 
 
 def _event_token(encoder: Encoder, rows: pl.DataFrame, org: str, kind: str, col: str) -> pl.Series:
@@ -146,9 +166,11 @@ def _event_token(encoder: Encoder, rows: pl.DataFrame, org: str, kind: str, col:
     return encoder.event_tokens(messages)
 
 
-def _events(encoder: Encoder, table: Table, rows: pl.DataFrame) -> pl.DataFrame:
+def _events(
+    encoder: Encoder, tokens: pl.DataFrame, table: Table, rows: pl.DataFrame
+) -> pl.DataFrame:
     org = table.record[0]
-    token = _record_token(encoder, table, rows)
+    token = _record_token(tokens, table, rows)
     if table is APC_EPISODES:
         out = rows.select(
             pl.col(org),
@@ -210,28 +232,36 @@ def pseudonymise(data_dir: Path, key: bytes | None, run_id: str) -> dict:
     rows: dict[str, int] = {}
 
     gp = _read_cleared(data_dir, GP_PATIENTS)
-    gp_records = _record_grain(one_row_records(GP_PATIENTS, gp), encoder, lookup)
+    gp_events = _read_cleared(data_dir, GP_EVENTS)
+    tokens = record_token_map(encoder, "gp", [(GP_PATIENTS, gp), (GP_EVENTS, gp_events)])
+    gp_records = _record_grain(one_row_records(GP_PATIENTS, gp), encoder, lookup, tokens)
     gp_records = pl.concat(
         [gp_records, gp.select(list(GP_EXTRA)).cast(GP_EXTRA)], how="horizontal"
     ).sort(["org_code", "record_token"])
     _write(gp_records, data_dir, "gp", "patients", rows)
+    _write(_events(encoder, tokens, GP_EVENTS, gp_events), data_dir, "gp", "events", rows)
+    del gp, gp_events, gp_records
 
     apc = _read_cleared(data_dir, APC_EPISODES)
     ae = _read_cleared(data_dir, AE_ATTENDANCES)
-    hospital = _record_grain(hospital_records(apc, ae), encoder, lookup)
+    tokens = record_token_map(encoder, "hospital", [(APC_EPISODES, apc), (AE_ATTENDANCES, ae)])
+    hospital = _record_grain(hospital_records(apc, ae), encoder, lookup, tokens)
     _write(hospital.sort(["org_code", "record_token"]), data_dir, "hospital", "patients", rows)
+    for table, frame in ((APC_EPISODES, apc), (AE_ATTENDANCES, ae)):
+        _write(_events(encoder, tokens, table, frame), data_dir, "hospital", table.name, rows)
+    del apc, ae, hospital
 
     clients = _read_cleared(data_dir, SOCIAL_CARE_CLIENTS)
-    sc_records = _record_grain(one_row_records(SOCIAL_CARE_CLIENTS, clients), encoder, lookup)
+    sc_events = _read_cleared(data_dir, SOCIAL_CARE_EVENTS)
+    tokens = record_token_map(
+        encoder, "social_care", [(SOCIAL_CARE_CLIENTS, clients), (SOCIAL_CARE_EVENTS, sc_events)]
+    )
+    sc_records = _record_grain(
+        one_row_records(SOCIAL_CARE_CLIENTS, clients), encoder, lookup, tokens
+    )
     _write(sc_records.sort(["org_code", "record_token"]), data_dir, "social_care", "clients", rows)
-
-    for table, frame in (
-        (GP_EVENTS, _read_cleared(data_dir, GP_EVENTS)),
-        (APC_EPISODES, apc),
-        (AE_ATTENDANCES, ae),
-        (SOCIAL_CARE_EVENTS, _read_cleared(data_dir, SOCIAL_CARE_EVENTS)),
-    ):
-        _write(_events(encoder, table, frame), data_dir, table.source, table.name, rows)
+    sc = _events(encoder, tokens, SOCIAL_CARE_EVENTS, sc_events)
+    _write(sc, data_dir, "social_care", "events", rows)
 
     opted_out_path = data_dir / OPTED_OUT_RECORDS
     if not opted_out_path.exists():
