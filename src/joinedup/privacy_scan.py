@@ -80,9 +80,13 @@ def _candidates_sql(cells: str) -> str:
     parts = []
     for name, (pattern, to_token) in _PATTERNS.items():
         kind = _KIND_OF.get(name, name)
+        # In free text (HTML charts carry minified JavaScript) an all-lower-case word is
+        # code or prose, not a recorded name: names are written capitalised or in capitals.
+        where = f" WHERE NOT (col = '{TEXT_COLUMN}' AND t = lower(t))" if name == "name" else ""
         parts.append(
             f"SELECT file, col, '{kind}' AS kind, {to_token} AS token FROM ("
             f"SELECT file, col, unnest(regexp_extract_all(v, '{pattern}')) AS t FROM prepared)"
+            + where
         )
     return (
         "WITH prepared AS (SELECT DISTINCT file, col, regexp_replace(replace("
