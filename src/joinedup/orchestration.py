@@ -5,6 +5,7 @@ Kept in the package (not in dags/) so the CLI and tests use the same names.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
