@@ -8,7 +8,7 @@
   latest activity date, as the latest contact carries the newest address and any
   correction. Each attribute takes the first ranked record where it is known, so a
   missing value on the GP record is filled from elsewhere. Sex code 0 counts as not
-  known. The address attributes (LSOA, IMD decile, residence LA) always come together
+  known. The area attributes (LSOA, IMD decile, residence LA) always come together
   from one record so they stay consistent. The practice is the top-ranked GP record's.
 #}
 with
@@ -129,7 +129,7 @@ resolved as (
         arg_min(residence_la_code, record_rank) filter (where lsoa_code is not null)
             as la_code,
         arg_min(record_source, record_rank) filter (where lsoa_code is not null)
-            as address_source,
+            as area_source,
         arg_min(practice_code, record_rank) filter (where practice_code is not null)
             as practice_code,
         count(*) filter (where record_source = 'gp') as gp_record_count,
@@ -148,7 +148,7 @@ select
     lsoa_code,
     imd_decile,
     la_code,
-    address_source,
+    area_source,
     practice_code,
     gp_record_count,
     hospital_record_count,

@@ -70,7 +70,7 @@ select
     aged.social_care_record_count,
     aged.sex_source,
     aged.birth_month_source,
-    aged.address_source
+    aged.area_source
 from aged
 left join sexes
     on aged.sex_code = sexes.sex_code
