@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("name", "nhs_number", "date_of_birth", "postcode", "local_id")
 TEXT_COLUMN = "(text)"
+HTML_COLUMN = "(html)"  # an HTML file's lines: every kind but names
+HTML_SUFFIXES = {".html", ".htm"}
 TABULAR = {".parquet", ".csv", ".duckdb", ".db"}
 TEXT_SUFFIXES = {".json", ".html", ".htm", ".txt", ".md", ".jsonl", ".ndjson", ".xml", ".svg"}
 
@@ -82,7 +84,11 @@ def _candidates_sql(cells: str) -> str:
         kind = _KIND_OF.get(name, name)
         # In free text (HTML charts carry minified JavaScript) an all-lower-case word is
         # code or prose, not a recorded name: names are written capitalised or in capitals.
-        where = f" WHERE NOT (col = '{TEXT_COLUMN}' AND t = lower(t))" if name == "name" else ""
+        where = (
+            f" WHERE col <> '{HTML_COLUMN}' AND NOT (col = '{TEXT_COLUMN}' AND t = lower(t))"
+            if name == "name"
+            else ""
+        )
         parts.append(
             f"SELECT file, col, '{kind}' AS kind, {to_token} AS token FROM ("
             f"SELECT file, col, unnest(regexp_extract_all(v, '{pattern}')) AS t FROM prepared)"
@@ -223,6 +229,17 @@ def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -
             rel = f'{alias}."{schema}"."{table}"'
             out.append(_unpivot(label, rel, _columns(con, rel), prefix=f"{schema}.{table}."))
         return [sql for sql in out if sql]
+    if suffix in HTML_SUFFIXES:
+        # Charts embed minified third-party JavaScript whose words and URLs collide
+        # with names ("Starcounter-Jack", "Mar"). Names are looked for in the data
+        # the chart embeds (JSON values); every other kind is looked for everywhere.
+        return [
+            f"SELECT {_quote(label)} AS file, '{HTML_COLUMN}' AS col, "
+            f"unnest(string_split(content, chr(10))) AS value FROM read_text({p})",
+            f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
+            f'unnest(regexp_extract_all(content, \':\\s*"([^"]{{1,200}})"\', 1)) AS value '
+            f"FROM read_text({p})",
+        ]
     return [
         f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
         f"unnest(string_split(content, chr(10))) AS value FROM read_text({p})"
