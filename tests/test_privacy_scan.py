@@ -42,7 +42,10 @@ def test_finds_identifiers_in_every_format(data_dir: Path, tmp_path: Path) -> No
     )
     pl.DataFrame({"dob": ["25/12/1933"], "ref": [gp_id("alice")]}).write_csv(tmp_path / "b.csv")
     (tmp_path / "c.json").write_text(json.dumps({"rows": [{"born": 19751123}]}))
-    (tmp_path / "d.html").write_text("<td>NHS 400 000 0039</td><td>Okafor-Smith</td>")
+    (tmp_path / "d.html").write_text(
+        "<script>function okafor(a){return a}</script><td>NHS 400 000 0039</td>"
+        "<td>Okafor-Smith</td>"
+    )
     con = duckdb.connect(str(tmp_path / "e.duckdb"))
     con.execute("CREATE TABLE people AS SELECT 'ls61aa' AS home, DATE '1962-07-30' AS born")
     con.close()
@@ -51,7 +54,8 @@ def test_finds_identifiers_in_every_format(data_dir: Path, tmp_path: Path) -> No
         ("b.csv", "dob", "1933-12-25"),
         ("b.csv", "ref", gp_id("alice")),
         ("c.json", "(text)", "1975-11-23"),
-        ("d.html", "(text)", "4000000039"),
+        ("d.html", "(html)", "4000000039"),  # anywhere in the page
+        ("d.html", "(text)", "4000000039"),  # in its visible text
         ("d.html", "(text)", "okafor"),
         ("d.html", "(text)", "smith"),
         ("e.duckdb", "main.people.home", "LS61AA"),

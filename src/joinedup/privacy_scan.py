@@ -40,6 +40,7 @@ KINDS = ("name", "nhs_number", "date_of_birth", "postcode", "local_id")
 TEXT_COLUMN = "(text)"
 HTML_COLUMN = "(html)"  # an HTML file's lines: every kind but names
 HTML_SUFFIXES = {".html", ".htm"}
+_SCRIPT_OR_STYLE = r"(?is)<(script|style)\b.*?</(script|style)\s*>"
 TABULAR = {".parquet", ".csv", ".duckdb", ".db"}
 TEXT_SUFFIXES = {".json", ".html", ".htm", ".txt", ".md", ".jsonl", ".ndjson", ".xml", ".svg"}
 
@@ -232,12 +233,17 @@ def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -
     if suffix in HTML_SUFFIXES:
         # Charts embed minified third-party JavaScript whose words and URLs collide
         # with names ("Starcounter-Jack", "Mar"). Names are looked for in the data
-        # the chart embeds (JSON values); every other kind is looked for everywhere.
+        # the chart embeds (JSON values) and in the visible text of the page (text
+        # between tags, scripts and styles removed); every other kind everywhere.
+        visible = f"regexp_replace(content, '{_SCRIPT_OR_STYLE}', ' ', 'g')"
         return [
             f"SELECT {_quote(label)} AS file, '{HTML_COLUMN}' AS col, "
             f"unnest(string_split(content, chr(10))) AS value FROM read_text({p})",
             f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
             f'unnest(regexp_extract_all(content, \':\\s*"([^"]{{1,200}})"\', 1)) AS value '
+            f"FROM read_text({p})",
+            f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
+            f"unnest(regexp_extract_all({visible}, '>([^<]{{1,500}})<', 1)) AS value "
             f"FROM read_text({p})",
         ]
     return [

@@ -205,11 +205,11 @@ def _events(
     # Input is in a deterministic (file, line) order, so a stable sort on the record and
     # the event's date is enough for byte-identical output, and much cheaper than all columns.
     when = {
-        GP_EVENTS.name: "event_date",
-        APC_EPISODES.name: "admission_date",
-        AE_ATTENDANCES.name: "arrival_datetime",
-        SOCIAL_CARE_EVENTS.name: "event_start_date",
-    }[table.name]
+        GP_EVENTS.qualified_name: "event_date",
+        APC_EPISODES.qualified_name: "admission_date",
+        AE_ATTENDANCES.qualified_name: "arrival_datetime",
+        SOCIAL_CARE_EVENTS.qualified_name: "event_start_date",
+    }[table.qualified_name]
     return out.sort(["record_token", when], nulls_last=True, maintain_order=True)
 
 
