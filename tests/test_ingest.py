@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +61,7 @@ def patient(person: str, **change: str) -> dict[str, str]:
 def test_clean_extract_loads_everything_and_the_run_balances(tmp_path: Path) -> None:
     write_landing(tmp_path)
     summary = run_all(tmp_path)
+    assert json.loads(json.dumps(summary)) == summary  # stage summaries go into XCom as JSON
     gp = summary["ingest"][0]["tables"]
     assert gp["patients"] == {
         "files": 1,
