@@ -1,0 +1,71 @@
+"""`joinedup run`: the real Airflow DAGs run in-process end to end on a synthetic population."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from joinedup.settings import DEMO_KEY
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "joinedup.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess]:
+    data_dir = tmp_path_factory.mktemp("run")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["JOINEDUP_PSEUDONYMISATION_KEY"] = DEMO_KEY
+    done = _run(
+        ["run", "--data-dir", str(data_dir), "--demo-people", "1500", "--run-id", "t1"], env
+    )
+    return data_dir, done
+
+
+def test_run_succeeds_and_summarises(finished_run) -> None:
+    data_dir, done = finished_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "joinedup_link_and_build" in out and "success" in out
+    assert "ledger balances" in out and "linkage:" in out and "privacy gate" in out
+    ledger = pl.read_csv(data_dir / "ledger.csv").filter(pl.col("run_id") == "t1")
+    assert ledger.height >= 8
+    balance = pl.col("rows_loaded") + pl.col("rows_quarantined") + pl.col("rows_opted_out")
+    assert ledger.filter(pl.col("rows_received") != balance).height == 0
+    assert (data_dir / "linked" / "record_person.parquet").exists()
+    assert (data_dir / "runs" / "t1.json").exists()
+
+
+def test_the_key_is_in_no_output_or_log(finished_run) -> None:
+    data_dir, done = finished_run
+    assert done.returncode == 0
+    key = DEMO_KEY.encode()
+    assert key not in done.stdout.encode() + done.stderr.encode()
+    holders = [p for p in data_dir.rglob("*") if p.is_file() and key in p.read_bytes()]
+    assert holders == []
+    # The Airflow log of the run exists and was searched above.
+    assert list((data_dir / "airflow" / "logs").glob("t1.log"))
+
+
+def test_run_without_a_key_stops_with_a_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "JOINEDUP_"))}
+    done = _run(["run", "--data-dir", str(tmp_path)], env)
+    assert done.returncode == 2
+    assert "JOINEDUP_PSEUDONYMISATION_KEY" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "landing").exists()
