@@ -8,7 +8,7 @@ PEOPLE ?= 10000
 DEMO_KEY := joinedup-DEMO-KEY-synthetic-data-only-do-not-use-with-real-data
 SIZES ?= 10000 100000
 
-.PHONY: run test lint format sync uv synth bench clean
+.PHONY: run test lint format sync uv synth bench clean airflow
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -39,6 +39,18 @@ format: sync
 
 bench: sync
 	$(UV) run --locked python -m benchmarks.run --sizes $(SIZES)
+
+# Local Airflow UI with joinedup's DAGs (SQLite, LocalExecutor). Local use only: login is off.
+AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DATA))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
+  JOINEDUP_PSEUDONYMISATION_KEY=$${JOINEDUP_PSEUDONYMISATION_KEY:-$(DEMO_KEY)}
+airflow: sync
+	@mkdir -p $(DATA)/airflow
+	@$(AIRFLOW_ENV) $(UV) run --locked airflow db migrate >/dev/null
+	@$(AIRFLOW_ENV) $(UV) run --locked airflow pools set joinedup_duckdb_writer 1 "one DuckDB writer" >/dev/null
+	@echo "Airflow UI: http://localhost:8080 (no login: every local user is admin)."
+	@echo "Trigger joinedup_ingest_* with conf {\"data_dir\": \"$(abspath $(DATA))\"}; link_and_build follows."
+	$(AIRFLOW_ENV) $(UV) run --locked airflow standalone
 
 clean:
 	rm -rf $(DATA)
