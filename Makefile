@@ -38,7 +38,7 @@ format: sync
 	$(UV) run --locked ruff check --fix .
 
 bench: sync
-	$(UV) run --locked python -m benchmarks.run --sizes $(SIZES)
+	$(UV) run --locked python benchmarks/run.py --sizes $(SIZES)
 
 # Local Airflow UI with joinedup's DAGs (SQLite, LocalExecutor). Local use only: login is off.
 AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DATA))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \

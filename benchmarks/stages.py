@@ -1,0 +1,98 @@
+"""Every pipeline stage the benchmarks time, by name; each runs in a fresh process.
+
+A stage returns the number of rows it processed (or None). Stages whose
+package code is not there yet are skipped by :func:`available`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+from joinedup.settings import DEMO_KEY
+
+KEY = DEMO_KEY.encode()
+
+
+def _ingest(source: str) -> Callable[[Path, str], int]:
+    def run(data_dir: Path, run_id: str) -> int:
+        from joinedup.ingest import ingest_source
+
+        summary = ingest_source(data_dir, source, run_id)
+        return sum(t["received"] for t in summary["tables"].values())
+
+    return run
+
+
+def remove_opt_outs(data_dir: Path, run_id: str) -> int:
+    from joinedup.ingest import remove_opt_outs as stage
+
+    return sum(stage(data_dir, run_id)["rows_removed"].values())
+
+
+def pseudonymise(data_dir: Path, run_id: str) -> int:
+    from joinedup.ingest import pseudonymise as stage
+
+    return sum(stage(data_dir, KEY, run_id)["rows"].values())
+
+
+def link(data_dir: Path, run_id: str) -> int:
+    from joinedup.linkage import link as stage
+
+    return stage(data_dir, run_id, KEY)["records"]
+
+
+def build_warehouse(data_dir: Path, run_id: str) -> None:
+    from joinedup.warehouse import build_warehouse as stage
+
+    stage(data_dir)
+
+
+def publish_analytics(data_dir: Path, run_id: str) -> None:
+    from joinedup.warehouse import publish_analytics as stage
+
+    stage(data_dir)
+
+
+def quality_gates(data_dir: Path, run_id: str) -> None:
+    from joinedup.quality import run_gates
+
+    for zone in ("landing", "pseudonymised", "linked", "marts"):
+        run_gates(data_dir, zone, run_id)
+
+
+def finalise_ledger(data_dir: Path, run_id: str) -> int:
+    from joinedup.ingest import finalise_ledger as stage
+
+    return stage(data_dir, run_id)["rows_received"]
+
+
+def privacy_scan(data_dir: Path, run_id: str) -> int:
+    from joinedup.privacy_scan import scan
+
+    return scan(data_dir / "landing", [data_dir / "pseudonymised", data_dir / "linked"]).height
+
+
+SOURCES = ("gp", "hospital", "social_care", "opt_outs", "reference")
+STAGES: dict[str, Callable[[Path, str], int | None]] = {
+    **{f"ingest:{s}": _ingest(s) for s in SOURCES},
+    "remove_opt_outs": remove_opt_outs,
+    "pseudonymise": pseudonymise,
+    "link": link,
+    "build_warehouse": build_warehouse,
+    "quality_gates": quality_gates,
+    "publish_analytics": publish_analytics,
+    "finalise_ledger": finalise_ledger,
+    "privacy_scan": privacy_scan,
+}
+_NEEDS = {
+    "build_warehouse": "joinedup.warehouse",
+    "publish_analytics": "joinedup.warehouse",
+    "quality_gates": "joinedup.quality",
+}
+
+
+def available() -> list[str]:
+    """Stage names whose code exists in this checkout, in pipeline order."""
+    return [n for n in STAGES if n not in _NEEDS or importlib.util.find_spec(_NEEDS[n])]
