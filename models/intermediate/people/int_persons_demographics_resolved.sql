@@ -10,6 +10,8 @@
   missing value on the GP record is filled from elsewhere. Sex code 0 counts as not
   known. The area attributes (LSOA, IMD decile, residence LA) always come together
   from one record so they stay consistent. The practice is the top-ranked GP record's.
+  A birth month after the end of the extract is a recording error (a mistyped year)
+  and is passed over for the next record's.
 #}
 with
 
@@ -37,6 +39,10 @@ hospital_activity as (
     select record_token, max(coalesce(departure_date, arrival_date))
     from {{ ref('stg_hospital__ae_attendances') }}
     group by record_token
+),
+
+extract_window as (
+    select * from {{ ref('int_extract_window_derived') }}
 ),
 
 social_care_activity as (
@@ -116,6 +122,18 @@ ranked as (
         on records.record_token = record_persons.record_token
 ),
 
+plausible as (
+    select
+        ranked.* replace (
+            case
+                when ranked.birth_month <= strftime(extract_window.extract_end_date, '%Y-%m')
+                    then ranked.birth_month
+            end as birth_month
+        )
+    from ranked
+    cross join extract_window
+),
+
 resolved as (
     select
         person_id,
@@ -135,7 +153,7 @@ resolved as (
         count(*) filter (where record_source = 'gp') as gp_record_count,
         count(*) filter (where record_source = 'hospital') as hospital_record_count,
         count(*) filter (where record_source = 'social_care') as social_care_record_count
-    from ranked
+    from plausible
     group by person_id
 )
 

@@ -37,9 +37,14 @@ aged as (
         people.*,
         deaths.date_of_death,
         deaths.death_recorded_by,
+        -- Age at death, unless the recorded death precedes the birth month: then one of the
+        -- two is wrong (see the warning test assert_no_death_before_birth) and the age is
+        -- taken at the extract end.
         {{ age_in_years(
             'people.birth_month',
-            'least(extract_window.extract_end_date, deaths.date_of_death)'
+            "case when strftime(deaths.date_of_death, '%Y-%m') >= people.birth_month
+                then least(extract_window.extract_end_date, deaths.date_of_death)
+                else extract_window.extract_end_date end"
         ) }} as age
     from people
     cross join extract_window
