@@ -288,3 +288,10 @@ def test_bad_arguments_give_one_line_error(tmp_path: Path, args: list[str], mess
     assert result.exit_code == 2
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in result.output
+
+
+def test_no_spell_ends_before_it_starts(population: Path) -> None:
+    apc = read(population, c.APC_EPISODES).with_columns(
+        pl.col("admission_date").str.to_date(), pl.col("discharge_date").str.to_date()
+    )
+    assert apc.filter(pl.col("discharge_date") < pl.col("admission_date")).height == 0

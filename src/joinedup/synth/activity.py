@@ -160,7 +160,9 @@ class _Builder:
         ae = [(who, prov, arrival, departure, disposal)]
 
         # Emergency spells: admitted from A&E, plus direct (GP-referred etc.) admissions.
+        # Admitted on the day they leave A&E, which may be after midnight (and after death).
         adm = disposal == "admitted"
+        adm[adm] = self._alive_on(who[adm], departure[adm].astype("datetime64[D]"))
         e_who = who[adm]
         e_prov = prov[adm]
         e_day = departure[adm].astype("datetime64[D]")
@@ -254,7 +256,7 @@ class _Builder:
         discharge = adm + los
         death = self.death[who]
         dies_here = ~np.isnat(death) & (death <= discharge)
-        discharge = np.where(dies_here, death, discharge)
+        discharge = np.where(dies_here, np.maximum(death, adm), discharge)
         r = rng.random(n)
         alive_dest = np.select(
             [
