@@ -34,6 +34,8 @@ class Settings(BaseSettings):
         None, description="file holding the key, as an alternative to the variable"
     )
     linkage_backend: Literal["duckdb", "spark"] = "duckdb"
+    # DuckDB spills to disk beyond this, keeping a million-person linkage within 8 GB.
+    duckdb_memory_limit: str = "4GB"
     # Smallest count shown in any published aggregate (OpenSAFELY-style rule).
     suppression_threshold: int = Field(8, ge=1)
 

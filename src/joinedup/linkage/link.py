@@ -8,6 +8,11 @@ and writes to ``DATA/linked/``:
 * ``person_ids.parquet`` - the register of every person_id ever issued (never reused);
 * ``charts/`` - match weights, m/u parameters, sample waterfalls, cluster studio;
 * ``summary.json`` - the figures of the run.
+
+and ``DATA/restricted/linkage_opted_out_records.parquet`` (source, record_token):
+records without a valid NHS number that match an opted-out person. They are left
+out of record_person here; the next stage, ``joinedup.ingest.remove_linked_opt_outs``,
+removes them with all their rows from ``pseudonymised/`` and counts them in the ledger.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import polars as pl
 from splink import DuckDBAPI, Linker
 
 from joinedup.atomic import atomic_path, write_parquet, write_text
+from joinedup.ingest.paths import LINKAGE_OPTED_OUT_RECORDS
 from joinedup.linkage.inputs import RECORD_TABLES, load_opted_out, load_records
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
 from joinedup.linkage.person_ids import assign_person_ids
+from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,20 @@ class LinkageError(RuntimeError):
 
 def linked_dir(data_dir: Path) -> Path:
     return Path(data_dir) / LINKED
+
+
+def _connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to the data directory beyond its memory limit."""
+    settings = Settings()
+    spill = Path(data_dir) / ".tmp" / "linkage"
+    spill.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(
+        config={
+            "memory_limit": settings.duckdb_memory_limit,
+            "temp_directory": str(spill),
+            "preserve_insertion_order": False,
+        }
+    )
 
 
 def _train(linker: Linker, training: dict[str, Any]) -> None:
@@ -56,7 +77,9 @@ def _train(linker: Linker, training: dict[str, Any]) -> None:
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    return pl.from_arrow(con.sql(sql).arrow())
+    # DuckDB 2 returns a RecordBatchReader; an empty result has no batches, which
+    # pl.from_arrow rejects, so read it into a table (which keeps the schema) first.
+    return pl.from_arrow(con.sql(sql).arrow().read_all())
 
 
 def _propagate_opt_outs(
@@ -112,40 +135,75 @@ def _propagate_opt_outs(
     )
 
 
-def _charts(linker: Linker, predictions, clusters, out: Path) -> list[str]:
+def _sample_linker(
+    con: duckdb.DuckDBPyConnection, trained: dict[str, Any], clusters: pl.DataFrame, size: int = 12
+) -> Linker:
+    """A linker over a few clusters' records that keeps every intermediate column.
+
+    The full run drops comparison columns to stay within memory at a million
+    people; the review charts (waterfalls, cluster studio) need them, so they are
+    drawn from the largest clusters (where mistakes show) re-scored here.
+    """
+    biggest = (
+        clusters.group_by("cluster_id")
+        .len()
+        .sort(["len", "cluster_id"], descending=[True, False])
+        .head(size)
+    )
+    tokens = clusters.join(biggest, on="cluster_id").select("record_token")  # noqa: F841
+    settings = copy.deepcopy(trained)
+    settings.pop("linker_uid", None)
+    settings["retain_matching_columns"] = True
+    settings["retain_intermediate_calculation_columns"] = True
+    db = DuckDBAPI(con)
+    tables = []
+    for source in RECORD_TABLES:
+        con.execute(
+            f"CREATE OR REPLACE TABLE sample_{source} AS SELECT * FROM records_{source} "
+            "WHERE record_token IN (SELECT record_token FROM tokens)"
+        )
+        tables.append(db.register(f"sample_{source}", dataset_display_name=source))
+    return Linker(tables, settings, log_level=logging.WARNING)
+
+
+def _charts(
+    linker: Linker,
+    con: duckdb.DuckDBPyConnection,
+    trained: dict[str, Any],
+    clusters: pl.DataFrame,
+    threshold: float,
+    out: Path,
+) -> list[str]:
     """Splink's charts for people to review the model; failures here never fail a run."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    charts = {
-        "match_weights.html": linker.visualisations.match_weights_chart,
-        "m_u_parameters.html": linker.visualisations.m_u_parameters_chart,
-    }
-    for name, make in charts.items():
-        try:
-            with atomic_path(out / name) as tmp:
-                make().save(str(tmp.with_suffix(".html")))
-                tmp.with_suffix(".html").replace(tmp)
-            written.append(name)
-        except Exception as exc:
-            log.warning("could not write chart %s: %s", name, exc)
+
+    def save(name: str, chart) -> None:
+        with atomic_path(out / name) as tmp:
+            html = tmp.with_suffix(".html")
+            chart.save(str(html))
+            html.replace(tmp)
+        written.append(name)
+
     try:
-        sample = predictions.as_record_list(limit=20)
-        with atomic_path(out / "waterfall_sample.html") as tmp:
-            linker.visualisations.waterfall_chart(sample).save(str(tmp.with_suffix(".html")))
-            tmp.with_suffix(".html").replace(tmp)
-        written.append("waterfall_sample.html")
+        save("match_weights.html", linker.visualisations.match_weights_chart())
+        save("m_u_parameters.html", linker.visualisations.m_u_parameters_chart())
+        sample = _sample_linker(con, trained, clusters)
+        predictions = sample.inference.predict()
+        save(
+            "waterfall_sample.html",
+            sample.visualisations.waterfall_chart(predictions.as_record_list(limit=20)),
+        )
+        sample_clusters = sample.clustering.cluster_pairwise_predictions_at_threshold(
+            predictions, threshold_match_probability=threshold
+        )
         with atomic_path(out / "cluster_studio.html") as tmp:
-            linker.visualisations.cluster_studio_dashboard(
-                predictions,
-                clusters,
-                str(tmp),
-                sampling_method="by_cluster_size",
-                sample_size=10,
-                overwrite=True,
+            sample.visualisations.cluster_studio_dashboard(
+                predictions, sample_clusters, str(tmp), sample_size=12, overwrite=True
             )
         written.append("cluster_studio.html")
     except Exception as exc:
-        log.warning("could not write sample charts: %s", exc)
+        log.warning("could not write linkage charts: %s", exc)
     return written
 
 
@@ -187,7 +245,7 @@ def link(
     out = linked_dir(data_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    con = duckdb.connect()
+    con = _connect(data_dir)
     counts = load_records(con, data_dir)
     if sum(counts.values()) == 0:
         raise LinkageError("no source records to link: every pseudonymised record table is empty")
@@ -220,11 +278,15 @@ def link(
     issued = set(pl.read_parquet(register_path)["person_id"]) if register_path.exists() else set()
     record_person, id_stats = assign_person_ids(clusters, previous, issued, key)
 
-    chart_files = _charts(linker, predictions, clusters_sdf, out / "charts") if charts else []
+    chart_files = (
+        _charts(linker, con, trained, clusters, model.cluster_threshold, out / "charts")
+        if charts
+        else []
+    )
     write_text(json.dumps(trained, indent=2, sort_keys=True), out / "model.json")
     write_parquet(pl.DataFrame({"person_id": sorted(issued)}), register_path)
     write_parquet(record_person, previous_path)
-    write_parquet(removed, data_dir / "restricted" / "linkage_opted_out_records.parquet")
+    write_parquet(removed, data_dir / LINKAGE_OPTED_OUT_RECORDS)
 
     summary = {
         "run_id": run_id,
