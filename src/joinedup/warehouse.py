@@ -96,8 +96,8 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def _dbt_vars(extra: dict[str, Any] | None) -> dict[str, Any]:
-    # The disclosure threshold is a pipeline setting (JOINEDUP_SUPPRESSION_THRESHOLD) so the
-    # dashboard, the checks and dbt all use the same number.
+    # The disclosure threshold is one pipeline setting (JOINEDUP_SUPPRESSION_THRESHOLD), not a
+    # number that could drift apart between dbt and the Python side.
     return {"suppression_threshold": Settings().suppression_threshold, **(extra or {})}
 
 
