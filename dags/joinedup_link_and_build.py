@@ -1,4 +1,4 @@
-"""Airflow DAG: opt-outs, pseudonymisation, linkage, privacy gate, ledger.
+"""Airflow DAG: opt-outs, pseudonymisation, linkage, linked opt-outs, privacy gate, ledger.
 
 Scheduled on the ingest DAGs' Assets, so it runs once every source has
 delivered. The work is done by ``joinedup.pipeline``; this file only says
@@ -21,10 +21,12 @@ DOC = """
 2. `ensure_ingested` - every source has ledger rows for this run (re-ingests any that do not);
 3. `opt_outs` - national data opt-out and GP type 1 objections removed before anything else;
 4. `pseudonymise` - keyed tokens and linkage encodings; nothing identifiable leaves landing/;
-5. `link` - Splink links records into stable persons, and removes opted-out people's
-   records that carry no NHS number;
-6. `privacy_gate` - no landing identifier may appear in any output;
-7. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
+5. `link` - Splink links records into stable persons, and finds opted-out people's
+   records that carry no NHS number (left out of record_person);
+6. `remove_linked_opt_outs` - those records, with all their events, leave pseudonymised/
+   and are counted in the ledger as opted out (split by reason in the task's summary);
+7. `privacy_gate` - no landing identifier may appear in any output;
+8. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
 
 **When it fails**: read the failed task's log; every error says what was wrong, where,
 and what to do. Tasks are idempotent: fix the cause and clear the failed task.
@@ -82,20 +84,38 @@ def joinedup_link_and_build():
 
         return pipeline.link_stage(run["data_dir"], run["run_id"], params["trained_model"] or None)
 
+    @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
+    def remove_linked_opt_outs(run: dict, _linked: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.remove_linked_opt_outs_stage(run["data_dir"], run["run_id"])
+
     # A leak or an unbalanced ledger is not transient: never retry these.
     @task(retries=0)
-    def privacy_gate(run: dict, _linked: dict) -> dict:
+    def privacy_gate(run: dict, _linked_opt_outs: dict) -> dict:
         from joinedup import pipeline
 
         return pipeline.privacy_gate(run["data_dir"])
 
     @task(retries=0)
     def finalise(
-        run: dict, ingested: dict, removed: dict, pseudo: dict, linked: dict, gate: dict
+        run: dict,
+        ingested: dict,
+        removed: dict,
+        pseudo: dict,
+        linked: dict,
+        linked_removed: dict,
+        gate: dict,
     ) -> dict:
         from joinedup import pipeline
 
-        stages = {"opt_outs": removed, "pseudonymise": pseudo, "linkage": linked, "privacy": gate}
+        stages = {
+            "opt_outs": removed,
+            "pseudonymise": pseudo,
+            "linkage": linked,
+            "linked_opt_outs": linked_removed,
+            "privacy": gate,
+        }
         return pipeline.finalise(run["data_dir"], run["run_id"], stages)
 
     run = resolve_run()
@@ -103,8 +123,9 @@ def joinedup_link_and_build():
     removed = opt_outs(run, ingested)
     pseudo = pseudonymise(run, removed)
     linked = link(run, pseudo)
-    gate = privacy_gate(run, linked)
-    finalise(run, ingested, removed, pseudo, linked, gate)
+    linked_removed = remove_linked_opt_outs(run, linked)
+    gate = privacy_gate(run, linked_removed)
+    finalise(run, ingested, removed, pseudo, linked, linked_removed, gate)
 
 
 joinedup_link_and_build()

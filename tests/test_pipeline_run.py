@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,20 @@ def test_run_succeeds_and_summarises(finished_run) -> None:
     assert ledger.filter(pl.col("rows_received") != balance).height == 0
     assert (data_dir / "linked" / "record_person.parquet").exists()
     assert (data_dir / "runs" / "t1.json").exists()
+
+
+def test_linked_opt_outs_run_between_link_and_finalise(finished_run) -> None:
+    data_dir, done = finished_run
+    assert done.returncode == 0
+    summary = json.loads((data_dir / "runs" / "t1.json").read_text())
+    linked = summary["linked_opt_outs"]
+    assert linked["run_id"] == "t1"
+    # Every file's opted-out rows are explained by reason, linkage included.
+    ledger = pl.read_csv(data_dir / "ledger.csv").filter(pl.col("run_id") == "t1")
+    for row in ledger.iter_rows(named=True):
+        split = linked["rows_opted_out_by_file"].get(row["file"], {"total": 0})
+        assert split["total"] == row["rows_opted_out"], row["file"]
+    assert (data_dir / "restricted" / "linkage_opted_out_applied.parquet").exists()
 
 
 def test_the_key_is_in_no_output_or_log(finished_run) -> None:

@@ -18,7 +18,13 @@ from typing import Any
 import polars as pl
 
 from joinedup.atomic import write_text
-from joinedup.ingest import finalise_ledger, ingest_source, pseudonymise, remove_opt_outs
+from joinedup.ingest import (
+    finalise_ledger,
+    ingest_source,
+    pseudonymise,
+    remove_linked_opt_outs,
+    remove_opt_outs,
+)
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.load import SOURCES
 from joinedup.linkage import link
@@ -79,6 +85,16 @@ def pseudonymise_stage(data_dir: Path, run_id: str) -> dict[str, Any]:
 def link_stage(data_dir: Path, run_id: str, trained_model: str | None = None) -> dict[str, Any]:
     model = Path(trained_model) if trained_model else None
     return link(Path(data_dir), run_id, _key(), trained_model=model)
+
+
+def remove_linked_opt_outs_stage(data_dir: Path, run_id: str) -> dict[str, Any]:
+    """Take the records linkage matched to opted-out people out of pseudonymised/.
+
+    Must run after ``link_stage`` and before anything reads pseudonymised/ or
+    the ledger is finalised: until then those records are still on disk and
+    counted as loaded. The key maps record tokens back to landing files.
+    """
+    return remove_linked_opt_outs(Path(data_dir), _key(), run_id)
 
 
 def privacy_gate(data_dir: Path) -> dict[str, Any]:

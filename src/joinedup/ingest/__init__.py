@@ -6,6 +6,8 @@ Run order for one run id (each returns a small JSON-able summary)::
         ingest_source(data_dir, source, run_id)  # contracts, quarantine, ledger
     remove_opt_outs(data_dir, run_id)            # national opt-out + GP type 1 objections
     pseudonymise(data_dir, key, run_id)          # tokens and linkage encodings
+    joinedup.linkage.link(data_dir, run_id, key) # finds opted-out records with no NHS number
+    remove_linked_opt_outs(data_dir, key, run_id)  # ... removes them, counts them as opted out
     finalise_ledger(data_dir, run_id)            # received = loaded + quarantined + opted_out
 
 The ``ingest_source`` calls may run in parallel (the ledger is locked).
@@ -18,6 +20,7 @@ Where things go (``DATA`` = the data dir):
 ``landing/_validated/<source>/<table>.parquet``  rows that passed the contract (identifiable)
 ``landing/_cleared/<source>/<table>.parquet``    the same minus opted-out records (identifiable)
 ``landing/_opted_out/records.parquet``           demographics of removed records (identifiable)
+``landing/_opted_out/reasons.parquet``           each removed record's reason (identifiable)
 ``quarantine/<source>/<table>.parquet``          rejected rows as sent + reason, file, line
                                                  (identifiable: same access as landing/)
 ``ledger.csv``                                   per run and file: where every row went
@@ -25,6 +28,9 @@ Where things go (``DATA`` = the data dir):
 ``restricted/opted_out_encodings.parquet``       encodings of opted-out records, for linkage
                                                  to drop their NHS-number-less records; never
                                                  copied to any output
+``restricted/linkage_opted_out_records.parquet`` records linkage matched to opted-out people
+``restricted/linkage_opted_out_applied.parquet`` those removed from pseudonymised/ by
+                                                 remove_linked_opt_outs (tokens only)
 =============================================  ===============================================
 
 Decisions (the module docstrings say why): non-UTF-8 bytes quarantine the
@@ -47,6 +53,7 @@ from joinedup.ingest.errors import (
     OptOutListMissingError,
 )
 from joinedup.ingest.ledger import finalise_ledger
+from joinedup.ingest.linked_opt_outs import remove_linked_opt_outs
 from joinedup.ingest.load import SOURCES, ingest_source
 from joinedup.ingest.opt_outs import remove_opt_outs
 from joinedup.ingest.pseudonymise import pseudonymise
@@ -61,5 +68,6 @@ __all__ = [
     "finalise_ledger",
     "ingest_source",
     "pseudonymise",
+    "remove_linked_opt_outs",
     "remove_opt_outs",
 ]

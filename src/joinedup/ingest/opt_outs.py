@@ -46,6 +46,7 @@ from joinedup.contracts import (
 from joinedup.ingest.errors import IngestError, OptOutListMissingError
 from joinedup.ingest.ledger import record_opt_outs
 from joinedup.ingest.paths import (
+    OPTED_OUT_REASONS,
     OPTED_OUT_RECORDS,
     cleared_path,
     landing_files,
@@ -185,7 +186,9 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
     Reads ``landing/_validated``, writes ``landing/_cleared`` (the only input the
     pseudonymise stage accepts) and the identifiable record-grain demographics of
     removed records to ``landing/_opted_out/records.parquet``, from which the
-    pseudonymise stage builds the restricted opted-out encodings. Always
+    pseudonymise stage builds the restricted opted-out encodings, and each removed
+    record's reason to ``landing/_opted_out/reasons.parquet`` (read by
+    ``remove_linked_opt_outs`` to split the ledger's opted-out rows by reason). Always
     recomputed from the validated tables, so running it twice is harmless.
     """
     started = time.perf_counter()
@@ -268,6 +271,9 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
     )
     opted_out = opted_out.rename({"reason": "opt_out_reason"}).rechunk()
     write_parquet(opted_out, data_dir / OPTED_OUT_RECORDS)
+    # Every removed record with its reason, including records with no validated demographics
+    # (absent from the file above), so later stages can explain each file's opted-out rows.
+    write_parquet(removed.sort(RECORD_KEY).rechunk(), data_dir / OPTED_OUT_REASONS)
 
     if ledger_rows:
         record_opt_outs(data_dir, run_id, pl.concat(ledger_rows))

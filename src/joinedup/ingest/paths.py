@@ -14,9 +14,14 @@ from joinedup.contracts import Table
 VALIDATED = "landing/_validated"  # rows that passed the contract (identifiable)
 CLEARED = "landing/_cleared"  # validated rows minus opted-out records (identifiable)
 OPTED_OUT_RECORDS = "landing/_opted_out/records.parquet"  # identifiable, for encodings only
+OPTED_OUT_REASONS = "landing/_opted_out/reasons.parquet"  # identifiable: record key -> reason
 QUARANTINE = "quarantine"
 PSEUDONYMISED = "pseudonymised"
 RESTRICTED_OPTED_OUT_ENCODINGS = "restricted/opted_out_encodings.parquet"
+# Records of opted-out people found by linkage (source, record_token), written by link ...
+LINKAGE_OPTED_OUT_RECORDS = "restricted/linkage_opted_out_records.parquet"
+# ... and those the remove_linked_opt_outs stage has taken out of pseudonymised/.
+LINKAGE_OPTED_OUT_APPLIED = "restricted/linkage_opted_out_applied.parquet"
 LEDGER = "ledger.csv"
 
 

@@ -86,7 +86,7 @@ def resolve_key(key: bytes | None) -> bytes:
     return key
 
 
-def _read_cleared(data_dir: Path, table: Table) -> pl.DataFrame:
+def _read_cleared(data_dir: Path, table: Table, columns: list[str] | None = None) -> pl.DataFrame:
     """A table with opt-outs removed; refuse stale or missing input rather than bypass opt-outs."""
     path = cleared_path(data_dir, table)
     validated = validated_path(data_dir, table)
@@ -100,7 +100,7 @@ def _read_cleared(data_dir: Path, table: Table) -> pl.DataFrame:
             f"{table.qualified_name}: validated data is newer than its opt-out-cleared copy; "
             "run remove_opt_outs again before pseudonymise."
         )
-    return pl.read_parquet(path)
+    return pl.read_parquet(path, columns=columns)
 
 
 def postcode_lookup(data_dir: Path) -> pl.DataFrame:
