@@ -1,0 +1,1 @@
+"""The commissioners' pathway dashboard (Streamlit): suppressed aggregate marts only."""

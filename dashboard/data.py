@@ -1,0 +1,350 @@
+"""Reading the published marts: which rows answer a question, and adding them up honestly.
+
+The commissioning marts are published at fixed *breakdowns* (``total``, ``month``,
+``month+la_code``, ... see models/_shared__docs.md): each row is one cell of one
+breakdown, already suppressed and rounded. A question (the sidebar filters plus what a
+chart compares by) is answered from the one breakdown that holds every dimension it
+needs; where no breakdown matches exactly, the cells of the smallest one that contains
+them are added up. Adding up published cells is always safe (each is 0 or at least 8,
+so their sum is too) but drops what was suppressed; such figures carry a mark and the
+page says so.
+
+Queries: each (mart, breakdown) slice is read once per published file (the cache key
+holds the file's modification time) with ``where breakdown = ?`` and then filtered in
+memory, so an interaction never goes back to the database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import streamlit as st
+
+from dashboard.disclosure import Z_95, wilson_interval
+
+ANALYTICS = "analytics.duckdb"
+DIMENSIONS = ("activity_month", "la_code", "practice_code", "age_band", "sex", "imd_quintile")
+UNKNOWN = "Not known"
+
+
+@dataclass(frozen=True)
+class Mart:
+    table: str
+    # Counts published with a <count>_suppressed flag; additive ones may be summed over cells.
+    counts: tuple[str, ...]
+    # Rates as {name: (numerator count, denominator count)}, recomputed from published counts.
+    rates: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Columns that are part of each row's identity besides the dimensions.
+    keys: tuple[str, ...] = ()
+    # Statistics that cannot be combined across cells (medians, distinct people).
+    statistics: tuple[str, ...] = ()
+
+
+MARTS: dict[str, Mart] = {
+    "flows": Mart(
+        "mart_pathway_flows",
+        counts=("transitions", "from_event_transitions"),
+        rates={"pct_of_from_event": ("transitions", "from_event_transitions")},
+        keys=("from_event_type", "to_event_type"),
+        # people is distinct people per cell: summing cells would count a person twice.
+        statistics=("people", "people_suppressed", "median_days_between"),
+    ),
+    "readmissions": Mart(
+        "mart_readmissions",
+        counts=("index_discharges", "emergency_readmissions"),
+        rates={"readmission_rate": ("emergency_readmissions", "index_discharges")},
+    ),
+    "social_care": Mart(
+        "mart_discharge_to_social_care",
+        counts=(
+            "discharges",
+            "discharges_to_social_care",
+            "discharges_to_social_care_within_7_days",
+        ),
+        rates={
+            "social_care_rate": ("discharges_to_social_care", "discharges"),
+            "within_7_days_rate": (
+                "discharges_to_social_care_within_7_days",
+                "discharges_to_social_care",
+            ),
+        },
+        statistics=("median_days_to_social_care",),
+    ),
+}
+
+
+class DashboardDataError(RuntimeError):
+    """The analytics file is missing or is not what the dashboard expects."""
+
+
+def analytics_path(data_dir: Path) -> Path:
+    return Path(data_dir) / ANALYTICS
+
+
+def breakdown_dims(label: str) -> frozenset[str]:
+    """``'month+la_code'`` -> ``{'activity_month', 'la_code'}``; ``'total'`` -> no dimension."""
+    if label == "total":
+        return frozenset()
+    return frozenset("activity_month" if p == "month" else p for p in label.split("+"))
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the published file holds: breakdowns, months and dimension values."""
+
+    breakdowns: Mapping[str, tuple[str, ...]]  # mart key -> breakdown labels
+    months: Mapping[str, tuple[date, ...]]  # mart key -> months with activity
+    values: Mapping[str, tuple[Any, ...]]  # dimension -> known values, in display order
+
+    @property
+    def all_months(self) -> tuple[date, ...]:
+        return tuple(sorted({m for ms in self.months.values() for m in ms}))
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The sidebar's choices; None means "all"."""
+
+    period: tuple[date, date] | None = None
+    la_code: str | None = None
+    practice_code: str | None = None
+    age_band: str | None = None
+    sex: str | None = None
+    imd_quintile: int | None = None
+
+    def fixed(self) -> dict[str, Any]:
+        return {
+            d: getattr(self, d)
+            for d in DIMENSIONS[1:]
+            if getattr(self, d) is not None  # activity_month is the period, handled apart
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which published rows answer a question."""
+
+    mart: str
+    breakdown: str
+    months: tuple[date, ...]  # the months the figures cover
+    month_filter: tuple[date, date] | None  # None: the breakdown already covers the period
+    exact: bool  # one published cell per answer: nothing added up
+
+    @property
+    def period_label(self) -> str:
+        return period_label(self.months)
+
+
+def period_label(months: Sequence[date]) -> str:
+    if not months:
+        return "no months"
+    first, last = min(months), max(months)
+    if first == last:
+        return f"{first:%b %Y}"
+    return f"{first:%b %Y} – {last:%b %Y}"
+
+
+def _age_key(band: str) -> tuple[int, str]:
+    digits = "".join(ch if ch.isdigit() else " " for ch in band).split()
+    return (int(digits[0]) if digits else 999, band)
+
+
+def _version(path: Path) -> int:
+    return path.stat().st_mtime_ns
+
+
+def catalogue(data_dir: Path) -> Catalogue:
+    """The catalogue of the analytics file under ``data_dir`` (cached per file version)."""
+    path = analytics_path(data_dir)
+    if not path.exists():
+        raise DashboardDataError(f"{path} not found")
+    return _catalogue(str(path), _version(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _catalogue(path: str, version: int) -> Catalogue:
+    del version  # part of the cache key only: a re-published file is read afresh
+    try:
+        return _read_catalogue(path)
+    except duckdb.Error as exc:
+        raise DashboardDataError(f"{path} could not be read: {exc}") from exc
+
+
+def _read_catalogue(path: str) -> Catalogue:
+    breakdowns: dict[str, tuple[str, ...]] = {}
+    months: dict[str, tuple[date, ...]] = {}
+    values: dict[str, set] = {d: set() for d in DIMENSIONS[1:]}
+    with duckdb.connect(path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+        for key, mart in MARTS.items():
+            if mart.table not in tables:
+                raise DashboardDataError(
+                    f"{path} has no table {mart.table}: it was published by an older or "
+                    "incomplete build"
+                )
+            breakdowns[key] = tuple(
+                r[0]
+                for r in con.execute(
+                    f"select distinct breakdown from {mart.table} order by 1"
+                ).fetchall()
+            )
+            months[key] = tuple(
+                r[0]
+                for r in con.execute(
+                    f"select distinct activity_month from {mart.table} "
+                    "where breakdown = 'month' order by 1"
+                ).fetchall()
+            )
+            for dim in values:
+                values[dim].update(
+                    r[0]
+                    for r in con.execute(
+                        f"select distinct {dim} from {mart.table} where {dim} is not null"
+                    ).fetchall()
+                )
+    ordered: dict[str, tuple[Any, ...]] = {
+        d: tuple(sorted(v, key=_age_key if d == "age_band" else None)) for d, v in values.items()
+    }
+    return Catalogue(breakdowns=breakdowns, months=months, values=ordered)
+
+
+def load_slice(data_dir: Path, mart_key: str, breakdown: str) -> pl.DataFrame:
+    """All published rows of one breakdown of one mart (cached per file version)."""
+    path = analytics_path(data_dir)
+    return _load_slice(str(path), _version(path), mart_key, breakdown)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _load_slice(path: str, version: int, mart_key: str, breakdown: str) -> pl.DataFrame:
+    del version
+    table = MARTS[mart_key].table  # a fixed name, never user input
+    with duckdb.connect(path, read_only=True) as con:
+        return con.sql(f"select * from {table} where breakdown = $1", params=[breakdown]).pl()
+
+
+def make_plan(
+    cat: Catalogue,
+    mart_key: str,
+    filters: Filters,
+    by: Sequence[str] = (),
+) -> Plan | None:
+    """The breakdown that answers ``filters`` grouped ``by``; None when none can.
+
+    Prefers an exact breakdown; otherwise the one whose extra dimensions have the
+    fewest combinations (fewest cells added up, so the least is lost to suppression).
+    """
+    mart_months = cat.months.get(mart_key, ())
+    needed = set(filters.fixed()) | set(by)
+    months = mart_months
+    month_filter = None
+    if filters.period is not None:
+        start, end = filters.period
+        months = tuple(m for m in mart_months if start <= m <= end)
+        if months != mart_months:
+            month_filter = (start, end)
+            needed.add("activity_month")
+    best: tuple[tuple[int, int, str], str] | None = None
+    for label in cat.breakdowns.get(mart_key, ()):
+        dims = breakdown_dims(label)
+        if not needed <= dims:
+            continue
+        cells = 1
+        for extra in dims - needed:
+            n = len(mart_months) if extra == "activity_month" else len(cat.values[extra])
+            cells *= n + 1  # +1: "not known" is a cell too
+        rank = (cells, len(dims), label)
+        if best is None or rank < best[0]:
+            best = (rank, label)
+    if best is None:
+        return None
+    label = best[1]
+    summed_months = month_filter is not None and "activity_month" not in by and len(months) > 1
+    exact = breakdown_dims(label) == needed and not summed_months
+    return Plan(mart_key, label, months, month_filter, exact)
+
+
+def aggregate(
+    frame: pl.DataFrame,
+    plan: Plan,
+    filters: Filters,
+    by: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Filter one breakdown's rows and add up its cells per ``by`` (and the mart's keys).
+
+    For each count ``c``: ``c`` (sum of the published cells, null if none was
+    published), ``c_suppressed`` (how many cells were withheld). For each rate: the rate
+    as a percentage, its Wilson 95% interval, ``<rate>_num``/``<rate>_den`` and
+    ``<rate>_withheld``. A rate is withheld when any cell behind it has its numerator or
+    denominator withheld: leaving those cells out would keep only cells with at least 8
+    events and bias the rate upwards. Statistics that cannot be combined are kept only
+    where one cell answers.
+    """
+    mart = MARTS[plan.mart]
+    conditions = [pl.col(d) == v for d, v in filters.fixed().items()]
+    if plan.month_filter is not None:
+        start, end = plan.month_filter
+        conditions.append(pl.col("activity_month").is_between(start, end))
+    rows = frame.filter(*conditions) if conditions else frame
+    group = [*by, *mart.keys]
+    aggs: list[pl.Expr] = [pl.len().alias("cells")]
+    for c in mart.counts:
+        aggs += [
+            pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c),
+            pl.col(f"{c}_suppressed").sum().alias(f"{c}_suppressed"),
+        ]
+    for rate, (num, den) in mart.rates.items():
+        withheld = pl.col(f"{num}_suppressed").any() | pl.col(f"{den}_suppressed").any()
+        aggs += [
+            pl.col(num).sum().alias(f"{rate}_num"),
+            pl.col(den).sum().alias(f"{rate}_den"),
+            withheld.alias(f"{rate}_withheld"),
+        ]
+    for s in mart.statistics:
+        aggs.append(pl.when(pl.len() == 1).then(pl.col(s).first()).alias(s))
+    if group:
+        out = rows.group_by(group, maintain_order=True).agg(aggs).sort(group, nulls_last=True)
+    else:
+        out = rows.select(aggs) if rows.height else pl.DataFrame()
+    if out.is_empty():
+        return out
+    for rate in mart.rates:
+        num, den = out[f"{rate}_num"].to_list(), out[f"{rate}_den"].to_list()
+        pct, low, high = [], [], []
+        held = out[f"{rate}_withheld"].to_list()
+        for x, n, h in zip(num, den, held, strict=True):
+            if h or not n:
+                pct.append(None)
+                low.append(None)
+                high.append(None)
+                continue
+            lo, hi = wilson_interval(x, n, Z_95)
+            pct.append(round(100 * x / n, 1))
+            low.append(None if math.isnan(lo) else lo)
+            high.append(None if math.isnan(hi) else hi)
+        out = out.with_columns(
+            pl.Series(rate, pct, dtype=pl.Float64),
+            pl.Series(f"{rate}_low", low, dtype=pl.Float64),
+            pl.Series(f"{rate}_high", high, dtype=pl.Float64),
+        )
+    return out
+
+
+def query(
+    data_dir: Path,
+    cat: Catalogue,
+    mart_key: str,
+    filters: Filters,
+    by: Sequence[str] = (),
+) -> tuple[Plan | None, pl.DataFrame]:
+    """Plan, load (cached) and aggregate: the one call pages make."""
+    plan = make_plan(cat, mart_key, filters, by)
+    if plan is None:
+        return None, pl.DataFrame()
+    return plan, aggregate(load_slice(data_dir, mart_key, plan.breakdown), plan, filters, by)

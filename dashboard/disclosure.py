@@ -1,0 +1,94 @@
+"""How figures are shown so that none can identify anyone.
+
+The marts are already disclosure-controlled by dbt (macro ``suppress_small_numbers``):
+a count from 1 to 7 is null with a ``<count>_suppressed`` flag, every other count is
+rounded to the nearest 5. This module holds the dashboard's side of the same rule:
+
+* one formatter for every count on screen, so a withheld count always reads
+  ``suppressed (<8)`` and never as a number;
+* :func:`publish_count`, the same rule in Python for the few figures that do not come
+  from a mart (the ledger and the linkage summary);
+* Wilson intervals and funnel limits, computed from published (rounded) counts only.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+from joinedup.settings import Settings
+
+# Mirrors the dbt var rounding_base (dbt_project.yml); dbt has no Python-side setting for it.
+ROUNDING_BASE = 5
+# Marks a figure added up from several published cells of which some were suppressed.
+PARTIAL_MARK = "†"
+NOT_APPLICABLE = "—"
+Z_95 = 1.959964
+Z_998 = 3.090232
+
+
+@cache
+def threshold() -> int:
+    """The smallest count shown (JOINEDUP_SUPPRESSION_THRESHOLD, the same setting dbt gets)."""
+    return Settings().suppression_threshold
+
+
+def suppressed_label() -> str:
+    return f"suppressed (<{threshold()})"
+
+
+def publish_count(n: int | None) -> tuple[int | None, bool]:
+    """The published form of a true count: ``(None, True)`` for 1 to threshold-1, else rounded.
+
+    Rounds half away from zero, as DuckDB's ``round`` does in the dbt macro, so the
+    ledger and the marts agree on a count that ends in 2.5.
+    """
+    if n is None:
+        return None, False
+    if 1 <= n < threshold():
+        return None, True
+    return math.floor(n / ROUNDING_BASE + 0.5) * ROUNDING_BASE, False
+
+
+def format_count(value: int | float | None, suppressed: bool, partial: bool = False) -> str:
+    """Text for a published count: the only way a count reaches the screen."""
+    if suppressed and not value:
+        # All contributing cells withheld (or only zeros beside withheld ones): the true
+        # figure could be 1-7, so it is shown as withheld, never as 0.
+        return suppressed_label()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_APPLICABLE
+    text = f"{int(value):,}"
+    return f"{text} {PARTIAL_MARK}" if partial else text
+
+
+def format_rate(pct: float | None, withheld: bool) -> str:
+    if withheld:
+        return suppressed_label()
+    if pct is None or math.isnan(pct):
+        return NOT_APPLICABLE
+    return f"{pct:.1f}%"
+
+
+def wilson_interval(successes: float, trials: float, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a proportion, as percentages (0-100)."""
+    if trials <= 0:
+        return math.nan, math.nan
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+
+
+def funnel_limits(p0_pct: float, trials: float, z: float) -> tuple[float, float]:
+    """Control limits of a funnel plot around ``p0_pct`` for a unit with ``trials`` cases.
+
+    Normal approximation to the binomial, clipped to 0-100; adequate at the sizes a
+    commissioner compares (tens of discharges and up).
+    """
+    if trials <= 0:
+        return math.nan, math.nan
+    p0 = p0_pct / 100
+    half = z * math.sqrt(p0 * (1 - p0) / trials)
+    return 100 * max(0.0, p0 - half), 100 * min(1.0, p0 + half)

@@ -1,0 +1,192 @@
+"""Data coverage: what went in, what was linked, what was removed for opt-outs.
+
+These figures come from ``DATA/ledger.csv`` and ``DATA/linked/summary.json``, which hold
+exact counts; only aggregates are shown, through the same disclosure rule as the marts
+(:func:`dashboard.disclosure.publish_count`), and shares are computed from the rounded
+counts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts, ui
+from dashboard.data import analytics_path, period_label
+from dashboard.disclosure import format_count, format_rate, publish_count
+
+LEDGER = "ledger.csv"
+LINKAGE_SUMMARY = "linked/summary.json"
+SOURCE_LABELS = {
+    "gp": "GP",
+    "hospital": "Hospital",
+    "social_care": "Social care",
+    "opt_outs": "Opt-out list",
+    "reference": "Reference",
+}
+COUNTS = {
+    "rows_received": "Rows received",
+    "rows_loaded": "Rows loaded",
+    "rows_quarantined": "Rows quarantined",
+    "rows_opted_out": "Rows removed for opt-out",
+}
+
+
+def _version(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _ledger(path: str, version: int) -> tuple[str, pl.DataFrame] | None:
+    """Per source and table, the latest run's exact counts (never shown as they are)."""
+    if not version:
+        return None
+    ledger = pl.read_csv(path, infer_schema_length=0)
+    if ledger.is_empty():
+        return None
+    run_id = ledger["run_id"][-1]  # runs are appended, so the last row is the latest run
+    totals = (
+        ledger.filter(pl.col("run_id") == run_id)
+        .with_columns(pl.col(list(COUNTS)).cast(pl.Int64))
+        .group_by("source", "table", maintain_order=True)
+        .agg(pl.col(list(COUNTS)).sum())
+        .sort("source", "table")
+    )
+    return run_id, totals
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _linkage(path: str, version: int) -> dict[str, Any] | None:
+    if not version:
+        return None
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _published(n: int | None) -> tuple[int | None, bool, str]:
+    value, suppressed = publish_count(n)
+    return value, suppressed, format_count(value, suppressed)
+
+
+def _share(num: int | None, den: int | None) -> str:
+    if num is None or den is None:
+        return format_rate(None, True)
+    return format_rate(100 * num / den if den else None, False)
+
+
+def render(ctx: ui.Context) -> None:
+    st.title("Data coverage")
+    st.caption(
+        "What the published figures rest on: the extracts received, the rows kept, "
+        "quarantined or removed because the patient opted out, and how records were "
+        "linked into people. Counts are rounded and suppressed like every other figure. "
+        "The sidebar filters do not apply to this page."
+    )
+    _published_marts(ctx)
+    _ledger_section(ctx.data_dir)
+    _linkage_section(ctx.data_dir)
+
+
+def _published_marts(ctx: ui.Context) -> None:
+    published = datetime.fromtimestamp(analytics_path(ctx.data_dir).stat().st_mtime)
+    months = ctx.catalogue.months
+    st.markdown(
+        f"**Published marts** (`analytics.duckdb`, {published:%d %b %Y %H:%M}): pathway "
+        f"flows {period_label(months['flows'])}; readmissions "
+        f"{period_label(months['readmissions'])} (index discharges with 30 days of "
+        f"follow-up); discharge to social care {period_label(months['social_care'])} "
+        "(90 days of follow-up)."
+    )
+
+
+def _ledger_section(data_dir: Path) -> None:
+    st.subheader("Extracts received, by source")
+    path = data_dir / LEDGER
+    found = _ledger(str(path), _version(path))
+    if found is None:
+        st.info(f"No ledger at `{path}`: the ingest stages have not run for this data directory.")
+        return
+    run_id, totals = found
+    rows, categories = [], []
+    parts: dict[str, list[int | None]] = {
+        "Loaded": [],
+        "Quarantined": [],
+        "Removed for opt-out": [],
+    }
+    for r in totals.iter_rows(named=True):
+        name = f"{SOURCE_LABELS.get(r['source'], r['source'])}: {r['table'].replace('_', ' ')}"
+        published = {c: _published(r[c]) for c in COUNTS}
+        rows.append(
+            {
+                "Source: table": name,
+                **{label: published[c][2] for c, label in COUNTS.items()},
+                "Share removed for opt-out (%)": _share(
+                    published["rows_opted_out"][0], published["rows_received"][0]
+                )
+                if not published["rows_opted_out"][1]
+                else format_rate(None, True),
+            }
+        )
+        if r["source"] in ("gp", "hospital", "social_care"):
+            categories.append(name)
+            parts["Loaded"].append(published["rows_loaded"][0])
+            parts["Quarantined"].append(published["rows_quarantined"][0])
+            parts["Removed for opt-out"].append(published["rows_opted_out"][0])
+    if categories:
+        ui.chart(
+            charts.stacked_counts(
+                categories,
+                parts,
+                "Rows received per extract table: loaded, quarantined, removed for opt-out",
+                f"Run {run_id} · rows as received, rounded to 5; suppressed parts not drawn",
+                "Rows",
+            ),
+            key="coverage-ledger",
+        )
+    st.caption(
+        f"**Period:** the extracts of run `{run_id}`. **Definition:** every row received is "
+        "loaded, quarantined (unusable, with a reason) or removed because the patient opted "
+        "out (national data opt-out or GP type 1 objection)."
+    )
+    ui.table(rows)
+
+
+def _linkage_section(data_dir: Path) -> None:
+    st.subheader("Linkage")
+    path = data_dir / LINKAGE_SUMMARY
+    summary = _linkage(str(path), _version(path))
+    if summary is None:
+        st.info(f"No linkage summary at `{path}`: linkage has not run for this data directory.")
+        return
+    records = summary.get("records")
+    persons = summary.get("persons")
+    share = summary.get("records_linked_across_sources_share")
+    linked = round(share * records) if share is not None and records is not None else None
+    records_p, persons_p, linked_p = _published(records), _published(persons), _published(linked)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Source records linked", records_p[2])
+    c2.metric("People they form", persons_p[2])
+    c3.metric(
+        "Records linked to another source's record",
+        _share(linked_p[0], records_p[0]) if not linked_p[1] else format_rate(None, True),
+    )
+    removed = summary.get("records_removed_for_opt_out", {})
+    rows = []
+    for source, n in summary.get("records_in", {}).items():
+        rows.append(
+            {
+                "Source": SOURCE_LABELS.get(source, source),
+                "Records in": _published(n)[2],
+                "Records removed for opt-out at linkage": _published(removed.get(source, 0))[2],
+            }
+        )
+    ui.table(
+        rows,
+        f"Run `{summary.get('run_id', '?')}`. Records without an NHS number that match an "
+        "opted-out person's (pseudonymised) details are removed at linkage, in addition to "
+        "those removed by NHS number at ingest.",
+    )
