@@ -1,0 +1,473 @@
+"""The batch each suite validates, built from the data directory.
+
+GX 1.x validates pandas or SQL, not Polars: each batch is built with Polars or
+DuckDB and crosses into pandas only here, at GX's boundary (:func:`to_pandas`).
+Set work - volumes per organisation, cluster sizes, coverage, reconciliation -
+is done before GX sees it, so GX checks a small frame of figures rather than
+re-deriving them row by row.
+
+No batch carries a raw identifier. Landing batches leave out every identifier
+column and local id (the contract has already checked their formats), so no
+result or Data Docs page can show one; the identifier scan keeps shares, never
+values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import polars as pl
+
+from joinedup.atomic import write_csv
+from joinedup.contracts import TABLES, Table
+from joinedup.ingest.ledger import PSEUDONYMISED_TABLES, read_ledger
+from joinedup.ingest.paths import pseudonymised_path, validated_path
+from joinedup.linkage.inputs import RECORD_TABLES
+from joinedup.quality.project import quality_dir
+from joinedup.quality.suites import EVENT_COLUMNS, RECORD_COLUMNS, commissioner_marts
+
+Batches = dict[str, Callable[[], pl.DataFrame]]
+
+VOLUMES = "volumes.csv"
+VOLUME_SCHEMA = {
+    "run_id": pl.String(),
+    "recorded_at": pl.String(),
+    "source": pl.String(),
+    "table": pl.String(),
+    "org_code": pl.String(),
+    "rows": pl.Int64(),
+}
+ALL_ORGANISATIONS = "(all)"
+# Below this many rows last time, a ratio says more about chance than about the extract.
+MIN_PREVIOUS_ROWS = 20
+RECORD_PERSON = "linked/record_person.parquet"
+LINKAGE_REMOVED = "restricted/linkage_opted_out_records.parquet"
+WAREHOUSE = "warehouse.duckdb"
+
+
+class BatchError(RuntimeError):
+    """A batch could not be built (a missing input); the message says which and why."""
+
+
+def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
+    """Hand a Polars frame to GX: dates as ``datetime.date`` objects, nullable integers.
+
+    GX compares a date column with the suites' ISO dates and the run day only when
+    both are ``datetime.date``; pandas' datetime64 would make every comparison fail.
+    """
+    out = {}
+    for name, dtype in frame.schema.items():
+        series = frame[name]
+        if dtype == pl.Date:
+            out[name] = pd.Series(series.to_list(), dtype=object)
+        elif dtype.is_integer():
+            out[name] = pd.Series(series.to_list(), dtype="Int64")
+        elif dtype == pl.Boolean and series.null_count():
+            out[name] = pd.Series(series.to_list(), dtype="boolean")
+        else:
+            out[name] = series.to_pandas()
+    return pd.DataFrame(out)
+
+
+def _require(path: Path, stage: str) -> Path:
+    if not path.exists():
+        raise BatchError(f"{path} not found: run {stage} before this quality gate.")
+    return path
+
+
+# --- landing ------------------------------------------------------------------------------------
+
+
+def _landing_columns(table: Table) -> list[str]:
+    """Columns a landing suite may see: no identifier, no local id, no file name."""
+    local_id = table.record[1] if table.record else None
+    keep = [c.name for c in table.columns if not c.identifier and c.name != local_id]
+    status = [f"{c.name}_status" for c in table.columns if c.nullable_if_defective]
+    return keep + status
+
+
+def _landing_table(data_dir: Path, table: Table) -> pl.DataFrame:
+    path = _require(validated_path(data_dir, table), f"ingest for {table.source}")
+    names = pl.read_parquet_schema(path)
+    # A table of identifiers only (the opt-out list) is checked by its size: its line numbers.
+    columns = [c for c in _landing_columns(table) if c in names] or ["source_line"]
+    frame = pl.read_parquet(path, columns=columns)
+    # Checked by day: the suites' date bounds are dates.
+    return frame.with_columns(pl.col(pl.Datetime).dt.date())
+
+
+def current_volumes(data_dir: Path) -> pl.DataFrame:
+    """Rows per (source, table, organisation) in this delivery, after the contract."""
+    frames = []
+    for table in TABLES.values():
+        path = validated_path(data_dir, table)
+        if not path.exists():
+            continue
+        scan = pl.scan_parquet(path)
+        org = table.record[0] if table.record else None
+        if org is None and "la_code" in table.column_names:
+            org = "la_code"
+        grouped = (
+            scan.group_by(pl.col(org).alias("org_code")).agg(pl.len().alias("rows"))
+            if org
+            else scan.select(pl.lit(ALL_ORGANISATIONS).alias("org_code"), pl.len().alias("rows"))
+        )
+        frames.append(
+            grouped.with_columns(
+                pl.lit(table.source).alias("source"), pl.lit(table.name).alias("table")
+            ).collect()
+        )
+    if not frames:
+        raise BatchError(f"no validated landing tables under {data_dir}: run ingest first.")
+    return (
+        pl.concat(frames, how="diagonal_relaxed")
+        .select("source", "table", "org_code", pl.col("rows").cast(pl.Int64))
+        .sort("source", "table", "org_code")
+    )
+
+
+def read_volumes(data_dir: Path) -> pl.DataFrame:
+    path = quality_dir(data_dir) / VOLUMES
+    if not path.exists():
+        return pl.DataFrame(schema=VOLUME_SCHEMA)
+    return pl.read_csv(path, schema=VOLUME_SCHEMA)
+
+
+def previous_volumes(data_dir: Path, run_id: str) -> tuple[str | None, pl.DataFrame]:
+    """The last recorded delivery other than this run's: (its run id, its volumes)."""
+    history = read_volumes(data_dir).filter(pl.col("run_id") != run_id)
+    if history.is_empty():
+        return None, history
+    last = history.sort("recorded_at").row(-1, named=True)["run_id"]
+    return last, history.filter(pl.col("run_id") == last)
+
+
+def record_volumes(data_dir: Path, run_id: str, volumes: pl.DataFrame) -> Path:
+    """Keep this delivery's volumes as the baseline for the next (replacing this run's)."""
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+    rows = volumes.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(stamp).alias("recorded_at"))
+    kept = read_volumes(data_dir).filter(pl.col("run_id") != run_id)
+    merged = pl.concat([kept, rows.select(list(VOLUME_SCHEMA)).cast(VOLUME_SCHEMA)])
+    return write_csv(
+        merged.sort("recorded_at", "source", "table", "org_code"), quality_dir(data_dir) / VOLUMES
+    )
+
+
+def volume_comparison(data_dir: Path, run_id: str, current: pl.DataFrame) -> pl.DataFrame:
+    """This delivery against the previous one, per organisation (see suite landing.volumes)."""
+    previous_run, previous = previous_volumes(data_dir, run_id)
+    keys = ["source", "table", "org_code"]
+    joined = current.join(
+        previous.select(*keys, pl.col("rows").alias("previous_rows")),
+        on=keys,
+        how="full",
+        coalesce=True,
+    )
+    comparable = pl.col("previous_rows") >= MIN_PREVIOUS_ROWS
+    return (
+        joined.with_columns(pl.col("rows").fill_null(0))
+        .with_columns(
+            ratio=pl.when(comparable).then(pl.col("rows") / pl.col("previous_rows")),
+            new_organisation=pl.lit(previous_run is not None) & pl.col("previous_rows").is_null(),
+            previous_run_id=pl.lit(previous_run, dtype=pl.String),
+        )
+        .sort(keys)
+    )
+
+
+def landing_batches(data_dir: Path, run_id: str) -> tuple[Batches, pl.DataFrame]:
+    """Batches of the landing suites, and this delivery's volumes (recorded if the gate passes)."""
+    volumes = current_volumes(data_dir)
+    batches: Batches = {
+        f"landing.{t.source}.{t.name}": (lambda t=t: _landing_table(data_dir, t))
+        for t in TABLES.values()
+    }
+    batches["landing.volumes"] = lambda: volume_comparison(data_dir, run_id, volumes)
+    return batches, volumes
+
+
+# --- pseudonymised ------------------------------------------------------------------------------
+
+_NHS_NUMBER = re.compile(r"^\d{3} ?\d{3} ?\d{4}$")
+_POSTCODE = r"^[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}$"
+_FULL_DATE = r"(^|\D)(19|20)\d{2}[-/]?(0[1-9]|1[0-2])[-/]?(0[1-9]|[12]\d|3[01])($|\D)"
+_NAME = r"^[A-Z][a-z'’-]+( [A-Z][a-z'’-]+)*$"
+# A code list (service types, routes of access) has a few distinct capitalised values; a
+# column of names has many.
+NAME_MIN_DISTINCT = 50
+
+
+def _nhs_number_valid(value: str) -> bool:
+    digits = value.replace(" ", "")
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    return (0 if check == 11 else check) == int(digits[9]) and check != 10
+
+
+def _scan_column(series: pl.Series) -> dict[str, float]:
+    values = series.drop_nulls()
+    n = values.len()
+    if n == 0:
+        return dict.fromkeys(("nhs_number", "postcode", "full_date", "name"), 0.0)
+    ten_digits = values.filter(values.str.contains(_NHS_NUMBER.pattern))
+    nhs = sum(1 for v in ten_digits.to_list() if _nhs_number_valid(v))
+    names = values.str.contains(_NAME).sum() if values.n_unique() >= NAME_MIN_DISTINCT else 0
+    return {
+        "nhs_number": nhs / n,
+        "postcode": values.str.contains(_POSTCODE).sum() / n,
+        "full_date": values.str.contains(_FULL_DATE).sum() / n,
+        "name": names / n,
+    }
+
+
+def identifier_scan(data_dir: Path) -> pl.DataFrame:
+    """One row per text column of each pseudonymised table: shares of identifier-like values.
+
+    Token and Bloom filter columns are skipped: their format checks would fail first if
+    they held anything else.
+    """
+    rows = []
+    for qualified in [*RECORD_COLUMNS, *EVENT_COLUMNS]:
+        source, name = qualified.split(".")
+        path = _require(pseudonymised_path(data_dir, source, name), "pseudonymise")
+        schema = pl.read_parquet_schema(path)
+        text = [
+            c for c, t in schema.items() if t == pl.String and not c.endswith(("_token", "_bloom"))
+        ]
+        frame = pl.read_parquet(path, columns=text)
+        for column in text:
+            shares = _scan_column(frame[column])
+            rows.append(
+                {
+                    "table": f"{source}/{name}",
+                    "column": column,
+                    "values": frame[column].len() - frame[column].null_count(),
+                    **{f"{k}_share": round(v, 6) for k, v in shares.items()},
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def pseudonymised_batches(data_dir: Path) -> Batches:
+    batches: Batches = {}
+    for qualified in [*RECORD_COLUMNS, *EVENT_COLUMNS]:
+        source, name = qualified.split(".")
+        path = pseudonymised_path(data_dir, source, name)
+        batches[f"pseudonymised.{qualified}"] = lambda p=path: pl.read_parquet(
+            _require(p, "pseudonymise")
+        ).with_columns(pl.col(pl.Datetime).dt.date())
+    batches["pseudonymised.identifier_scan"] = lambda: identifier_scan(data_dir)
+    return batches
+
+
+# --- linked -------------------------------------------------------------------------------------
+
+
+def _record_person(data_dir: Path) -> pl.DataFrame:
+    return pl.read_parquet(_require(Path(data_dir) / RECORD_PERSON, "linkage"))
+
+
+def _pseudonymised_records(data_dir: Path) -> pl.DataFrame:
+    frames = [
+        pl.read_parquet(
+            _require(pseudonymised_path(data_dir, source, table), "pseudonymise"),
+            columns=["record_token"],
+        ).with_columns(pl.lit(source).alias("source"))
+        for source, table in RECORD_TABLES.items()
+    ]
+    return pl.concat(frames).select("source", "record_token")
+
+
+def _removed_by_linkage(data_dir: Path) -> pl.DataFrame:
+    """Records linkage removed because they matched an opted-out person (source, record_token)."""
+    path = Path(data_dir) / LINKAGE_REMOVED
+    if not path.exists():
+        return pl.DataFrame(schema={"source": pl.String, "record_token": pl.String})
+    return pl.read_parquet(path, columns=["source", "record_token"])
+
+
+def persons(record_person: pl.DataFrame) -> pl.DataFrame:
+    return (
+        record_person.group_by("person_id")
+        .agg(
+            pl.len().alias("records"),
+            pl.col("source").n_unique().alias("sources"),
+            *[(pl.col("source") == s).sum().alias(f"{s}_records") for s in RECORD_TABLES],
+        )
+        .sort("person_id")
+    )
+
+
+def coverage(data_dir: Path) -> pl.DataFrame:
+    """Per source: where every pseudonymised record went, and how many link across sources."""
+    linked = _record_person(data_dir)
+    pseudonymised = _pseudonymised_records(data_dir)
+    removed = _removed_by_linkage(data_dir)
+    keys = ["source", "record_token"]
+    cross = linked.join(
+        persons(linked).select("person_id", "sources"), on="person_id", how="left"
+    ).with_columns((pl.col("sources") > 1).alias("across"))
+    out = []
+    for source in RECORD_TABLES:
+        mine = pseudonymised.filter(pl.col("source") == source)
+        links = cross.filter(pl.col("source") == source)
+        gone = removed.filter(pl.col("source") == source)
+        missing = mine.join(links, on=keys, how="anti").join(gone, on=keys, how="anti")
+        unknown = links.join(mine, on=keys, how="anti")
+        out.append(
+            {
+                "source": source,
+                "records_pseudonymised": mine.height,
+                "records_linked": links.height,
+                "records_removed_for_opt_out": gone.height,
+                "records_missing": missing.height,
+                "records_unknown": unknown.height,
+                "linked_across_sources_share": (
+                    round(links["across"].mean(), 6) if links.height else None
+                ),
+            }
+        )
+    return pl.DataFrame(out)
+
+
+def linked_batches(data_dir: Path) -> Batches:
+    return {
+        "linked.record_person": lambda: _record_person(data_dir),
+        "linked.coverage": lambda: coverage(data_dir),
+        "linked.persons": lambda: persons(_record_person(data_dir)),
+    }
+
+
+# --- marts --------------------------------------------------------------------------------------
+
+
+def _query(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:
+    return con.execute(sql, params or []).fetchone()[0]
+
+
+def reconciliation(data_dir: Path, run_id: str, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Totals that must agree between the ledger, the warehouse's facts and a published mart."""
+    ledger = read_ledger(data_dir).filter(pl.col("run_id") == run_id)
+    if ledger.is_empty():
+        raise BatchError(
+            f"the ledger has no rows for run {run_id!r}: run the marts gate with the run id "
+            "the warehouse was built from."
+        )
+    loaded = dict(
+        ledger.group_by(pl.concat_str("source", pl.lit("/"), "table"))
+        .agg(pl.col("rows_loaded").sum())
+        .iter_rows()
+    )
+    linked = _record_person(data_dir)
+
+    def unlinked_rows(qualified: str) -> int:
+        """Rows of a pseudonymised table whose record linkage removed for opt-out."""
+        source, name = PSEUDONYMISED_TABLES[qualified]
+        path = _require(pseudonymised_path(data_dir, source, name), "pseudonymise")
+        rows = pl.read_parquet(path, columns=["record_token"])
+        mine = linked.filter(pl.col("source") == source).select("record_token")
+        return rows.join(mine, on="record_token", how="anti").height
+
+    checks: list[tuple[str, int | None, int | None, int]] = []
+
+    def from_ledger(qualified: str, what: str, sql: str) -> None:
+        expected = loaded.get(qualified, 0) - unlinked_rows(qualified)
+        checks.append((f"ledger {qualified} -> {what}", expected, _scalar(con, sql), 0))
+
+    facts = "marts.fct_care_events where event_type"
+    from_ledger(
+        "hospital/apc_episodes",
+        "episodes in fct_hospital_spells",
+        "select coalesce(sum(episode_count), 0) from marts.fct_hospital_spells",
+    )
+    from_ledger(
+        "hospital/ae_attendances",
+        "ae_attendance events in fct_care_events",
+        f"select count(*) from {facts} = 'ae_attendance'",
+    )
+    from_ledger(
+        "social_care/events",
+        "social care events in fct_care_events",
+        f"select count(*) from {facts} like 'social_care_%'",
+    )
+    from_ledger(
+        "gp/patients",
+        "GP records in dim_person",
+        "select coalesce(sum(gp_record_count), 0) from marts.dim_person",
+    )
+    from_ledger(
+        "social_care/clients",
+        "social care records in dim_person",
+        "select coalesce(sum(social_care_record_count), 0) from marts.dim_person",
+    )
+
+    true_total = _scalar(
+        con,
+        "select count(*) from marts.fct_hospital_spells s,"
+        " intermediate.int_extract_window_derived w where s.is_readmission_index"
+        " and s.has_full_follow_up and s.discharge_date >= w.extract_start_date",
+    )
+    published, suppressed = con.execute(
+        "select index_discharges, index_discharges_suppressed from marts.mart_readmissions "
+        "where breakdown = 'total'"
+    ).fetchone() or (None, None)
+    # Rounded to the nearest 5: off by at most 2. Withheld: the true count is 1 to 7.
+    tolerance = 7 if suppressed else 2
+    checks.append(
+        (
+            "fct_hospital_spells index stays -> mart_readmissions total index_discharges",
+            true_total,
+            0 if suppressed else published,
+            tolerance,
+        )
+    )
+    frame = pl.DataFrame(
+        checks,
+        schema={
+            "check": pl.String,
+            "expected": pl.Int64,
+            "observed": pl.Int64,
+            "tolerance": pl.Int64,
+        },
+        orient="row",
+    )
+    difference = (pl.col("observed") - pl.col("expected")).abs()
+    return frame.with_columns(
+        excess=pl.when(pl.col("observed").is_null() | pl.col("expected").is_null())
+        .then(pl.lit(10**9))
+        .otherwise(pl.max_horizontal(difference - pl.col("tolerance"), pl.lit(0)))
+    )
+
+
+def readmission_intervals(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return _query(
+        con,
+        "select i.discharge_date, r.admission_date as readmission_date, "
+        "i.days_to_emergency_readmission "
+        "from marts.fct_hospital_spells i "
+        "join marts.fct_hospital_spells r on r.spell_key = i.readmission_stay_key "
+        "where i.readmitted_within_30_days",
+    )
+
+
+def marts_batches(data_dir: Path, run_id: str) -> tuple[Batches, Callable[[], None]]:
+    """Batches read from ``DATA/warehouse.duckdb`` (read-only), and a function to close it."""
+    path = _require(Path(data_dir) / WAREHOUSE, "build_warehouse")
+    con = duckdb.connect(str(path), read_only=True)
+    batches: Batches = {
+        f"marts.{name}": (lambda name=name: _query(con, f'select * from marts."{name}"'))
+        for name in commissioner_marts()
+    }
+    batches["marts.readmission_intervals"] = lambda: readmission_intervals(con)
+    batches["marts.reconciliation"] = lambda: reconciliation(data_dir, run_id, con)
+    return batches, con.close

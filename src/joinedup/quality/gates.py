@@ -1,0 +1,216 @@
+"""Run a zone's quality gate: its checkpoints, the verdict, the Data Docs.
+
+A gate runs every checkpoint of its zone on batches built from the data
+directory, stores the validation results and rebuilds the Data Docs pages
+under ``DATA/quality/``, then decides: any failed ``critical`` expectation
+raises :class:`QualityGateError` (after the docs are written, so people can
+see what failed); failed ``warning`` expectations are logged and returned.
+The marts gate reads the warehouse before it is published, so a failure
+leaves the previous ``analytics.duckdb`` as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from joinedup.quality import batches as b
+from joinedup.quality.project import ZONES, docs_dir, open_context
+from joinedup.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SAMPLES = 5
+_HEX_TOKEN = re.compile(r"^[0-9a-f]{32,}$")
+
+
+class QualityGateError(RuntimeError):
+    """A critical expectation failed; the message names the suite, expectation and samples."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def _parameters(run_date: date | None) -> dict[str, Any]:
+    threshold = Settings().suppression_threshold
+    return {
+        "run_date": run_date or date.today(),
+        "small_counts": list(range(1, threshold)),
+    }
+
+
+def _sample(value: Any) -> str:
+    """A failing value as shown in messages: tokens shortened, everything else as is."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_sample(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    return f"{text[:8]}…" if _HEX_TOKEN.match(text) else text
+
+
+def _describe(result: Any) -> dict[str, Any]:
+    """One failed expectation: which, how badly, and a few failing values (never identifiers)."""
+    config = result.expectation_config
+    kwargs = {
+        k: v
+        for k, v in config.kwargs.items()
+        if k in ("column", "column_list", "column_A", "column_B") and v is not None
+    }
+    where = ", ".join(
+        ",".join(map(str, v)) if isinstance(v, list) else str(v) for v in kwargs.values()
+    )
+    outcome = result.result or {}
+    samples = outcome.get("partial_unexpected_index_list") or outcome.get("partial_unexpected_list")
+    if samples is None and "observed_value" in outcome:
+        samples = [outcome["observed_value"]]
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        samples = [f"error: {result.exception_info.get('exception_message')}"]
+    detail = ""
+    if outcome.get("unexpected_count") is not None:
+        detail = (
+            f"{outcome['unexpected_count']:,} of {outcome.get('element_count', 0):,} rows "
+            "unexpected"
+        )
+    return {
+        "expectation": f"{config.type}({where})",
+        "severity": str(getattr(config.severity, "value", config.severity)),
+        "notes": config.notes,
+        "detail": detail,
+        "samples": [_sample(s) for s in (samples or [])[:SAMPLES]],
+    }
+
+
+def _line(suite: str, failure: dict[str, Any]) -> str:
+    parts = [f"{suite}: {failure['expectation']}"]
+    if failure["detail"]:
+        parts.append(failure["detail"])
+    if failure["samples"]:
+        parts.append("e.g. " + "; ".join(failure["samples"]))
+    if failure["notes"]:
+        parts.append(f"({failure['notes']})")
+    return " - ".join(parts)
+
+
+def _batches(data_dir: Path, zone: str, run_id: str) -> tuple[b.Batches, Any, Any]:
+    """(batches, close function, this delivery's volumes for landing)."""
+    if zone == "landing":
+        batches, volumes = b.landing_batches(data_dir, run_id)
+        return batches, None, volumes
+    if zone == "pseudonymised":
+        return b.pseudonymised_batches(data_dir), None, None
+    if zone == "linked":
+        return b.linked_batches(data_dir), None, None
+    if zone == "marts":
+        batches, close = b.marts_batches(data_dir, run_id)
+        return batches, close, None
+    raise ValueError(f"unknown zone {zone!r}; expected one of {', '.join(ZONES)}")
+
+
+def run_gates(
+    data_dir: Path, zone: str, run_id: str, *, run_date: date | None = None
+) -> dict[str, Any]:
+    """Validate one zone; raise :class:`QualityGateError` if a critical expectation failed.
+
+    Zones: ``landing`` (after ingest, before opt-outs), ``pseudonymised`` (after
+    pseudonymise), ``linked`` (after link), ``marts`` (after build_warehouse, before
+    publish_analytics). Returns a JSON-able summary: per suite its verdict and failures,
+    the warnings, and the Data Docs index. ``run_date`` bounds plausible dates (today).
+    """
+    started = time.perf_counter()
+    data_dir = Path(data_dir).resolve()
+    batches, close, volumes = _batches(data_dir, zone, run_id)
+    parameters = _parameters(run_date)
+    suites: dict[str, dict[str, Any]] = {}
+    critical: list[str] = []
+    warnings: list[str] = []
+    identifiers = []
+    try:
+        with open_context(data_dir) as context:
+            for name, build in batches.items():
+                frame = b.to_pandas(build())
+                checkpoint = context.checkpoints.get(name)
+                result = checkpoint.run(
+                    batch_parameters={"dataframe": frame},
+                    expectation_parameters=parameters,
+                    run_id=_run_identifier(run_id, zone),
+                )
+                identifiers.extend(result.run_results)
+                failures = [
+                    _describe(r)
+                    for validation in result.run_results.values()
+                    for r in validation.results
+                    if not r.success
+                ]
+                suites[name] = {
+                    "rows": len(frame),
+                    "evaluated": sum(len(v.results) for v in result.run_results.values()),
+                    "success": not failures,
+                    "failures": failures,
+                }
+                for failure in failures:
+                    (critical if failure["severity"] == "critical" else warnings).append(
+                        _line(name, failure)
+                    )
+            docs = _build_docs(context, identifiers)
+    finally:
+        if close:
+            close()
+    for line in warnings:
+        log.warning("quality warning: %s", line)
+    summary = {
+        "zone": zone,
+        "run_id": run_id,
+        "passed": not critical,
+        "suites": suites,
+        "critical": critical,
+        "warnings": warnings,
+        "docs": str(docs),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if critical:
+        raise QualityGateError(
+            f"quality gate '{zone}' failed for run {run_id}: {len(critical)} critical "
+            "expectation(s) failed, so nothing from this run may be used or published:\n  "
+            + "\n  ".join(critical)
+            + f"\nData Docs: {docs}. Fix the data (or the stage that wrote it) and run again.",
+            summary,
+        )
+    if volumes is not None:
+        # The baseline moves only on a passing delivery, so a bad one is never the yardstick.
+        b.record_volumes(data_dir, run_id, volumes)
+    log.info(
+        "quality gate %s passed for run %s: %d suites, %d warnings, %.1fs (docs %s)",
+        zone,
+        run_id,
+        len(suites),
+        len(warnings),
+        summary["seconds"],
+        docs,
+    )
+    return summary
+
+
+def _run_identifier(run_id: str, zone: str) -> Any:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    return RunIdentifier(run_name=f"{run_id}-{zone}")
+
+
+def _build_docs(context: Any, identifiers: list[Any] | None) -> Path:
+    """Render the new validation results (or every page when None) and the index."""
+    sites = context.build_data_docs(resource_identifiers=identifiers or None)
+    url = next(iter(sites.values()))
+    return Path(url.removeprefix("file://"))
+
+
+def build_data_docs(data_dir: Path) -> Path:
+    """Rebuild every Data Docs page in ``DATA/quality/docs/``; return the index.html path."""
+    data_dir = Path(data_dir).resolve()
+    with open_context(data_dir) as context:
+        index = _build_docs(context, None)
+    log.info("Data Docs written to %s", docs_dir(data_dir))
+    return index

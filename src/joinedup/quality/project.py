@@ -1,0 +1,78 @@
+"""Where the Great Expectations project lives and how a run opens it.
+
+The project (``great_expectations.yml``, suites, validation definitions and
+checkpoints) is committed under the repository's ``expectations/`` folder. What
+a run produces - validation results and Data Docs - goes under the data
+directory (``DATA/quality/``), never into the repository: the project's stores
+name ``${JOINEDUP_QUALITY_DIR}``, which :func:`open_context` sets for the
+duration of the call.
+
+Every batch is a pandas DataFrame handed to a dataframe asset at run time
+(``batch_parameters={"dataframe": ...}``), so nothing in the committed project
+names a path on any machine. One checkpoint per suite, because a checkpoint
+hands the same batch parameters to every validation definition it holds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+# An installed package (a Docker image, say) points this at its copy of expectations/.
+EXPECTATIONS_DIR_ENV = "JOINEDUP_EXPECTATIONS_DIR"
+QUALITY_DIR_ENV = "JOINEDUP_QUALITY_DIR"
+
+QUALITY = "quality"
+DATASOURCE = "joinedup"
+BATCH_DEFINITION = "whole_dataframe"
+DOCS_SITE = "joinedup_quality"
+ZONES: tuple[str, ...] = ("landing", "pseudonymised", "linked", "marts")
+
+# GX reads the substitution variables when a context is created; one at a time per process.
+_LOCK = threading.RLock()
+
+
+def expectations_dir() -> Path:
+    """The committed GX project: ``$JOINEDUP_EXPECTATIONS_DIR`` or the repository's."""
+    configured = os.environ.get(EXPECTATIONS_DIR_ENV)
+    return Path(configured) if configured else PROJECT_DIR / "expectations"
+
+
+def quality_dir(data_dir: Path) -> Path:
+    return Path(data_dir).resolve() / QUALITY
+
+
+def docs_dir(data_dir: Path) -> Path:
+    return quality_dir(data_dir) / "docs"
+
+
+@contextmanager
+def open_context(data_dir: Path, project: Path | None = None) -> Iterator[Any]:
+    """A file-backed GX context on the committed project, writing under ``DATA/quality/``."""
+    import great_expectations as gx
+
+    root = Path(project or expectations_dir()).resolve()
+    if not (root / "great_expectations.yml").exists():
+        raise FileNotFoundError(
+            f"no Great Expectations project at {root} (great_expectations.yml not found); "
+            f"set {EXPECTATIONS_DIR_ENV} to the project's expectations/ folder."
+        )
+    target = quality_dir(data_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    with _LOCK:
+        saved = os.environ.get(QUALITY_DIR_ENV)
+        os.environ[QUALITY_DIR_ENV] = str(target)
+        # No usage statistics leave the machine (also off in great_expectations.yml).
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        try:
+            yield gx.get_context(mode="file", context_root_dir=str(root))
+        finally:
+            if saved is None:
+                os.environ.pop(QUALITY_DIR_ENV, None)
+            else:
+                os.environ[QUALITY_DIR_ENV] = saved
