@@ -1,4 +1,4 @@
-"""Airflow DAG: opt-outs, pseudonymisation, linkage, linked opt-outs, privacy gate, ledger.
+"""Airflow DAG: opt-outs, pseudonymisation, linkage, quality gates, dbt, publish.
 
 Scheduled on the ingest DAGs' Assets, so it runs once every source has
 delivered. The work is done by ``joinedup.pipeline``; this file only says
@@ -25,8 +25,15 @@ DOC = """
    records that carry no NHS number (left out of record_person);
 6. `remove_linked_opt_outs` - those records, with all their events, leave pseudonymised/
    and are counted in the ledger as opted out (split by reason in the task's summary);
-7. `privacy_gate` - no landing identifier may appear in any output;
-8. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
+7. `quality_gates_inputs` - Great Expectations suites on the landing, pseudonymised and
+   linked zones; a critical failure stops the run here;
+8. `build_warehouse` - `dbt build` (models and their tests) into `warehouse.duckdb`;
+9. `quality_gates_marts` - suites on the marts (suppression, rates, reconciliation);
+10. `privacy_gate` - no landing identifier may appear in any output;
+11. `publish` - the marts alone replace `analytics.duckdb` (never reached if a gate failed,
+    so analysts and the dashboard keep the last good one);
+12. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
+13. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
 
 **When it fails**: read the failed task's log; every error says what was wrong, where,
 and what to do. Tasks are idempotent: fix the cause and clear the failed task.
@@ -37,7 +44,7 @@ stage that wrote them.
 
 @dag(
     dag_id="joinedup_link_and_build",
-    description="Opt-outs, pseudonymisation, Splink linkage, privacy gate and ledger",
+    description="Opt-outs, pseudonymisation, Splink linkage, quality gates, dbt marts, publish",
     doc_md=DOC,
     schedule=[Asset(source_asset_uri(s)) for s in SOURCES],
     start_date=START,
@@ -90,32 +97,50 @@ def joinedup_link_and_build():
 
         return pipeline.remove_linked_opt_outs_stage(run["data_dir"], run["run_id"])
 
-    # A leak or an unbalanced ledger is not transient: never retry these.
-    @task(retries=0)
-    def privacy_gate(run: dict, _linked_opt_outs: dict) -> dict:
+    # A failed gate, a leak or an unbalanced ledger is not transient: never retry these.
+    @task(retries=0, execution_timeout=timedelta(hours=1))
+    def quality_gates_inputs(run: dict, _linked_opt_outs: dict) -> dict:
+        from joinedup import pipeline
+
+        return {
+            zone: pipeline.quality_gate(run["data_dir"], zone, run["run_id"])
+            for zone in ("landing", "pseudonymised", "linked")
+        }
+
+    @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
+    def build_warehouse(run: dict, _gates: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.build_warehouse_stage(run["data_dir"])
+
+    @task(retries=0, execution_timeout=timedelta(hours=1))
+    def quality_gates_marts(run: dict, _warehouse: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.quality_gate(run["data_dir"], "marts", run["run_id"])
+
+    @task(retries=0, execution_timeout=timedelta(hours=1))
+    def privacy_gate(run: dict, _marts_gate: dict) -> dict:
         from joinedup import pipeline
 
         return pipeline.privacy_gate(run["data_dir"])
 
-    @task(retries=0)
-    def finalise(
-        run: dict,
-        ingested: dict,
-        removed: dict,
-        pseudo: dict,
-        linked: dict,
-        linked_removed: dict,
-        gate: dict,
-    ) -> dict:
+    @task(pool=DUCKDB_POOL)
+    def publish(run: dict, _privacy: dict) -> dict:
         from joinedup import pipeline
 
-        stages = {
-            "opt_outs": removed,
-            "pseudonymise": pseudo,
-            "linkage": linked,
-            "linked_opt_outs": linked_removed,
-            "privacy": gate,
-        }
+        return pipeline.publish_stage(run["data_dir"])
+
+    @task
+    def docs(run: dict, _published: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.docs_stage(run["data_dir"])
+
+    @task(retries=0)
+    def finalise(run: dict, stages: dict) -> dict:
+        from joinedup import pipeline
+
         return pipeline.finalise(run["data_dir"], run["run_id"], stages)
 
     run = resolve_run()
@@ -124,8 +149,26 @@ def joinedup_link_and_build():
     pseudo = pseudonymise(run, removed)
     linked = link(run, pseudo)
     linked_removed = remove_linked_opt_outs(run, linked)
-    gate = privacy_gate(run, linked_removed)
-    finalise(run, ingested, removed, pseudo, linked, linked_removed, gate)
+    input_gates = quality_gates_inputs(run, linked_removed)
+    warehouse = build_warehouse(run, input_gates)
+    marts_gate = quality_gates_marts(run, warehouse)
+    privacy = privacy_gate(run, marts_gate)
+    published = publish(run, privacy)
+    documented = docs(run, published)
+    finalise(
+        run,
+        {
+            "opt_outs": removed,
+            "pseudonymise": pseudo,
+            "linkage": linked,
+            "linked_opt_outs": linked_removed,
+            "quality": {"inputs": input_gates, "marts": marts_gate},
+            "warehouse": warehouse,
+            "privacy": privacy,
+            "published": published,
+            "docs": documented,
+        },
+    )
 
 
 joinedup_link_and_build()

@@ -22,3 +22,20 @@ def test_code_words_are_not_names_but_embedded_data_is(tmp_path: Path) -> None:
     chart.write_text(f'<script>var data={{"family": "Smith", "n": "{nhs}"}}</script>')
     found = scan(tmp_path / "landing", [chart])
     assert set(found["value"]) == {"smith", nhs}
+
+
+def test_month_columns_are_not_dates_of_birth(tmp_path: Path) -> None:
+    import polars as pl
+
+    write_landing(tmp_path)
+    birthday = PEOPLE["alice"][3]  # born on the first of a month
+    assert birthday.endswith("-01")
+    out = tmp_path / "out"
+    out.mkdir()
+    months = pl.DataFrame({"event_month": [birthday, "2025-02-01"]})
+    months.write_parquet(out / "months.parquet")
+    assert scan(tmp_path / "landing", [out]).height == 0
+    # The same value in a column of real dates is a date of birth.
+    pl.DataFrame({"seen": [birthday, "2025-02-14"]}).write_parquet(out / "dates.parquet")
+    found = scan(tmp_path / "landing", [out])
+    assert found.select("column", "value").rows() == [("seen", birthday)]

@@ -109,6 +109,37 @@ def privacy_gate(data_dir: Path) -> dict[str, Any]:
     return {"scanned": [t.name for t in targets], "findings": 0}
 
 
+def quality_gate(data_dir: Path, zone: str, run_id: str) -> dict[str, Any]:
+    """Great Expectations suites of one zone; a critical failure stops the run."""
+    from joinedup.quality import run_gates
+
+    return run_gates(Path(data_dir), zone, run_id)
+
+
+def build_warehouse_stage(data_dir: Path) -> dict[str, Any]:
+    from joinedup.warehouse import build_warehouse
+
+    return build_warehouse(Path(data_dir))
+
+
+def publish_stage(data_dir: Path) -> dict[str, Any]:
+    """Replace analytics.duckdb with the marts; only reached when every gate passed."""
+    from joinedup.warehouse import publish_analytics
+
+    return {"analytics": str(publish_analytics(Path(data_dir)))}
+
+
+def docs_stage(data_dir: Path) -> dict[str, Any]:
+    """dbt docs and Great Expectations Data Docs, for people to read."""
+    from joinedup.quality import build_data_docs
+    from joinedup.warehouse import generate_docs
+
+    return {
+        "dbt_docs": str(generate_docs(Path(data_dir))),
+        "data_docs": str(build_data_docs(Path(data_dir))),
+    }
+
+
 def finalise(data_dir: Path, run_id: str, stages: dict[str, Any] | None = None) -> dict[str, Any]:
     """Balance the ledger and write the run summary (``DATA/runs/<run_id>.json``)."""
     data_dir = Path(data_dir)

@@ -49,8 +49,8 @@ _COMMON = """
     all and april are art bill black bond brown can case cook day dean dawn england faith
     field fields frank free gay general grace green guy hall hill holly hope house iris ivy
     joy june king lane law long major mark may new north not park patience people rich
-    rose ruby sage sandy scott short south stone summer the total victor wells west white
-    will wood young
+    rose ruby sage sandy scott short south stone summer the total victor ward wells west
+    white will wood young
 """
 COMMON_WORDS = frozenset(_COMMON.split())
 
@@ -269,10 +269,21 @@ def scan(landing_dir: Path, targets: Iterable[Path]) -> pl.DataFrame:
         if not selects:
             return empty
         con.execute("CREATE OR REPLACE TEMP VIEW output_cells AS " + " UNION ALL ".join(selects))
+        con.execute("CREATE OR REPLACE TEMP TABLE candidates AS " + _candidates_sql("output_cells"))
+        # A column whose every date is the first of a month holds months (event_month),
+        # not dates of birth, even where a first-of-month birthday coincides.
         findings = con.sql(
-            "SELECT DISTINCT c.file, c.col AS column, c.kind, c.token AS value FROM ("
-            + _candidates_sql("output_cells")
-            + ") c JOIN identifiers i USING (kind, token) ORDER BY ALL"
+            """
+            WITH month_columns AS (
+                SELECT file, col FROM candidates WHERE kind = 'date_of_birth'
+                GROUP BY file, col HAVING bool_and(token LIKE '%-01')
+            )
+            SELECT DISTINCT c.file, c.col AS column, c.kind, c.token AS value
+            FROM candidates c JOIN identifiers i USING (kind, token)
+            WHERE NOT (c.kind = 'date_of_birth'
+                       AND (c.file, c.col) IN (SELECT (file, col) FROM month_columns))
+            ORDER BY ALL
+            """
         ).pl()
         log.info(
             "privacy scan: %d files, %d landing identifiers, %d findings",
