@@ -45,6 +45,16 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
             f"{removed:,} records without NHS number removed as opted out; "
             f"{link['ids_kept']:,} person ids kept, {link['ids_new']:,} new",
         ]
+    quality = summary.get("quality")
+    if quality:
+        zones = [*quality["inputs"].values(), quality["marts"]]
+        suites = sum(len(z["suites"]) for z in zones)
+        expectations = sum(s["evaluated"] for z in zones for s in z["suites"].values())
+        warnings = sum(len(z["warnings"]) for z in zones)
+        lines.append(
+            f"quality gates: {suites} suites, {expectations} expectations passed in "
+            f"{len(zones)} zones; {warnings} warning(s)"
+        )
     if summary.get("privacy"):
         lines.append(
             f"privacy gate: no identifier found in {', '.join(summary['privacy']['scanned'])}"
@@ -61,8 +71,14 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
     for label, rel in (
         ("warehouse", "warehouse.duckdb"),
         ("analytics marts", "analytics.duckdb"),
+        ("dbt docs", "docs/dbt/static_index.html"),
         ("data docs", "quality/docs/index.html"),
     ):
         if (data_dir / rel).exists():
             lines.append(f"  {label:<17} {data_dir / rel}")
+    if (data_dir / "analytics.duckdb").exists():
+        lines += [
+            "",
+            f"dashboard: make dashboard DATA={data_dir}  (then open http://localhost:8501)",
+        ]
     return "\n".join(lines)
