@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,41 @@ def test_run_without_a_key_stops_with_a_clear_error(tmp_path: Path) -> None:
     assert "JOINEDUP_PSEUDONYMISATION_KEY" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "landing").exists()
+
+
+def test_run_publishes_marts_and_documentation(finished_run) -> None:
+    import duckdb
+
+    data_dir, done = finished_run
+    assert done.returncode == 0
+    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert {"mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care"} <= tables
+    assert all(t.startswith(("dim_", "fct_", "mart_")) for t in tables)
+    docs = (data_dir / "quality" / "docs" / "index.html").read_text()
+    for zone in ("landing", "pseudonymised", "linked", "marts"):
+        assert zone in docs
+    assert (data_dir / "docs" / "dbt" / "static_index.html").exists()
+    assert "quality gates:" in done.stdout
+
+
+def test_a_failed_critical_gate_stops_the_run_and_keeps_the_published_marts(
+    finished_run, tmp_path: Path
+) -> None:
+    data_dir, done = finished_run
+    assert done.returncode == 0
+    copy = tmp_path / "truncated"
+    shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns("airflow"))
+    published = (copy / "analytics.duckdb").read_bytes()
+    # Half of the GP registrations go missing: a truncated delivery.
+    patients = copy / "landing" / "gp" / "patients.csv"
+    lines = patients.read_text().splitlines()
+    patients.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["JOINEDUP_PSEUDONYMISATION_KEY"] = DEMO_KEY
+    again = _run(["run", "--data-dir", str(copy), "--run-id", "t2"], env)
+    assert again.returncode == 1
+    assert "at task quality_gates_inputs" in again.stderr
+    assert "QualityGateError" in again.stderr and "landing.volumes" in again.stderr
+    assert (copy / "analytics.duckdb").read_bytes() == published

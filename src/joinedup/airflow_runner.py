@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -85,6 +86,24 @@ def _migrate(env: dict[str, str], log_file: Path) -> None:
         raise DagRunFailed(f"`airflow db migrate` failed; see {log_file}")
 
 
+_ERROR = re.compile(r"^[\w.]+(Error|Exception): ")
+_LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+
+
+def last_error(log_file: Path) -> str:
+    """The last exception message in the Airflow log (our errors say what to do)."""
+    lines = log_file.read_text(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if _ERROR.match(line)]
+    if not starts:
+        return ""
+    block = []
+    for line in lines[starts[-1] :]:
+        if _LOG_LINE.match(line):
+            break
+        block.append(line)
+    return "\n".join(block[:20])
+
+
 def _is_asset_scheduled(dag) -> bool:
     return type(dag.timetable).__name__ == "AssetTriggeredTimetable"
 
@@ -124,17 +143,13 @@ def run_dags(
         started = time.perf_counter()
         with _output_to(log_file):
             dag_run = dag.test(run_conf=conf)
-        failed = tuple(
-            ti.task_id
-            for ti in dag_run.get_task_instances()
-            if ti.state not in ("success", "skipped")
-        )
+        failed = tuple(ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed")
         result = DagResult(dag.dag_id, str(dag_run.state), time.perf_counter() - started, failed)
         results.append(result)
         progress(f"  {dag.dag_id:<36} {result.state:<8} {result.seconds:6.1f}s")
         if result.state != "success":
             raise DagRunFailed(
-                f"{dag.dag_id} {result.state}: failed task(s) {', '.join(failed) or '?'}; "
-                f"the task log is in {log_file}"
+                f"{dag.dag_id} {result.state} at task {', '.join(failed) or '?'} "
+                f"(later tasks did not run).\n{last_error(log_file)}\nFull log: {log_file}"
             )
     return results
