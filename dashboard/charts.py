@@ -306,8 +306,11 @@ def funnel_plot(
     y_title: str,
 ) -> go.Figure:
     """Each unit's rate against its size, with 95% and 99.8% limits around the overall rate."""
+    # Limits drawn over the range the units span: near zero they fan out to 0-100% and
+    # would flatten the part of the plot where the units are.
     top = max([*denominators, 10]) * 1.1
-    steps = [max(5.0, top * i / 100) for i in range(1, 101)]
+    bottom = max(5.0, min(denominators, default=10) * 0.5)
+    steps = [bottom + (top - bottom) * i / 100 for i in range(101)]
     fig = go.Figure()
     for name, z in (("95%", Z_95), ("99.8%", Z_998)):
         lower, upper = zip(*(funnel_limits(overall, n, z) for n in steps), strict=True)
@@ -344,7 +347,7 @@ def funnel_plot(
         title=_title(title, subtitle),
         height=440,
         margin={"t": 90},
-        xaxis={"title": x_title, "rangemode": "tozero"},
+        xaxis={"title": x_title, "tickformat": ",d"},
         yaxis={"title": y_title, "ticksuffix": "%", "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.2},
     )
@@ -378,21 +381,23 @@ def median_days_over_time(
     return fig
 
 
-def grouped_days_bars(
+def grouped_share_bars(
     groups: Sequence[str],
     series: dict[str, list[float | None]],
     title: str,
     subtitle: str,
 ) -> go.Figure:
-    """Median days per group, one bar per series (e.g. the kind of social care next)."""
+    """A percentage per group, one bar per series (e.g. the kind of social care next)."""
     fig = go.Figure()
-    for name, days in series.items():
+    greens = ("#009639", "#78BE20", "#00A499")  # NHS greens: all three are social care
+    for i, (name, pct) in enumerate(series.items()):
         fig.add_trace(
             go.Bar(
                 x=list(groups),
-                y=days,
+                y=pct,
                 name=name,
-                hovertemplate=f"%{{x}}, {name}: median %{{y:.1f}} days<extra></extra>",
+                marker_color=greens[i % len(greens)],
+                hovertemplate=f"%{{x}}, {name}: %{{y:.1f}}%<extra></extra>",
             )
         )
     fig.update_layout(
@@ -400,7 +405,7 @@ def grouped_days_bars(
         barmode="group",
         height=400,
         margin={"t": 90},
-        yaxis={"title": "Median days after discharge", "rangemode": "tozero"},
+        yaxis={"title": "Share of discharges", "ticksuffix": "%", "rangemode": "tozero"},
         xaxis={"type": "category"},
         legend={"orientation": "h", "y": -0.2},
     )

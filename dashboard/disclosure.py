@@ -50,16 +50,19 @@ def publish_count(n: int | None) -> tuple[int | None, bool]:
     return math.floor(n / ROUNDING_BASE + 0.5) * ROUNDING_BASE, False
 
 
-def format_count(value: int | float | None, suppressed: bool, partial: bool = False) -> str:
-    """Text for a published count: the only way a count reaches the screen."""
+def format_count(value: int | float | None, suppressed: bool) -> str:
+    """Text for a published count: the only way a count reaches the screen.
+
+    ``suppressed`` says whether any cell behind the figure was withheld. With nothing
+    published beside it (or only zeros) the figure could be 1-7, so it reads as withheld,
+    never as 0; with published cells beside it, their sum is a lower bound and is marked.
+    """
     if suppressed and not value:
-        # All contributing cells withheld (or only zeros beside withheld ones): the true
-        # figure could be 1-7, so it is shown as withheld, never as 0.
         return suppressed_label()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return NOT_APPLICABLE
     text = f"{int(value):,}"
-    return f"{text} {PARTIAL_MARK}" if partial else text
+    return f"{text} {PARTIAL_MARK}" if suppressed else text
 
 
 def format_rate(pct: float | None, withheld: bool) -> str:

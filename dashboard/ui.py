@@ -38,7 +38,8 @@ def imd_label(quintile: Any) -> str:
     if quintile is None:
         return UNKNOWN
     q = int(quintile)
-    return {1: "1 – most deprived", 5: "5 – least deprived"}.get(q, str(q))
+    # Never a bare number: on screen a bare whole number is always a count.
+    return {1: "IMD 1 – most deprived", 5: "IMD 5 – least deprived"}.get(q, f"IMD {q}")
 
 
 def value_label(dimension: str, value: Any) -> str:
@@ -125,7 +126,7 @@ def describe(filters: Filters) -> str:
     """The population a figure covers, in words, for chart subtitles and captions."""
     parts = [
         f"{DIMENSION_LABELS[d]} {value_label(d, v)}"
-        if d in ("la_code", "practice_code", "imd_quintile")
+        if d in ("la_code", "practice_code")
         else f"{value_label(d, v)}"
         for d, v in filters.fixed().items()
     ]

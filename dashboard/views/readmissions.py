@@ -82,8 +82,8 @@ def render(ctx: ui.Context) -> None:
             key="readmissions-trend",
         )
         st.caption(
-            f"**Period:** {trend_plan.period_label}. **Definition:** {DEFINITION}; the band "
-            "is the 95% Wilson interval. A month with a suppressed count has no point."
+            f"**Period:** {trend_plan.period_label}. **Definition:** {DEFINITION}; the bars "
+            "are 95% Wilson intervals. A month with a suppressed count has no point."
         )
         with st.expander("Monthly figures"):
             ui.table(

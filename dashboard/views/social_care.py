@@ -128,6 +128,12 @@ def render(ctx: ui.Context) -> None:
         )
     st.caption(f"**Period:** {by_plan.period_label}. **Definition:** {DEFINITION}.")
     ui.plan_note(by_plan, by_group)
+    ui.table(
+        [
+            {ui.DIMENSION_LABELS[dim]: label, **_figures(r)}
+            for label, r in zip(labels, rows, strict=True)
+        ]
+    )
 
     trend_plan, trend = query(data_dir, cat, "social_care", filters, ("activity_month", dim))
     if trend_plan is not None and not trend.is_empty():
@@ -158,12 +164,6 @@ def render(ctx: ui.Context) -> None:
             )
 
     _next_after_discharge(ctx, dim)
-    ui.table(
-        [
-            {ui.DIMENSION_LABELS[dim]: label, **_figures(r)}
-            for label, r in zip(labels, rows, strict=True)
-        ]
-    )
 
 
 def _next_after_discharge(ctx: ui.Context, dim: str) -> None:
@@ -177,31 +177,50 @@ def _next_after_discharge(ctx: ui.Context, dim: str) -> None:
     )
     if flows.is_empty():
         return
-    groups = [ui.value_label(dim, v) for v in flows[dim].unique(maintain_order=True).to_list()]
+    dim_label = ui.DIMENSION_LABELS[dim].lower()
+    st.subheader("Which door: the next event after discharge")
+    groups = flows[dim].unique(maintain_order=True).to_list()
+    labels = [ui.value_label(dim, g) for g in groups]
     series: dict[str, list[float | None]] = {}
+    rows = []
     for to_type in SOCIAL_CARE_NEXT:
         name = charts.event_label(to_type)
-        values = []
-        for g in flows[dim].unique(maintain_order=True).to_list():
+        values: list[float | None] = []
+        for g, label in zip(groups, labels, strict=True):
             match = flows.filter(
                 (pl.col(dim).is_null() if g is None else pl.col(dim) == g)
                 & (pl.col("to_event_type") == to_type)
             )
-            values.append(match["median_days_between"][0] if match.height else None)
+            if not match.height:
+                values.append(None)
+                continue
+            r = match.row(0, named=True)
+            values.append(None if r["pct_of_from_event_withheld"] else r["pct_of_from_event"])
+            median = r["median_days_between"]
+            rows.append(
+                {
+                    ui.DIMENSION_LABELS[dim]: label,
+                    "Next event": name,
+                    "Transitions": format_count(r["transitions"], r["transitions_suppressed"] > 0),
+                    "Share of discharges (%)": format_rate(
+                        r["pct_of_from_event"], r["pct_of_from_event_withheld"]
+                    ),
+                    "Median days after discharge": "—" if median is None else f"{median:.1f}",
+                }
+            )
         series[name] = values
-    if any(v is not None for values in series.values() for v in values):
-        ui.chart(
-            charts.grouped_days_bars(
-                groups,
-                series,
-                f"When the next event after discharge is social care: median days, by "
-                f"{ui.DIMENSION_LABELS[dim].lower()}",
-                ui.subtitle(plan, ctx.filters, "next event after discharge (pathway flows)"),
-            ),
-            key="social-care-next",
-        )
-        st.caption(
-            f"**Period:** {plan.period_label}. **Definition:** discharges whose next care "
-            "event is a social care request, assessment or service start, any time later; "
-            "median days between the two, withheld where the count is suppressed."
-        )
+    sub = ui.subtitle(plan, ctx.filters, "next care event after a discharge (pathway flows)")
+    ui.chart(
+        charts.grouped_share_bars(
+            labels, series, f"Next event after discharge is social care, by {dim_label}", sub
+        ),
+        key="social-care-next",
+    )
+    st.caption(
+        f"**Period:** {plan.period_label}. **Definition:** of all transitions out of a hospital "
+        "discharge (to the person's next care event of any kind, any time later), the share "
+        "whose next event is a social care request, assessment or service start. Medians are "
+        "shown only where one published cell answers."
+    )
+    ui.plan_note(plan, flows)
+    ui.table(rows)
