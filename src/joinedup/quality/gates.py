@@ -64,7 +64,12 @@ def _describe(result: Any) -> dict[str, Any]:
         ",".join(map(str, v)) if isinstance(v, list) else str(v) for v in kwargs.values()
     )
     outcome = result.result or {}
-    samples = outcome.get("partial_unexpected_index_list") or outcome.get("partial_unexpected_list")
+    # With index columns (figures, not identifiers) a failing row is named by them;
+    # otherwise by the failing values themselves, as GX samples them.
+    if outcome.get("unexpected_index_column_names"):
+        samples = outcome.get("partial_unexpected_index_list")
+    else:
+        samples = outcome.get("partial_unexpected_list")
     if samples is None and "observed_value" in outcome:
         samples = [outcome["observed_value"]]
     if result.exception_info and result.exception_info.get("raised_exception"):
@@ -120,6 +125,10 @@ def run_gates(
     publish_analytics). Returns a JSON-able summary: per suite its verdict and failures,
     the warnings, and the Data Docs index. ``run_date`` bounds plausible dates (today).
     """
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
     started = time.perf_counter()
     data_dir = Path(data_dir).resolve()
     batches, close, volumes = _batches(data_dir, zone, run_id)
@@ -139,6 +148,7 @@ def run_gates(
                     run_id=_run_identifier(run_id, zone),
                 )
                 identifiers.extend(result.run_results)
+                identifiers.append(ExpectationSuiteIdentifier(name=name))
                 failures = [
                     _describe(r)
                     for validation in result.run_results.values()
@@ -195,13 +205,18 @@ def run_gates(
 
 
 def _run_identifier(run_id: str, zone: str) -> Any:
+    # GX's results store keys results by run name and time: one folder per run and zone.
     from great_expectations.core.run_identifier import RunIdentifier
 
     return RunIdentifier(run_name=f"{run_id}-{zone}")
 
 
 def _build_docs(context: Any, identifiers: list[Any] | None) -> Path:
-    """Render the new validation results (or every page when None) and the index."""
+    """Render these results and suites (every page when None), then the index.
+
+    A full rebuild re-renders every stored result, so its cost grows with each run;
+    a gate renders only what it produced.
+    """
     sites = context.build_data_docs(resource_identifiers=identifiers or None)
     url = next(iter(sites.values()))
     return Path(url.removeprefix("file://"))
