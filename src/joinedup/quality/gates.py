@@ -48,6 +48,12 @@ def _sample(value: Any) -> str:
     """A failing value as shown in messages: tokens shortened, everything else as is."""
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}={_sample(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(_sample(v) for v in value) + ")"
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
     text = str(value)
     return f"{text[:8]}…" if _HEX_TOKEN.match(text) else text
 

@@ -20,8 +20,11 @@ suite parameters (``{"$PARAMETER": ...}``) filled in by :mod:`joinedup.quality.g
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -820,6 +823,8 @@ def write_project(root: Path | None = None) -> Path:
     from great_expectations.checkpoint import Checkpoint
 
     root = Path(root or expectations_dir()).resolve()
+    backend_id = root / "expectations" / ".ge_store_backend_id"
+    kept_backend_id = backend_id.read_bytes() if backend_id.exists() else None
     for sub in ("expectations", "validation_definitions", "checkpoints"):
         shutil.rmtree(root / sub, ignore_errors=True)
     config_path = root / "great_expectations.yml"
@@ -859,8 +864,45 @@ def write_project(root: Path | None = None) -> Path:
     text = config_path.read_text()
     if not text.startswith(_HEADER):
         config_path.write_text(_HEADER + text)
+    if kept_backend_id is not None:
+        backend_id.write_bytes(kept_backend_id)
+    _stable_ids(root)
     log.info("wrote %d suites to %s", len(all_suites()), root)
     return root
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ID_NAMESPACE = uuid.UUID("6f1c2a9e-4a44-4c1e-9d3b-6a0f4f0c7e21")
+
+
+def _stable_ids(root: Path) -> None:
+    """Replace GX's random ids with ones derived from where each id is used.
+
+    GX gives every suite, expectation, asset and definition a new uuid4 when it is
+    written, so rewriting the project would change every file. An id's places of use
+    (file and position) identify it, so its new id is a uuid5 of them: rewriting an
+    unchanged project changes nothing, and a changed suite changes only its own files.
+    """
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".json", ".yml") and p.is_file())
+    places: dict[str, list[str]] = {}
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{where}[{i}]")
+        elif isinstance(value, str) and _UUID.fullmatch(value):
+            places.setdefault(value, []).append(where)
+
+    texts = {p: p.read_text() for p in files}
+    for path, text in texts.items():
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        walk(data, path.relative_to(root).as_posix())
+    new = {old: str(uuid.uuid5(_ID_NAMESPACE, "|".join(sorted(w)))) for old, w in places.items()}
+    for path, text in texts.items():
+        path.write_text(_UUID.sub(lambda m: new.get(m.group(0), m.group(0)), text))
 
 
 _HEADER = """\
