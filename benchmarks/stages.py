@@ -43,6 +43,13 @@ def link(data_dir: Path, run_id: str) -> int:
     return stage(data_dir, run_id, KEY)["records"]
 
 
+def remove_linked_opt_outs(data_dir: Path, run_id: str) -> int:
+    from joinedup.ingest import remove_linked_opt_outs as stage
+
+    removed = stage(data_dir, KEY, run_id)["rows_removed"]
+    return sum(removed.values()) if isinstance(removed, dict) else removed
+
+
 def build_warehouse(data_dir: Path, run_id: str) -> None:
     from joinedup.warehouse import build_warehouse as stage
 
@@ -60,6 +67,14 @@ def quality_gates(data_dir: Path, run_id: str) -> None:
 
     for zone in ("landing", "pseudonymised", "linked", "marts"):
         run_gates(data_dir, zone, run_id)
+
+
+def docs(data_dir: Path, run_id: str) -> None:
+    from joinedup.quality import build_data_docs
+    from joinedup.warehouse import generate_docs
+
+    generate_docs(data_dir)
+    build_data_docs(data_dir)
 
 
 def finalise_ledger(data_dir: Path, run_id: str) -> int:
@@ -80,9 +95,11 @@ STAGES: dict[str, Callable[[Path, str], int | None]] = {
     "remove_opt_outs": remove_opt_outs,
     "pseudonymise": pseudonymise,
     "link": link,
+    "remove_linked_opt_outs": remove_linked_opt_outs,
     "build_warehouse": build_warehouse,
     "quality_gates": quality_gates,
     "publish_analytics": publish_analytics,
+    "docs": docs,
     "finalise_ledger": finalise_ledger,
     "privacy_scan": privacy_scan,
 }
@@ -90,6 +107,7 @@ _NEEDS = {
     "build_warehouse": "joinedup.warehouse",
     "publish_analytics": "joinedup.warehouse",
     "quality_gates": "joinedup.quality",
+    "docs": "joinedup.quality",
 }
 
 
