@@ -14,7 +14,6 @@ values.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,7 +193,7 @@ def landing_batches(data_dir: Path, run_id: str) -> tuple[Batches, pl.DataFrame]
 
 # --- pseudonymised ------------------------------------------------------------------------------
 
-_NHS_NUMBER = re.compile(r"^\d{3} ?\d{3} ?\d{4}$")
+_NHS_NUMBER = r"^\d{3} ?\d{3} ?\d{4}$"
 _POSTCODE = r"^[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}$"
 _FULL_DATE = r"(^|\D)(19|20)\d{2}[-/]?(0[1-9]|1[0-2])[-/]?(0[1-9]|[12]\d|3[01])($|\D)"
 _NAME = r"^[A-Z][a-z'’-]+( [A-Z][a-z'’-]+)*$"
@@ -215,7 +214,7 @@ def _scan_column(series: pl.Series) -> dict[str, float]:
     n = values.len()
     if n == 0:
         return dict.fromkeys(("nhs_number", "postcode", "full_date", "name"), 0.0)
-    ten_digits = values.filter(values.str.contains(_NHS_NUMBER.pattern))
+    ten_digits = values.filter(values.str.contains(_NHS_NUMBER))
     nhs = sum(1 for v in ten_digits.to_list() if _nhs_number_valid(v))
     names = values.str.contains(_NAME).sum() if values.n_unique() >= NAME_MIN_DISTINCT else 0
     return {
