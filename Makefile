@@ -8,7 +8,7 @@ PEOPLE ?= 10000
 DEMO_KEY := joinedup-DEMO-KEY-synthetic-data-only-do-not-use-with-real-data
 SIZES ?= 10000 100000
 
-.PHONY: run test lint format sync uv synth bench clean airflow
+.PHONY: run test lint format sync uv synth bench clean airflow dashboard
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -39,6 +39,12 @@ format: sync
 
 bench: sync
 	$(UV) run --locked python benchmarks/run.py --sizes $(SIZES)
+
+# The commissioners' dashboard on http://localhost:$(DASHBOARD_PORT), reading $(DATA)/analytics.duckdb.
+DASHBOARD_PORT ?= 8501
+dashboard: sync
+	$(UV) run --locked streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) \
+	  --server.headless true -- --data-dir $(DATA)
 
 # Local Airflow UI with joinedup's DAGs (SQLite, LocalExecutor). Local use only: login is off.
 AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DATA))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \

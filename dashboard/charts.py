@@ -442,6 +442,6 @@ def stacked_counts(
         margin={"t": 90},
         xaxis={"title": x_title, "tickformat": ",d"},
         yaxis={"autorange": "reversed", "type": "category"},
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.35},
     )
     return fig

@@ -24,6 +24,14 @@ DIMENSION_LABELS = {
     "sex": "Sex",
     "imd_quintile": "IMD quintile",
 }
+
+
+def dimension_phrase(dimension: str) -> str:
+    """A dimension's name inside a sentence ("by local authority", "by IMD quintile")."""
+    label = DIMENSION_LABELS[dimension]
+    return label if label.startswith(("IMD", "GP")) else label.lower()
+
+
 COMPARE_DIMENSIONS = ("la_code", "imd_quintile", "age_band", "sex", "practice_code")
 
 

@@ -29,6 +29,11 @@ SOURCE_LABELS = {
     "opt_outs": "Opt-out list",
     "reference": "Reference",
 }
+TABLE_LABELS = {
+    "ae_attendances": "A&E attendances",
+    "apc_episodes": "admitted patient care episodes",
+    "national_data_opt_out": "national data opt-out",
+}
 COUNTS = {
     "rows_received": "Rows received",
     "rows_loaded": "Rows loaded",
@@ -118,7 +123,8 @@ def _ledger_section(data_dir: Path) -> None:
         "Removed for opt-out": [],
     }
     for r in totals.iter_rows(named=True):
-        name = f"{SOURCE_LABELS.get(r['source'], r['source'])}: {r['table'].replace('_', ' ')}"
+        table = TABLE_LABELS.get(r["table"], r["table"].replace("_", " "))
+        name = f"{SOURCE_LABELS.get(r['source'], r['source'])}: {table}"
         published = {c: _published(r[c]) for c in COUNTS}
         rows.append(
             {

@@ -103,10 +103,11 @@ def render(ctx: ui.Context) -> None:
         format_func=ui.DIMENSION_LABELS.get,
         horizontal=True,
         key="readmissions_compare",
+        bind="query-params",
     )
     by_plan, by_group = query(data_dir, cat, "readmissions", filters, (dim,))
     if by_plan is None:
-        ui.no_breakdown(f"Readmissions by {ui.DIMENSION_LABELS[dim].lower()}")
+        ui.no_breakdown(f"Readmissions by {ui.dimension_phrase(dim)}")
         return
     rows = list(by_group.iter_rows(named=True))
     labels = [ui.value_label(dim, r[dim]) for r in rows]
@@ -117,7 +118,7 @@ def render(ctx: ui.Context) -> None:
             [None if r["readmission_rate_withheld"] else r["readmission_rate"] for r in rows],
             [r["readmission_rate_low"] for r in rows],
             [r["readmission_rate_high"] for r in rows],
-            f"Readmission rate by {ui.DIMENSION_LABELS[dim].lower()}",
+            f"Readmission rate by {ui.dimension_phrase(dim)}",
             sub,
             "Readmission rate",
             overall,
@@ -137,7 +138,7 @@ def render(ctx: ui.Context) -> None:
                 [r["readmission_rate_den"] for _, r in published],
                 overall,
                 f"Funnel plot: readmission rate against index discharges, by "
-                f"{ui.DIMENSION_LABELS[dim].lower()}",
+                f"{ui.dimension_phrase(dim)}",
                 sub,
                 "Index discharges",
                 "Readmission rate",

@@ -86,8 +86,9 @@ def render(ctx: ui.Context) -> None:
         format_func=ui.DIMENSION_LABELS.get,
         horizontal=True,
         key="social_care_compare",
+        bind="query-params",
     )
-    dim_label = ui.DIMENSION_LABELS[dim].lower()
+    dim_label = ui.dimension_phrase(dim)
     by_plan, by_group = query(data_dir, cat, "social_care", filters, (dim,))
     if by_plan is None:
         ui.no_breakdown(f"Discharge to social care by {dim_label}")
@@ -177,7 +178,7 @@ def _next_after_discharge(ctx: ui.Context, dim: str) -> None:
     )
     if flows.is_empty():
         return
-    dim_label = ui.DIMENSION_LABELS[dim].lower()
+    dim_label = ui.dimension_phrase(dim)
     st.subheader("Which door: the next event after discharge")
     groups = flows[dim].unique(maintain_order=True).to_list()
     labels = [ui.value_label(dim, g) for g in groups]
