@@ -19,21 +19,23 @@ DOC = """
 
 1. `check_ready` - the pseudonymisation key is set and landing data exists;
 2. `ensure_ingested` - every source has ledger rows for this run (re-ingests any that do not);
-3. `opt_outs` - national data opt-out and GP type 1 objections removed before anything else;
-4. `pseudonymise` - keyed tokens and linkage encodings; nothing identifiable leaves landing/;
-5. `link` - Splink links records into stable persons, and finds opted-out people's
+3. `quality_gate_landing` - Great Expectations suites on the validated extracts (value
+   sets, date ranges, volumes per organisation against the last delivery);
+4. `opt_outs` - national data opt-out and GP type 1 objections removed before anything else;
+5. `pseudonymise` - keyed tokens and linkage encodings; nothing identifiable leaves landing/;
+6. `link` - Splink links records into stable persons, and finds opted-out people's
    records that carry no NHS number (left out of record_person);
-6. `remove_linked_opt_outs` - those records, with all their events, leave pseudonymised/
+7. `remove_linked_opt_outs` - those records, with all their events, leave pseudonymised/
    and are counted in the ledger as opted out (split by reason in the task's summary);
-7. `quality_gates_inputs` - Great Expectations suites on the landing, pseudonymised and
-   linked zones; a critical failure stops the run here;
-8. `build_warehouse` - `dbt build` (models and their tests) into `warehouse.duckdb`;
-9. `quality_gates_marts` - suites on the marts (suppression, rates, reconciliation);
-10. `privacy_gate` - no landing identifier may appear in any output;
-11. `publish` - the marts alone replace `analytics.duckdb` (never reached if a gate failed,
+8. `quality_gates_inputs` - suites on the pseudonymised and linked zones; a critical
+   failure in any gate stops the run there;
+9. `build_warehouse` - `dbt build` (models and their tests) into `warehouse.duckdb`;
+10. `quality_gates_marts` - suites on the marts (suppression, rates, reconciliation);
+11. `privacy_gate` - no landing identifier may appear in any output;
+12. `publish` - the marts alone replace `analytics.duckdb` (never reached if a gate failed,
     so analysts and the dashboard keep the last good one);
-12. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
-13. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
+13. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
+14. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
 
 **When it fails**: read the failed task's log; every error says what was wrong, where,
 and what to do. Tasks are idempotent: fix the cause and clear the failed task.
@@ -99,12 +101,18 @@ def joinedup_link_and_build():
 
     # A failed gate, a leak or an unbalanced ledger is not transient: never retry these.
     @task(retries=0, execution_timeout=timedelta(hours=1))
+    def quality_gate_landing(run: dict, _ingested: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.quality_gate(run["data_dir"], "landing", run["run_id"])
+
+    @task(retries=0, execution_timeout=timedelta(hours=1))
     def quality_gates_inputs(run: dict, _linked_opt_outs: dict) -> dict:
         from joinedup import pipeline
 
         return {
             zone: pipeline.quality_gate(run["data_dir"], zone, run["run_id"])
-            for zone in ("landing", "pseudonymised", "linked")
+            for zone in ("pseudonymised", "linked")
         }
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
@@ -145,7 +153,8 @@ def joinedup_link_and_build():
 
     run = resolve_run()
     ingested = ensure_ingested(run)
-    removed = opt_outs(run, ingested)
+    landing_gate = quality_gate_landing(run, ingested)
+    removed = opt_outs(run, landing_gate)
     pseudo = pseudonymise(run, removed)
     linked = link(run, pseudo)
     linked_removed = remove_linked_opt_outs(run, linked)
@@ -162,7 +171,7 @@ def joinedup_link_and_build():
             "pseudonymise": pseudo,
             "linkage": linked,
             "linked_opt_outs": linked_removed,
-            "quality": {"inputs": input_gates, "marts": marts_gate},
+            "quality": {"landing": landing_gate, "inputs": input_gates, "marts": marts_gate},
             "warehouse": warehouse,
             "privacy": privacy,
             "published": published,

@@ -120,6 +120,6 @@ def test_a_failed_critical_gate_stops_the_run_and_keeps_the_published_marts(
     env["JOINEDUP_PSEUDONYMISATION_KEY"] = DEMO_KEY
     again = _run(["run", "--data-dir", str(copy), "--run-id", "t2"], env)
     assert again.returncode == 1
-    assert "at task quality_gates_inputs" in again.stderr
+    assert "at task quality_gate_landing" in again.stderr
     assert "QualityGateError" in again.stderr and "landing.volumes" in again.stderr
     assert (copy / "analytics.duckdb").read_bytes() == published

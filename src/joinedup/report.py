@@ -47,7 +47,7 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
         ]
     quality = summary.get("quality")
     if quality:
-        zones = [*quality["inputs"].values(), quality["marts"]]
+        zones = [quality["landing"], *quality["inputs"].values(), quality["marts"]]
         suites = sum(len(z["suites"]) for z in zones)
         expectations = sum(s["evaluated"] for z in zones for s in z["suites"].values())
         warnings = sum(len(z["warnings"]) for z in zones)
