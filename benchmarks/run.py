@@ -116,7 +116,7 @@ def bench(people: int, seed: int, accuracy: bool) -> dict:
 
 def markdown(runs: list[dict], command: str, info: dict) -> str:
     lines = [
-        f"Command: `{command}`  ",
+        f"Commands: {command}  ",
         f"Machine: {info['cpus']} cores, {info['memory_gb']} GB, Python {info['python']}, "
         f"{info['platform']}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()) + "  ",
@@ -177,11 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{people:,} people", file=sys.stderr, flush=True)
         r = bench(people, args.seed, not args.no_accuracy and people <= args.accuracy_max)
         r["machine"] = info
+        r["command"] = "uv run python benchmarks/run.py " + " ".join(argv or sys.argv[1:])
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{people}.json").write_text(json.dumps(r, indent=2) + "\n")
         runs.append(r)
-    command = "uv run python benchmarks/run.py " + " ".join(argv or sys.argv[1:])
-    table = markdown(runs, command, info)
+    # The table shows every size measured on this machine, latest run of each.
+    every = sorted(
+        (json.loads(p.read_text()) for p in RESULTS.glob("*.json")), key=lambda r: r["people"]
+    )
+    commands = sorted({r.get("command", "") for r in every} - {""})
+    table = markdown(every, " ; ".join(f"`{c}`" for c in commands), info)
     print(table)
     results_md = HERE / "RESULTS.md"
     text = results_md.read_text() if results_md.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
