@@ -44,13 +44,14 @@ _SCRIPT_OR_STYLE = r"(?is)<(script|style)\b.*?</(script|style)\s*>"
 TABULAR = {".parquet", ".csv", ".duckdb", ".db"}
 TEXT_SUFFIXES = {".json", ".html", ".htm", ".txt", ".md", ".jsonl", ".ndjson", ".xml", ".svg"}
 
-# Words that are names but also ordinary English (or dashboard vocabulary).
+# Words that are names but also ordinary English (or dashboard vocabulary). At a million
+# people, typos turn names into words (WRIGHT -> WEIGHT), so chart labels collide too.
 _COMMON = """
-    all and april are art bill black bond brown can case cook day dean dawn england faith
-    field fields frank free gay general grace green guy hall hill holly hope house iris ivy
-    joy june king lane law long major mark may new north not park patience people rich
-    rose ruby sage sandy scott short south stone summer the total victor ward wells west
-    white will wood young
+    all and any april are art bill black bond brown can case cook day dean dawn england
+    faith field fields frank free gay general grace green guy hall hill holly hope house
+    iris ivy joy june king lane law level long major mark match may new north not park
+    patience people rich rose ruby sage sandy scott short south stone summer the total
+    victor ward weight wells west white will wood young
 """
 COMMON_WORDS = frozenset(_COMMON.split())
 
