@@ -39,3 +39,17 @@ def test_month_columns_are_not_dates_of_birth(tmp_path: Path) -> None:
     pl.DataFrame({"seen": [birthday, "2025-02-14"]}).write_parquet(out / "dates.parquet")
     found = scan(tmp_path / "landing", [out])
     assert found.select("column", "value").rows() == [("seen", birthday)]
+
+
+def test_the_projects_own_text_is_not_an_identifier(tmp_path: Path) -> None:
+    write_landing(tmp_path)
+    birthday = PEOPLE["bob"][3]
+    page = tmp_path / "out" / "suite.html"
+    page.parent.mkdir()
+    page.write_text(f"<p>admission_date between {birthday} and 2026-01-01</p>")
+    assert set(scan(tmp_path / "landing", [page])["value"]) == {birthday}
+    # The same date written in a committed expectation suite is the gate's bound.
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    (suites / "suite.json").write_text(f'{{"min_value": "{birthday}"}}')
+    assert scan(tmp_path / "landing", [page], vocabulary=[suites]).height == 0

@@ -34,6 +34,9 @@ from joinedup.settings import Settings
 log = logging.getLogger(__name__)
 
 RUNS = "runs"
+_REPO = Path(__file__).resolve().parents[2]
+# The project's own text (gate bounds, code lists) that outputs repeat by design.
+PROJECT_VOCABULARY = (_REPO / "expectations", _REPO / "seeds")
 
 
 def _key() -> bytes:
@@ -105,7 +108,7 @@ def privacy_gate(data_dir: Path) -> dict[str, Any]:
         for name in ("pseudonymised", "linked", "warehouse.duckdb", "analytics.duckdb", "quality")
         if (data_dir / name).exists()
     ]
-    assert_clean(data_dir / "landing", targets)
+    assert_clean(data_dir / "landing", targets, vocabulary=PROJECT_VOCABULARY)
     return {"scanned": [t.name for t in targets], "findings": 0}
 
 
