@@ -169,8 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--accuracy-max", type=int, default=200_000, help="largest size scored for accuracy"
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite RESULTS.md from results/ and stop"
+    )
     args = parser.parse_args(argv)
-    os.environ.setdefault("JOINEDUP_PSEUDONYMISATION_KEY", "benchmark-demo-key-synthetic-only")
+    if args.report_only:
+        args.sizes = []
+    from joinedup.settings import DEMO_KEY
+
+    # Synthetic data only: the stages use the demo key too (benchmarks/stages.py).
+    os.environ.setdefault("JOINEDUP_PSEUDONYMISATION_KEY", DEMO_KEY)
     info = machine()
     runs = []
     for people in args.sizes:
