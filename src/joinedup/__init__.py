@@ -1,2 +1,1 @@
-def main() -> None:
-    pass
+"""joinedup: a linked-data population health pipeline (synthetic data only in demos)."""

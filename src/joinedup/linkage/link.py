@@ -150,7 +150,7 @@ def _sample_linker(
         .sort(["len", "cluster_id"], descending=[True, False])
         .head(size)
     )
-    tokens = clusters.join(biggest, on="cluster_id").select("record_token")  # noqa: F841
+    con.register("sample_tokens", clusters.join(biggest, on="cluster_id").select("record_token"))
     settings = copy.deepcopy(trained)
     settings.pop("linker_uid", None)
     settings["retain_matching_columns"] = True
@@ -160,7 +160,7 @@ def _sample_linker(
     for source in RECORD_TABLES:
         con.execute(
             f"CREATE OR REPLACE TABLE sample_{source} AS SELECT * FROM records_{source} "
-            "WHERE record_token IN (SELECT record_token FROM tokens)"
+            "WHERE record_token IN (SELECT record_token FROM sample_tokens)"
         )
         tables.append(db.register(f"sample_{source}", dataset_display_name=source))
     return Linker(tables, settings, log_level=logging.WARNING)
