@@ -15,70 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import sys
-import time
 from pathlib import Path
 
-CACHE = Path(__file__).resolve().parent / ".cache"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+CACHE = HERE / ".cache"
 
-
-def _stage(name: str, data_dir: str, run_id: str, queue: mp.Queue) -> None:
-    """Run one stage in this (child) process; report seconds, peak RSS and a row count."""
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    from joinedup.ingest import (
-        SOURCES,
-        finalise_ledger,
-        ingest_source,
-        pseudonymise,
-        remove_opt_outs,
-    )
-    from joinedup.settings import DEMO_KEY
-
-    path = Path(data_dir)
-    started = time.perf_counter()
-    if name == "generate":
-        from joinedup.synth import generate
-
-        people, seed = run_id.split(":")
-        generate(path, people=int(people), seed=int(seed))
-        rows = None
-    elif name.startswith("ingest:"):
-        source = name.split(":", 1)[1]
-        assert source in SOURCES
-        summary = ingest_source(path, source, run_id)
-        rows = sum(t["received"] for t in summary["tables"].values())
-    elif name == "remove_opt_outs":
-        rows = sum(remove_opt_outs(path, run_id)["rows_removed"].values())
-    elif name == "pseudonymise":
-        rows = sum(pseudonymise(path, DEMO_KEY.encode(), run_id)["rows"].values())
-    elif name == "finalise_ledger":
-        rows = finalise_ledger(path, run_id)["rows_received"]
-    elif name == "privacy_scan":
-        from joinedup.privacy_scan import scan
-
-        rows = scan(path / "landing", [path / "pseudonymised", path / "restricted"]).height
-    else:
-        raise ValueError(name)
-    seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    queue.put(
-        {"stage": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb), "rows": rows}
-    )
-
-
-def run_stage(name: str, data_dir: Path, run_id: str) -> dict:
-    ctx = mp.get_context("spawn")
-    queue: mp.Queue = ctx.Queue()
-    proc = ctx.Process(target=_stage, args=(name, str(data_dir), run_id, queue))
-    proc.start()
-    proc.join()
-    if proc.exitcode != 0:
-        raise SystemExit(f"stage {name} failed (exit code {proc.exitcode})")
-    return queue.get()
+# The shared harness: each named stage (benchmarks/stages.py) in its own spawned process.
+from run import run_stage  # noqa: E402
 
 
 def run(

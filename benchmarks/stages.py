@@ -86,7 +86,8 @@ def finalise_ledger(data_dir: Path, run_id: str) -> int:
 def privacy_scan(data_dir: Path, run_id: str) -> int:
     from joinedup.privacy_scan import scan
 
-    return scan(data_dir / "landing", [data_dir / "pseudonymised", data_dir / "linked"]).height
+    targets = [data_dir / name for name in ("pseudonymised", "linked", "restricted")]
+    return scan(data_dir / "landing", targets).height
 
 
 SOURCES = ("gp", "hospital", "social_care", "opt_outs", "reference")
