@@ -293,7 +293,9 @@ def link(
         "model_fingerprint": model.fingerprint(),
         "trained_this_run": not model.trained,
         "records_in": counts,
-        "records_removed_for_opt_out": removed.group_by("source").len().sort("source").rows(),
+        "records_removed_for_opt_out": dict(
+            removed.group_by("source").len().sort("source").iter_rows()
+        ),
         **_cluster_figures(record_person),
         **id_stats,
         "thresholds": model.training["thresholds"],
@@ -304,7 +306,6 @@ def link(
             "total": round(time.perf_counter() - t0, 1),
         },
     }
-    summary["records_removed_for_opt_out"] = dict(summary["records_removed_for_opt_out"])
     write_text(json.dumps(summary, indent=2), out / "summary.json")
     log.info(
         "linked %s records into %s persons in %.1fs",
