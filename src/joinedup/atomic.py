@@ -12,15 +12,25 @@ from pathlib import Path
 
 import polars as pl
 
+from joinedup.permissions import make_private_dirs, make_private_file, private_zone
+
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path; on success it replaces ``target`` in one rename."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    zone = private_zone(target)
+    if zone is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        make_private_dirs(zone, target.parent)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         yield tmp
+        if zone is not None:
+            # The 0700 folders keep others out while it is written; the file itself is
+            # tightened here because writers create it with the umask's mode.
+            make_private_file(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
