@@ -5,6 +5,15 @@ code. Each stage rewrites only its own run's rows, so re-running a run id
 replaces that run's figures (idempotent) and other runs' rows stay. Stages of
 one run may run in parallel (one Airflow task per source), so every
 read-modify-write of the file holds an exclusive lock.
+
+After the contract's columns (CONTRACTS.md), each row records the file itself
+and what became of it (see ``ingest/redelivery.py``): ``sha256``,
+``size_bytes``, ``file_rows`` (data rows in the file), ``period`` (the month it
+delivers, if known), ``status`` (``loaded``, ``duplicate`` or ``replaced``),
+``duplicate_of`` / ``replaced_by`` / ``replaces`` (other files, ``; ``-joined),
+and ``first_seen_run`` / ``first_seen_at`` (when this content first arrived). A
+duplicate or replaced file is not read, so its four counts are 0 and the
+balance rule holds unchanged: rows received means rows read into the run.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from joinedup.ingest.paths import LEDGER, cleared_path, pseudonymised_path, vali
 
 log = logging.getLogger(__name__)
 
-LEDGER_SCHEMA: dict[str, pl.DataType] = {
+# The columns of DATA/ledger.csv that CONTRACTS.md fixes, in its order.
+CONTRACT_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
     "source": pl.String(),
     "table": pl.String(),
@@ -34,7 +44,22 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "rows_quarantined": pl.Int64(),
     "rows_opted_out": pl.Int64(),
 }
+# After the contract's columns: what each file was and what became of it (redelivery.py).
+DELIVERY_SCHEMA: dict[str, pl.DataType] = {
+    "sha256": pl.String(),
+    "size_bytes": pl.Int64(),
+    "file_rows": pl.Int64(),
+    "period": pl.String(),
+    "status": pl.String(),
+    "duplicate_of": pl.String(),
+    "replaced_by": pl.String(),
+    "replaces": pl.String(),
+    "first_seen_run": pl.String(),
+    "first_seen_at": pl.String(),
+}
+LEDGER_SCHEMA: dict[str, pl.DataType] = CONTRACT_SCHEMA | DELIVERY_SCHEMA
 COUNTS = ["rows_received", "rows_loaded", "rows_quarantined", "rows_opted_out"]
+LOADED, DUPLICATE, REPLACED = "loaded", "duplicate", "replaced"
 
 # Person tables whose loaded rows must all arrive, one for one, in pseudonymised/.
 PSEUDONYMISED_TABLES: dict[str, tuple[str, str]] = {
@@ -56,10 +81,14 @@ def empty_ledger() -> pl.DataFrame:
 
 
 def read_ledger(data_dir: Path) -> pl.DataFrame:
+    """The whole ledger; a ledger written before the delivery columns existed gets them empty."""
     path = ledger_path(data_dir)
     if not path.exists():
         return empty_ledger()
-    return pl.read_csv(path, schema=LEDGER_SCHEMA)
+    frame = pl.read_csv(path, infer_schema_length=0)
+    missing = [c for c in LEDGER_SCHEMA if c not in frame.columns]
+    frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
+    return frame.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
 
 
 @contextmanager
@@ -94,6 +123,21 @@ def _check_balanced(frame: pl.DataFrame, run_id: str) -> None:
         raise LedgerImbalanceError(
             f"run {run_id}: rows_received != rows_loaded + rows_quarantined + rows_opted_out for "
             f"{files}. Some rows were lost or double-counted; re-run the run from ingest and, "
+            "if it persists, report it as a pipeline bug with the ledger attached."
+        )
+    # A skipped file was not read: any row counted against it would be counted twice.
+    skipped = pl.col("status").is_in([DUPLICATE, REPLACED])
+    named = (
+        pl.when(pl.col("status") == DUPLICATE)
+        .then(pl.col("duplicate_of"))
+        .otherwise(pl.col("replaced_by"))
+    )
+    bad = frame.filter(skipped & ((pl.col("rows_received") != 0) | named.is_null() | (named == "")))
+    if not bad.is_empty():
+        files = ", ".join(f"{r['file']} ({r['status']})" for r in bad.iter_rows(named=True))
+        raise LedgerImbalanceError(
+            f"run {run_id}: {files}: a duplicate or replaced delivery must have no rows "
+            "received and must name the file that supersedes it. Re-run ingest for this run; "
             "if it persists, report it as a pipeline bug with the ledger attached."
         )
 
@@ -208,4 +252,31 @@ def finalise_ledger(data_dir: Path, run_id: str) -> dict:
         )
     totals = {c: int(ledger[c].sum()) for c in COUNTS}
     log.info("ledger for run %s balances: %s", run_id, totals)
-    return {"run_id": run_id, "files": ledger.height, **totals, "tables": tables}
+    return {
+        "run_id": run_id,
+        "files": ledger.height,
+        **totals,
+        "tables": tables,
+        "deliveries": delivery_summary(ledger),
+    }
+
+
+def delivery_summary(ledger: pl.DataFrame) -> dict:
+    """One run's files by status, and each duplicate or replaced file with what superseded it."""
+    status = ledger["status"].fill_null(LOADED)
+    skipped = ledger.filter(status != LOADED).sort("file")
+    return {
+        "files": ledger.height,
+        "bytes": int(ledger["size_bytes"].fill_null(0).sum()),
+        "loaded": int((status == LOADED).sum()),
+        "duplicate": int((status == DUPLICATE).sum()),
+        "replaced": int((status == REPLACED).sum()),
+        "skipped": [
+            {
+                "file": r["file"],
+                "status": r["status"],
+                "by": r["duplicate_of"] if r["status"] == DUPLICATE else r["replaced_by"],
+            }
+            for r in skipped.iter_rows(named=True)
+        ],
+    }

@@ -11,11 +11,19 @@ import polars as pl
 
 from joinedup.atomic import write_parquet
 from joinedup.contracts import TABLES, Table
-from joinedup.ingest.ledger import replace_source_rows
+from joinedup.ingest.ledger import (
+    DELIVERY_SCHEMA,
+    DUPLICATE,
+    REPLACED,
+    read_ledger,
+    replace_source_rows,
+)
 from joinedup.ingest.paths import validated_path
 from joinedup.ingest.quarantine import reason_counts, write_quarantine
-from joinedup.ingest.read import FILE, check_headers, read_table
+from joinedup.ingest.read import FILE, LandingFile, check_headers, read_table
+from joinedup.ingest.redelivery import Delivery, resolve
 from joinedup.ingest.validate import split_rows
+from joinedup.provenance import mark_started, now
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,29 @@ def _per_file(names: list[str], frame: pl.DataFrame, column: str, alias: str) ->
     return files.join(counts, on="file", how="left").with_columns(pl.col(alias).fill_null(0))
 
 
+def _delivery_columns(deliveries: list[Delivery]) -> pl.DataFrame:
+    """The ledger's delivery columns, one row per file (see ledger.DELIVERY_SCHEMA)."""
+    return pl.DataFrame(
+        [
+            {
+                "file": d.name,
+                "sha256": d.sha256,
+                "size_bytes": d.size_bytes,
+                "file_rows": d.file_rows,
+                "period": d.period,
+                "status": d.status,
+                "duplicate_of": d.duplicate_of,
+                "replaced_by": d.replaced_by,
+                "replaces": "; ".join(d.replaces) or None,
+                "first_seen_run": d.first_seen_run,
+                "first_seen_at": d.first_seen_at,
+            }
+            for d in deliveries
+        ],
+        schema={"file": pl.String(), **DELIVERY_SCHEMA},
+    )
+
+
 def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | None = None) -> dict:
     """Validate every landing file of ``source``; write loaded rows, quarantine and ledger rows.
 
@@ -43,13 +74,19 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
     still identifiable, so they stay inside the landing zone. Every file's
     header is checked before any row is read, so a rejected file stops the run
     with this source's previous outputs untouched. ``today`` bounds plausible
-    dates of birth (tests pin it).
+    dates of birth (tests pin it). A file already delivered (same SHA-256) or
+    replaced by a later delivery of its month is recorded but not read
+    (redelivery.py).
     """
     data_dir = Path(data_dir)
+    mark_started(data_dir, run_id)
     tables = source_tables(source)
     files = {t.name: check_headers(data_dir, t) for t in tables}
+    history = read_ledger(data_dir)
+    seen_now = now()
     ledger_rows: list[pl.DataFrame] = []
     summary: dict[str, dict] = {}
+    skipped: list[dict[str, str | None]] = []
     for table in tables:
         started = time.perf_counter()
         table_files = files[table.name]
@@ -57,7 +94,13 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
             log.warning(
                 "%s: no files matching %s/%s", table.qualified_name, table.folder, table.file_glob
             )
-        raw = read_table(data_dir, table, table_files)
+
+        def read_one(file: LandingFile, table: Table = table) -> pl.DataFrame:
+            return read_table(data_dir, table, [file])
+
+        deliveries = resolve(table, table_files, history, run_id, seen_now, read_one)
+        loaded_files = [d.rows for d in deliveries if d.rows is not None]
+        raw = pl.concat([read_table(data_dir, table, []), *loaded_files], how="vertical")
         split = split_rows(raw, table, today=today)
         write_parquet(split.loaded.rechunk(), validated_path(data_dir, table))
         write_quarantine(data_dir, table, split.quarantined)
@@ -67,9 +110,19 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
             _per_file(names, raw, FILE, "rows_received")
             .join(_per_file(names, split.loaded, FILE, "rows_loaded"), on="file")
             .join(_per_file(names, split.quarantined, "file", "rows_quarantined"), on="file")
+            .join(_delivery_columns(deliveries), on="file", how="left")
             .with_columns(pl.lit(table.name).alias("table"), pl.lit(0).alias("rows_opted_out"))
         )
         ledger_rows.append(counts)
+        skipped += [
+            {
+                "file": d.name,
+                "status": d.status,
+                "by": d.duplicate_of if d.status == DUPLICATE else d.replaced_by,
+            }
+            for d in deliveries
+            if d.status in (DUPLICATE, REPLACED)
+        ]
         summary[table.name] = {
             "files": len(names),
             "received": raw.height,
@@ -87,4 +140,4 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
             time.perf_counter() - started,
         )
     replace_source_rows(data_dir, run_id, source, pl.concat(ledger_rows))
-    return {"run_id": run_id, "source": source, "tables": summary}
+    return {"run_id": run_id, "source": source, "tables": summary, "skipped_files": skipped}

@@ -1,0 +1,216 @@
+"""Re-deliveries: the same file twice is loaded once; a corrected month replaces the old one.
+
+Landing is re-read in full every run, so "loaded once" is decided among the
+files that sit in a table's folder now, in *delivery order*: when the pipeline
+first saw each file's content (``first_seen_at`` in the ledger, carried from run
+to run by SHA-256), then file name for files first seen together.
+
+* **Duplicate**: a file whose SHA-256 equals an earlier file's, under any name,
+  is not read: ``status = duplicate``, ``duplicate_of`` names the earlier file.
+  (Header-only files are exempt: two empty months are two deliveries.)
+* **Replaced**: a file that delivers a month is replaced by a later file of the
+  same table for the same month covering at least the same organisations; its
+  rows are not read, ``status = replaced`` with ``replaced_by``, and the new
+  file's ``replaces`` names it. The month comes from the file name when it holds
+  one (``events_2025-04.csv``, ``events_202504.csv``, ``events_2025_04_v2.csv``;
+  a full date such as ``_2025-04-30`` is a day, not a month, and gives none), else
+  from the data when every date in the table's activity column falls in one
+  month. Organisations are the org codes in the file's rows. A later file that
+  covers only some of the earlier file's organisations replaces nothing (a
+  warning says so): it cannot be told apart from a supplement, and replacing
+  would drop the other organisations' rows.
+* **Corrected in place**: a file whose name was delivered before with other
+  content is loaded as it is now; ``replaces`` names the file itself (the earlier
+  content's checksum is in the earlier run's ledger rows).
+
+Files without a month (a snapshot such as ``patients.csv``, or dates spanning
+months) are only ever de-duplicated; overlapping rows then resolve by duplicate
+key as before (validate.py). A month must therefore be delivered as one file per
+table and organisation set: a second file for the same month is a correction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from joinedup.contracts import Table
+from joinedup.ingest.ledger import DUPLICATE, LOADED, REPLACED
+from joinedup.ingest.read import LandingFile
+from joinedup.provenance import sha256_file
+
+log = logging.getLogger(__name__)
+
+# The activity date of a table's rows: a file whose dates all fall in one month delivers it.
+PERIOD_COLUMNS: dict[str, str] = {
+    "gp/events": "event_date",
+    "hospital/apc_episodes": "admission_date",
+    "hospital/ae_attendances": "arrival_datetime",
+    "social_care/events": "event_start_date",
+}
+# A year and month standing alone in a file name, not followed by a day.
+NAME_PERIOD = re.compile(
+    r"(?<![A-Za-z0-9])((?:19|20|21)\d{2})[-_]?(0[1-9]|1[0-2])(?![A-Za-z0-9]|[-_]\d)"
+)
+DATA_MONTH = r"^(\d{4}-(?:0[1-9]|1[0-2]))-\d{2}"
+
+
+@dataclass
+class Delivery:
+    """One landing file of a table and what becomes of it in this run."""
+
+    file: LandingFile
+    sha256: str
+    size_bytes: int
+    first_seen_run: str
+    first_seen_at: str
+    rows: pl.DataFrame | None = None  # raw rows; None for a duplicate (never read)
+    file_rows: int = 0
+    period: str | None = None
+    organisations: frozenset[str] = frozenset()
+    status: str = LOADED
+    duplicate_of: str | None = None
+    replaced_by: str | None = None
+    replaces: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+
+def period_from_name(path: Path, table: Table) -> str | None:
+    """``YYYY-MM`` when the part of the name after the table's own name holds exactly one."""
+    rest = path.stem[len(table.name) :] if path.stem.startswith(table.name) else path.stem
+    found = {f"{y}-{m}" for y, m in NAME_PERIOD.findall(rest)}
+    return found.pop() if len(found) == 1 else None
+
+
+def period_from_data(rows: pl.DataFrame, table: Table) -> str | None:
+    """``YYYY-MM`` when every dated row of the file falls in that month."""
+    column = PERIOD_COLUMNS.get(table.qualified_name)
+    if column is None or rows.is_empty():
+        return None
+    months = (
+        rows.select(pl.col(column).str.strip_chars().str.extract(DATA_MONTH, 1))
+        .drop_nulls()
+        .unique()
+    )
+    return months.item() if months.height == 1 else None
+
+
+def organisations(rows: pl.DataFrame, table: Table) -> frozenset[str]:
+    if table.record is None or rows.is_empty():
+        return frozenset()
+    codes = rows.select(pl.col(table.record[0]).str.strip_chars()).to_series()
+    return frozenset(c for c in codes.unique().to_list() if c)
+
+
+def _first_seen(history: pl.DataFrame) -> dict[str, tuple[str, str]]:
+    """sha256 -> (first_seen_at, first_seen_run) over every run in the ledger."""
+    seen = (
+        history.filter(pl.col("sha256").is_not_null() & pl.col("first_seen_at").is_not_null())
+        .sort("first_seen_at", "first_seen_run")
+        .unique("sha256", keep="first", maintain_order=True)
+    )
+    return {
+        r["sha256"]: (r["first_seen_at"], r["first_seen_run"]) for r in seen.iter_rows(named=True)
+    }
+
+
+def _earlier_contents(history: pl.DataFrame) -> dict[str, set[str]]:
+    """file name -> every checksum it was delivered with before."""
+    known = history.filter(pl.col("sha256").is_not_null()).select("file", "sha256").unique()
+    out: dict[str, set[str]] = {}
+    for name, sha in known.iter_rows():
+        out.setdefault(name, set()).add(sha)
+    return out
+
+
+def resolve(
+    table: Table,
+    files: list[LandingFile],
+    history: pl.DataFrame,
+    run_id: str,
+    seen_now: str,
+    read: Callable[[LandingFile], pl.DataFrame],
+) -> list[Delivery]:
+    """Decide, for every file of a table, whether it is loaded, a duplicate or replaced.
+
+    ``history`` is the whole ledger (every run), ``seen_now`` the time recorded as
+    first seen for content never seen before, ``read`` reads one file's raw rows.
+    Returns the deliveries in file-name order (the order rows are stacked in).
+    """
+    first_seen = _first_seen(history)
+    earlier = _earlier_contents(history)
+    deliveries = []
+    for f in files:
+        sha = sha256_file(f.path)
+        at, first_run = first_seen.get(sha, (seen_now, run_id))
+        deliveries.append(Delivery(f, sha, f.path.stat().st_size, first_run, at))
+    in_order = sorted(deliveries, key=lambda d: (d.first_seen_at, d.name))
+
+    originals: dict[str, Delivery] = {}
+    for d in in_order:
+        original = originals.get(d.sha256)
+        if original is None or original.file_rows == 0:
+            d.rows = read(d.file)
+            d.file_rows = d.rows.height
+            d.period = period_from_name(d.file.path, table) or period_from_data(d.rows, table)
+            d.organisations = organisations(d.rows, table)
+            originals.setdefault(d.sha256, d)
+        else:
+            d.status, d.duplicate_of, d.file_rows = DUPLICATE, original.name, original.file_rows
+            log.warning(
+                "%s: same content (sha256 %s) as %s: not loaded again",
+                d.name,
+                d.sha256[:12],
+                original.name,
+            )
+        if d.first_seen_run == run_id and earlier.get(d.name, {d.sha256}) - {d.sha256}:
+            d.replaces.append(d.name)
+            log.warning(
+                "%s: delivered again with new content; the earlier content is replaced", d.name
+            )
+
+    _replace_months(table, [d for d in in_order if d.status == LOADED])
+    return deliveries
+
+
+def _replace_months(table: Table, in_order: list[Delivery]) -> None:
+    """A later file for a month replaces earlier ones covering no other organisation."""
+    for i, later in enumerate(in_order):
+        if later.period is None:
+            continue
+        for earlier in in_order[:i]:
+            if earlier.status != LOADED or earlier.period != later.period:
+                continue
+            if earlier.organisations <= later.organisations:
+                earlier.status, earlier.replaced_by = REPLACED, later.name
+                later.replaces.append(earlier.name)
+                log.warning(
+                    "%s: replaced by %s (a later delivery for %s %s)",
+                    earlier.name,
+                    later.name,
+                    table.qualified_name,
+                    later.period,
+                )
+            elif earlier.organisations & later.organisations:
+                log.warning(
+                    "%s and %s both deliver %s %s for organisation(s) %s, but the later one "
+                    "lacks %s: both are loaded and duplicate keys keep the earlier rows. If "
+                    "the later file is a correction, re-deliver the whole month in one file.",
+                    earlier.name,
+                    later.name,
+                    table.qualified_name,
+                    later.period,
+                    ", ".join(sorted(earlier.organisations & later.organisations)),
+                    ", ".join(sorted(earlier.organisations - later.organisations)),
+                )
+    for d in in_order:
+        if d.status == REPLACED:
+            d.rows = None  # the superseded rows go no further
