@@ -4,23 +4,27 @@ Why everything is read as text first: type inference would silently turn a
 bad value into null (or an NHS number into an integer that loses its leading
 zero), and the quarantine must show a person the value the supplier sent.
 
-Decisions, documented in CONTRACTS.md terms:
+Decisions, documented in CONTRACTS.md terms (whole-file rejections in sniff.py):
 
 * Header: names are matched after trimming, lower-casing and dropping a UTF-8
   byte-order mark, so Excel exports work. Every contract column must be
   present; a file missing any is rejected whole (:class:`MissingColumnsError`).
   Columns may come in any order; extra columns are ignored with a warning.
-* Non-UTF-8 bytes: the file is decoded lossily (each bad byte becomes U+FFFD)
-  and every row with a replacement character in a contract column is
-  quarantined with reason ``invalid_utf8`` and its file and line. One bad byte
-  in a million-row delivery should not stop a run, and the row's file and line
-  tell the supplier exactly what to fix; a file encoded in another character set
-  shows up as many such rows.
-* A row with more fields than the header is quarantined (``too_many_fields``):
-  its values cannot be trusted to be in the right columns. A row with fewer
-  fields is read with the missing trailing fields empty (the CSV reader cannot
-  tell that apart from trailing empty fields); blank required values then
-  quarantine it.
+  Before the header is parsed, the file itself is checked (sniff.py: name,
+  location, empty, compressed or binary) and its record structure scanned
+  (csv_shape.py: NUL bytes, quotes that never close or sit inside a value),
+  so a file rejected whole stops the run before any output is touched.
+* Line endings: LF and CRLF; a value in quotes may span lines (it is one value).
+* Non-UTF-8 bytes after the header: the file is decoded lossily (each bad byte
+  becomes U+FFFD) and every row with a replacement character in a contract
+  column is quarantined with reason ``invalid_utf8`` and its file and line. One
+  bad byte in a million-row delivery should not stop a run, and the row's file
+  and line tell the supplier exactly what to fix; a file encoded in another
+  character set shows up as many such rows.
+* A row with more fields than the header (``too_many_fields``) or fewer
+  (``too_few_fields``) is quarantined: its values cannot be trusted to be in
+  the right columns. Counts come from csv_shape.py, because the CSV reader pads
+  a short row with empty values and cannot tell ``a,b`` from ``a,b,``.
 * Blank lines (every field empty) are not rows: they are skipped and not counted.
 * ``line`` is the physical line number where the row starts (header = line 1),
   counting newlines inside quoted values, so an editor jumps straight to it.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +42,17 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.contracts import Table
-from joinedup.ingest.errors import IngestError, MalformedHeaderError, MissingColumnsError
+from joinedup.ingest.csv_shape import RecordShape, scan_records
+from joinedup.ingest.errors import MalformedCsvError, MalformedHeaderError, MissingColumnsError
 from joinedup.ingest.paths import landing_files, relative
+from joinedup.ingest.sniff import check_location, read_header_line
 
 log = logging.getLogger(__name__)
 
 EXTRA = "__extra_fields__"  # catches fields beyond the header on ragged rows
 FILE = "source_file"
 LINE = "source_line"
+SHAPE = "__row_shape__"  # too_many_fields / too_few_fields, null when the row fits the header
 REPLACEMENT_CHAR = "\ufffd"
 
 
@@ -56,6 +64,7 @@ class LandingFile:
     name: str  # relative to the data dir, as written to the ledger and quarantine
     header: tuple[str, ...]  # normalised names, in file order
     extra_columns: tuple[str, ...]
+    shape: RecordShape | None = None  # from the header check; scanned on read if absent
 
 
 def _normalise_name(name: str) -> str:
@@ -63,12 +72,12 @@ def _normalise_name(name: str) -> str:
 
 
 def check_header(data_dir: Path, table: Table, path: Path) -> LandingFile:
-    """Read one file's header and hold it against the contract; raise if columns are missing."""
+    """Check one file whole and hold its header against the contract; raise if it is unusable."""
+    # Named as found (not resolved), so a link is reported under its own name.
+    check_location(data_dir, path, f"{table.folder}/{Path(path).name}")
     name = relative(data_dir, path)
-    with open(path, "rb") as fh:
-        first = fh.readline()
-    text = first.decode("utf-8", errors="replace").rstrip("\r\n")
-    raw = next(csv.reader([text]), []) if text.strip() else []
+    text = read_header_line(path, name, table.column_names)
+    raw = next(csv.reader([text]), [])
     header = tuple(_normalise_name(h) or f"__unnamed_{i}__" for i, h in enumerate(raw))
     missing = [c for c in table.column_names if c not in header]
     if missing:
@@ -77,13 +86,21 @@ def check_header(data_dir: Path, table: Table, path: Path) -> LandingFile:
     dupes = sorted({h for h in header if h in seen or seen.add(h)})
     if dupes:
         raise MalformedHeaderError(
-            f"{name}: column(s) {', '.join(dupes)} appear more than once in the header; "
-            "the file was rejected. Ask the supplier to re-deliver it with one column per name."
+            name,
+            f"column(s) {', '.join(dupes)} appear more than once in the header, so which "
+            "value belongs to the contract cannot be known.",
+        )
+    shape = scan_records(path, name)
+    if shape.header_fields != len(header):
+        raise MalformedHeaderError(
+            name,
+            "the header row's quoting runs past its first line; column names cannot hold "
+            "quotes or line breaks.",
         )
     extra = tuple(h for h in header if h not in table.column_names)
     if extra:
         log.warning("%s: ignoring extra column(s) not in the contract: %s", name, ", ".join(extra))
-    return LandingFile(path=path, name=name, header=header, extra_columns=extra)
+    return LandingFile(path=path, name=name, header=header, extra_columns=extra, shape=shape)
 
 
 def check_headers(data_dir: Path, table: Table) -> list[LandingFile]:
@@ -96,8 +113,12 @@ def check_headers(data_dir: Path, table: Table) -> list[LandingFile]:
 
 
 def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
-    """All rows of one file as text (empty fields as ""), plus ``source_file``/``source_line``."""
+    """All rows of one file as text (empty fields as ""), plus ``source_file``/``source_line``.
+
+    ``__row_shape__`` says where a row has more or fewer fields than the header.
+    """
     started = time.perf_counter()
+    shape = file.shape or scan_records(file.path, file.name)
     schema = {h: pl.String for h in file.header} | {EXTRA: pl.String}
     try:
         frame = pl.read_csv(
@@ -112,25 +133,43 @@ def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError as exc:
-        raise IngestError(
-            f"{file.name}: cannot be parsed as CSV ({exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}). Check quoting near the reported position, "
-            "ask the supplier to re-deliver, or move the file out of landing/, then re-run."
+        # Polars' message quotes the offending value (identifiable): name the column only.
+        column = re.search(r"at column '([^']*)'", str(exc))
+        where = f" in column {column.group(1)}" if column else ""
+        raise MalformedCsvError(
+            file.name,
+            f"cannot be parsed as CSV{where} ({exc.__class__.__name__}); check its quoting "
+            "and delimiters.",
         ) from None
+    if frame.height != shape.records:
+        raise MalformedCsvError(
+            file.name,
+            f"the CSV reader found {frame.height:,} rows where the file's quotes and line "
+            f"breaks make {shape.records:,}; its quoting is inconsistent.",
+        )
     everything = [*file.header, EXTRA]
-    frame = frame.with_columns(pl.col(everything).fill_null(""))
+    width = len(file.header)
+    fields = pl.col("__fields__")
+    frame = frame.with_columns(
+        pl.col(everything).fill_null(""), pl.Series("__fields__", shape.fields_per_record())
+    )
     newlines = pl.sum_horizontal(pl.col(everything).str.count_matches("\n", literal=True))
     span = newlines.cast(pl.Int64) + 1
     blank = pl.all_horizontal(pl.col(everything) == "")
+    row_shape = (
+        pl.when(fields > width)
+        .then(pl.lit("too_many_fields"))
+        .when(fields < width)
+        .then(pl.lit("too_few_fields"))
+    )
     out = (
-        frame.with_columns(((span.cum_sum() - span) + 2).alias(LINE), blank.alias("__blank__"))
-        .filter(~pl.col("__blank__"))
-        .select(
-            pl.lit(file.name).alias(FILE),
-            pl.col(LINE),
-            *table.column_names,
-            pl.col(EXTRA),
+        frame.with_columns(
+            ((span.cum_sum() - span) + 2).alias(LINE),
+            blank.alias("__blank__"),
+            row_shape.alias(SHAPE),
         )
+        .filter(~pl.col("__blank__"))
+        .select(pl.lit(file.name).alias(FILE), pl.col(LINE), *table.column_names, pl.col(SHAPE))
     )
     log.info(
         "read %s: %d rows (%d blank lines skipped) in %.2fs",
@@ -147,7 +186,7 @@ def empty_raw(table: Table) -> pl.DataFrame:
     return pl.DataFrame(
         schema={FILE: pl.String, LINE: pl.Int64}
         | {c: pl.String for c in table.column_names}
-        | {EXTRA: pl.String}
+        | {SHAPE: pl.String}
     )
 
 
