@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from joinedup.atomic import write_csv
+from joinedup.atomic import read_csv, write_csv
 from joinedup.contracts import TABLES
 from joinedup.ingest.errors import LedgerImbalanceError
 from joinedup.ingest.paths import LEDGER, cleared_path, pseudonymised_path, validated_path
@@ -85,7 +85,7 @@ def read_ledger(data_dir: Path) -> pl.DataFrame:
     path = ledger_path(data_dir)
     if not path.exists():
         return empty_ledger()
-    frame = pl.read_csv(path, infer_schema_length=0)
+    frame = read_csv(path, infer_schema_length=0)  # write_csv escaped formula-like text
     missing = [c for c in LEDGER_SCHEMA if c not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
     return frame.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
