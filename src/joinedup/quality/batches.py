@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 
-from joinedup.atomic import write_csv
+from joinedup.atomic import read_csv, write_csv
 from joinedup.contracts import TABLES, Table
 from joinedup.ingest.ledger import PSEUDONYMISED_TABLES, read_ledger
 from joinedup.ingest.paths import pseudonymised_path, validated_path
@@ -135,7 +135,7 @@ def read_volumes(data_dir: Path) -> pl.DataFrame:
     path = quality_dir(data_dir) / VOLUMES
     if not path.exists():
         return pl.DataFrame(schema=VOLUME_SCHEMA)
-    return pl.read_csv(path, schema=VOLUME_SCHEMA)
+    return read_csv(path, schema=VOLUME_SCHEMA)  # org codes come from landing: escaped
 
 
 def previous_volumes(data_dir: Path, run_id: str) -> tuple[str | None, pl.DataFrame]:
