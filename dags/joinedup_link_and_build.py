@@ -35,7 +35,9 @@ DOC = """
 12. `publish` - the marts alone replace `analytics.duckdb` (never reached if a gate failed,
     so analysts and the dashboard keep the last good one);
 13. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
-14. `finalise` - the ledger must balance (received = loaded + quarantined + opted out).
+14. `finalise` - the ledger must balance (received = loaded + quarantined + opted out);
+    writes `runs/<run id>.json` with the run's provenance (code version, linkage model
+    hash, every input's and output's SHA-256).
 
 **When it fails**: read the failed task's log; every error says what was wrong, where,
 and what to do. Tasks are idempotent: fix the cause and clear the failed task.
@@ -119,7 +121,7 @@ def joinedup_link_and_build():
     def build_warehouse(run: dict, _gates: dict) -> dict:
         from joinedup import pipeline
 
-        return pipeline.build_warehouse_stage(run["data_dir"])
+        return pipeline.build_warehouse_stage(run["data_dir"], run["run_id"])
 
     @task(retries=0, execution_timeout=timedelta(hours=1))
     def quality_gates_marts(run: dict, _warehouse: dict) -> dict:
@@ -137,7 +139,7 @@ def joinedup_link_and_build():
     def publish(run: dict, _privacy: dict) -> dict:
         from joinedup import pipeline
 
-        return pipeline.publish_stage(run["data_dir"])
+        return pipeline.publish_stage(run["data_dir"], run["run_id"])
 
     @task
     def docs(run: dict, _published: dict) -> dict:

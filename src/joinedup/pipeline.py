@@ -29,6 +29,7 @@ from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.load import SOURCES
 from joinedup.linkage import link
 from joinedup.privacy_scan import assert_clean
+from joinedup.provenance import run_provenance, run_record_path
 from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,17 +120,17 @@ def quality_gate(data_dir: Path, zone: str, run_id: str) -> dict[str, Any]:
     return run_gates(Path(data_dir), zone, run_id)
 
 
-def build_warehouse_stage(data_dir: Path) -> dict[str, Any]:
+def build_warehouse_stage(data_dir: Path, run_id: str | None = None) -> dict[str, Any]:
     from joinedup.warehouse import build_warehouse
 
-    return build_warehouse(Path(data_dir))
+    return build_warehouse(Path(data_dir), run_id=run_id)
 
 
-def publish_stage(data_dir: Path) -> dict[str, Any]:
+def publish_stage(data_dir: Path, run_id: str | None = None) -> dict[str, Any]:
     """Replace analytics.duckdb with the marts; only reached when every gate passed."""
     from joinedup.warehouse import publish_analytics
 
-    return {"analytics": str(publish_analytics(Path(data_dir)))}
+    return {"analytics": str(publish_analytics(Path(data_dir), run_id))}
 
 
 def docs_stage(data_dir: Path) -> dict[str, Any]:
@@ -144,13 +145,21 @@ def docs_stage(data_dir: Path) -> dict[str, Any]:
 
 
 def finalise(data_dir: Path, run_id: str, stages: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Balance the ledger and write the run summary (``DATA/runs/<run_id>.json``)."""
+    """Balance the ledger and write the run summary (``DATA/runs/<run_id>.json``).
+
+    The summary's ``provenance`` block (joinedup.provenance) says what the run read,
+    with which code and linkage model, and the checksum of every output it wrote.
+    """
     data_dir = Path(data_dir)
     summary = {"run_id": run_id, "ledger": finalise_ledger(data_dir, run_id), **(stages or {})}
+    inputs = read_ledger(data_dir).filter(pl.col("run_id") == run_id)
+    published = (stages or {}).get("published", {}).get("analytics")
+    summary["provenance"] = run_provenance(
+        data_dir, run_id, inputs, [Path(published)] if published else []
+    )
     write_text(json.dumps(summary, indent=2, default=str), run_summary_path(data_dir, run_id))
     return summary
 
 
 def run_summary_path(data_dir: Path, run_id: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    return Path(data_dir) / RUNS / f"{safe}.json"
+    return run_record_path(data_dir, run_id)

@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 
 from joinedup.atomic import atomic_path
+from joinedup.provenance import run_stamp, stamp_duckdb
 from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -207,10 +208,12 @@ def build_warehouse(
     threads: int | None = None,
     dbt_vars: dict[str, Any] | None = None,
     project_dir: Path | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run ``dbt build`` and write ``DATA/warehouse.duckdb``; raise :class:`WarehouseError`.
 
     ``dbt_vars`` override the project's vars (e.g. ``{"extract_end_date": "2026-03-31"}``).
+    With a ``run_id`` the file gets its provenance table ``main._joinedup_run``.
     Returns a summary: the warehouse path, seconds, node counts by type and status,
     and the names of tests that warned.
     """
@@ -238,6 +241,9 @@ def build_warehouse(
         )
         if not result.success:
             raise WarehouseError(_failure_message("build", result, data_dir))
+        if run_id is not None:
+            with duckdb.connect(str(build_dir / WAREHOUSE)) as con:
+                stamp_duckdb(con, run_stamp(data_dir, run_id))
         target = data_dir / WAREHOUSE
         os.replace(build_dir / WAREHOUSE, target)
     finally:
@@ -318,13 +324,14 @@ def _check_publishable(con: duckdb.DuckDBPyConnection, table: str, columns: list
             )
 
 
-def publish_analytics(data_dir: Path) -> Path:
+def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
     """Copy the marts (and their descriptions) into ``DATA/analytics.duckdb``, atomically.
 
     Only tables of the ``marts`` schema named ``dim_``/``fct_``/``mart_`` are copied, as
     tables in ``main`` (views would point back into the warehouse). A mart with an
     identifier-like column or token-shaped values stops the publish. The file is left
-    read-only: analysts open it with ``duckdb.connect(path, read_only=True)``.
+    read-only: analysts open it with ``duckdb.connect(path, read_only=True)``. With a
+    ``run_id`` it also gets ``main._joinedup_run``, the run that published it.
     """
     data_dir = Path(data_dir).resolve()
     warehouse = data_dir / WAREHOUSE
@@ -356,6 +363,8 @@ def publish_analytics(data_dir: Path) -> Path:
                         )
                 published.append(table)
             con.execute("detach warehouse")
+            if run_id is not None:
+                stamp_duckdb(con, run_stamp(data_dir, run_id))
             con.execute("checkpoint")
         finally:
             con.close()
