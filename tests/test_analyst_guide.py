@@ -101,9 +101,7 @@ def test_every_published_table_is_described_in_the_guide(
 
 def test_the_runbook_names_every_quality_suite() -> None:
     """The runbook's gate table covers every suite of the committed GX project."""
-    suites = {
-        ".".join(p.relative_to(SUITES).with_suffix("").parts) for p in SUITES.rglob("*.json")
-    }
+    suites = {".".join(p.relative_to(SUITES).with_suffix("").parts) for p in SUITES.rglob("*.json")}
     assert len(suites) > 20
     runbook = RUNBOOK.read_text()
     missing = sorted(s for s in suites if f"`{s}`" not in runbook)
