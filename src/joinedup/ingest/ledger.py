@@ -11,7 +11,8 @@ and what became of it (see ``ingest/redelivery.py``): ``sha256``,
 ``size_bytes``, ``file_rows`` (data rows in the file), ``period`` (the month it
 delivers, if known), ``status`` (``loaded``, ``duplicate`` or ``replaced``),
 ``duplicate_of`` / ``replaced_by`` / ``replaces`` (other files, ``; ``-joined),
-and ``first_seen_run`` / ``first_seen_at`` (when this content first arrived). A
+and ``first_seen_run`` / ``first_seen_at`` (when this file, with this content,
+first arrived: the delivery order). A
 duplicate or replaced file is not read, so its four counts are 0 and the
 balance rule holds unchanged: rows received means rows read into the run.
 """

@@ -83,7 +83,8 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
     tables = source_tables(source)
     files = {t.name: check_headers(data_dir, t) for t in tables}
     history = read_ledger(data_dir)
-    seen_now = now()
+    # To the microsecond: it orders deliveries, and two runs can fall in one second.
+    seen_now = now("microseconds")
     ledger_rows: list[pl.DataFrame] = []
     summary: dict[str, dict] = {}
     skipped: list[dict[str, str | None]] = []

@@ -2,8 +2,8 @@
 
 Landing is re-read in full every run, so "loaded once" is decided among the
 files that sit in a table's folder now, in *delivery order*: when the pipeline
-first saw each file's content (``first_seen_at`` in the ledger, carried from run
-to run by SHA-256), then file name for files first seen together.
+first saw each file as it is (``first_seen_at`` in the ledger, carried from run
+to run by file name and SHA-256), then file name for files first seen together.
 
 * **Duplicate**: a file whose SHA-256 equals an earlier file's, under any name,
   is not read: ``status = duplicate``, ``duplicate_of`` names the earlier file.
@@ -13,8 +13,8 @@ to run by SHA-256), then file name for files first seen together.
   rows are not read, ``status = replaced`` with ``replaced_by``, and the new
   file's ``replaces`` names it. The month comes from the file name when it holds
   one (``events_2025-04.csv``, ``events_202504.csv``, ``events_2025_04_v2.csv``;
-  a full date such as ``_2025-04-30`` is a day, not a month, and gives none), else
-  from the data when every date in the table's activity column falls in one
+  a full date such as ``_2025-04-30`` names a daily delivery, which has no month),
+  else from the data when every date in the table's activity column falls in one
   month. Organisations are the org codes in the file's rows. A later file that
   covers only some of the earlier file's organisations replaces nothing (a
   warning says so): it cannot be told apart from a supplement, and replacing
@@ -57,6 +57,11 @@ PERIOD_COLUMNS: dict[str, str] = {
 NAME_PERIOD = re.compile(
     r"(?<![A-Za-z0-9])((?:19|20|21)\d{2})[-_]?(0[1-9]|1[0-2])(?![A-Za-z0-9]|[-_]\d)"
 )
+# A full date in a file name: a daily (or ad hoc) delivery, never a month's.
+NAME_DAY = re.compile(
+    r"(?<![A-Za-z0-9])(?:19|20|21)\d{2}[-_]?(?:0[1-9]|1[0-2])[-_]?(?:0[1-9]|[12]\d|3[01])"
+    r"(?![A-Za-z0-9])"
+)
 DATA_MONTH = r"^(\d{4}-(?:0[1-9]|1[0-2]))-\d{2}"
 
 
@@ -83,11 +88,23 @@ class Delivery:
         return self.file.name
 
 
+def _name_rest(path: Path, table: Table) -> str:
+    """The part of a file name after the table's own name (``events_2025-04`` -> ``_2025-04``)."""
+    return path.stem[len(table.name) :] if path.stem.startswith(table.name) else path.stem
+
+
 def period_from_name(path: Path, table: Table) -> str | None:
     """``YYYY-MM`` when the part of the name after the table's own name holds exactly one."""
-    rest = path.stem[len(table.name) :] if path.stem.startswith(table.name) else path.stem
-    found = {f"{y}-{m}" for y, m in NAME_PERIOD.findall(rest)}
+    found = {f"{y}-{m}" for y, m in NAME_PERIOD.findall(_name_rest(path, table))}
     return found.pop() if len(found) == 1 else None
+
+
+def period_of(path: Path, rows: pl.DataFrame, table: Table) -> str | None:
+    """The month a file delivers: from its name, else (unless it names a day) from its data."""
+    named = period_from_name(path, table)
+    if named is not None or NAME_DAY.search(_name_rest(path, table)):
+        return named
+    return period_from_data(rows, table)
 
 
 def period_from_data(rows: pl.DataFrame, table: Table) -> str | None:
@@ -110,15 +127,16 @@ def organisations(rows: pl.DataFrame, table: Table) -> frozenset[str]:
     return frozenset(c for c in codes.unique().to_list() if c)
 
 
-def _first_seen(history: pl.DataFrame) -> dict[str, tuple[str, str]]:
-    """sha256 -> (first_seen_at, first_seen_run) over every run in the ledger."""
+def _first_seen(history: pl.DataFrame) -> dict[tuple[str, str], tuple[str, str]]:
+    """(file, sha256) -> (first_seen_at, first_seen_run): when that file, as it is, arrived."""
     seen = (
         history.filter(pl.col("sha256").is_not_null() & pl.col("first_seen_at").is_not_null())
         .sort("first_seen_at", "first_seen_run")
-        .unique("sha256", keep="first", maintain_order=True)
+        .unique(["file", "sha256"], keep="first", maintain_order=True)
     )
     return {
-        r["sha256"]: (r["first_seen_at"], r["first_seen_run"]) for r in seen.iter_rows(named=True)
+        (r["file"], r["sha256"]): (r["first_seen_at"], r["first_seen_run"])
+        for r in seen.iter_rows(named=True)
     }
 
 
@@ -150,7 +168,7 @@ def resolve(
     deliveries = []
     for f in files:
         sha = sha256_file(f.path)
-        at, first_run = first_seen.get(sha, (seen_now, run_id))
+        at, first_run = first_seen.get((f.name, sha), (seen_now, run_id))
         deliveries.append(Delivery(f, sha, f.path.stat().st_size, first_run, at))
     in_order = sorted(deliveries, key=lambda d: (d.first_seen_at, d.name))
 
@@ -160,7 +178,7 @@ def resolve(
         if original is None or original.file_rows == 0:
             d.rows = read(d.file)
             d.file_rows = d.rows.height
-            d.period = period_from_name(d.file.path, table) or period_from_data(d.rows, table)
+            d.period = period_of(d.file.path, d.rows, table)
             d.organisations = organisations(d.rows, table)
             originals.setdefault(d.sha256, d)
         else:
