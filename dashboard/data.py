@@ -24,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+# Loaded with this module, before any page runs: Plotly looks pandas up in sys.modules
+# without importing it, so while one session's thread is still importing pandas another
+# session's chart meets a half-initialised module ("partially initialized module 'pandas'
+# has no attribute 'Series'"). Found by 4 concurrent first sessions (test_dashboard_load).
+import pandas  # noqa: F401
 import polars as pl
 import streamlit as st
 
@@ -86,6 +92,15 @@ class DashboardDataError(RuntimeError):
 
 def analytics_path(data_dir: Path) -> Path:
     return Path(data_dir) / ANALYTICS
+
+
+def connect(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """The dashboard's only way into DuckDB: the published file, read-only.
+
+    Read-only, so nothing a page does can change what analysts see, and DuckDB writes
+    nothing beside the file (no write-ahead log): the folder may be a read-only mount.
+    """
+    return duckdb.connect(str(path), read_only=True)
 
 
 def breakdown_dims(label: str) -> frozenset[str]:
@@ -181,7 +196,7 @@ def _read_catalogue(path: str) -> Catalogue:
     breakdowns: dict[str, tuple[str, ...]] = {}
     months: dict[str, tuple[date, ...]] = {}
     values: dict[str, set] = {d: set() for d in DIMENSIONS[1:]}
-    with duckdb.connect(path, read_only=True) as con:
+    with connect(path) as con:
         tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
         for key, mart in MARTS.items():
             if mart.table not in tables:
@@ -225,7 +240,7 @@ def load_slice(data_dir: Path, mart_key: str, breakdown: str) -> pl.DataFrame:
 def _load_slice(path: str, version: int, mart_key: str, breakdown: str) -> pl.DataFrame:
     del version
     table = MARTS[mart_key].table  # a fixed name, never user input
-    with duckdb.connect(path, read_only=True) as con:
+    with connect(path) as con:
         return con.sql(f"select * from {table} where breakdown = $1", params=[breakdown]).pl()
 
 

@@ -43,16 +43,9 @@ from dashboard_browser import (
     wait_for_change,
     wait_ready,
 )
-from ingest_fixtures import KEY, run_all
-
-import joinedup.linkage
-import joinedup.synth
-import joinedup.warehouse
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-PEOPLE = 3_000
-SEED = 11
 SUPPRESSED = "suppressed (<8)"
 # (url path, title, Plotly charts the page must draw on this population)
 PAGES = [
@@ -196,14 +189,10 @@ def test_published_count_rule() -> None:
 
 
 @pytest.fixture(scope="module")
-def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("dashboard-data")
-    joinedup.synth.generate(d, people=PEOPLE, seed=SEED)
-    run_all(d)
-    joinedup.linkage.link(d, "run-1", KEY, charts=False)
-    joinedup.warehouse.build_warehouse(d)
-    joinedup.warehouse.publish_analytics(d)
-    return d
+def population(published_population: Path) -> Path:
+    # 3,000 people, built once per session in conftest.py and shared with
+    # test_dashboard_load.py and test_access.py.
+    return published_population
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,38 @@ def test_compose_defines_the_deployment() -> None:
         "dashboard",
     }
     assert expected <= set(services)
-    for name in expected - {"postgres"}:
+    for name in expected - {"postgres", "dashboard"}:
         service = services[name]
-        assert any(str(v).startswith("joinedup-data:/data") for v in service["volumes"]), name
+        assert "joinedup-data:/data" in service["volumes"], name
+        assert "joinedup-published:/published" in service["volumes"], name
+        assert service["environment"]["JOINEDUP_PUBLISHED_DIR"] == "/published", name
         assert service["env_file"] == ".env", name
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
-    # The dashboard only reads the data volume.
-    assert services["dashboard"]["volumes"] == ["joinedup-data:/data:ro"]
+
+
+def test_the_dashboard_sees_only_the_published_marts_read_only_and_no_key() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    dashboard = compose["services"]["dashboard"]
+    # One mount: the folder publish renames analytics.duckdb into, read-only. Not the
+    # data volume (identifiable zones), and not the file itself (a bind-mounted file keeps
+    # the inode it was mounted with, so a re-published file would never be seen).
+    assert dashboard["volumes"] == ["joinedup-published:/published:ro"]
+    assert "env_file" not in dashboard  # docker/.env holds the pseudonymisation key
+    assert not any("KEY" in name for name in dashboard.get("environment", {}))
+    assert dashboard["environment"]["JOINEDUP_DATA_DIR"] == "/published"
+    assert "--data-dir /published" in " ".join(dashboard["command"].split())
+    assert "joinedup-published" in compose["volumes"]
+    # The publishing services write there; nothing else lives in that volume.
+    writers = [
+        name
+        for name, service in compose["services"].items()
+        if "joinedup-published:/published" in service.get("volumes", [])
+    ]
+    assert writers and all(name.startswith("airflow-") for name in writers)
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert "chown joinedup /data /published" in dockerfile
 
 
 def test_no_secret_is_baked_into_images_or_compose() -> None:

@@ -28,6 +28,7 @@ from joinedup.ingest import (
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.load import SOURCES
 from joinedup.linkage import link
+from joinedup.permissions import secure_data_dir
 from joinedup.privacy_scan import assert_clean
 from joinedup.provenance import run_provenance, run_record_path
 from joinedup.settings import Settings
@@ -53,10 +54,13 @@ def check_ready(data_dir: Path) -> dict[str, Any]:
             f"{landing} does not exist: put extracts under it (see CONTRACTS.md) or run "
             "`joinedup synth --out DATA` for a synthetic population"
         )
+    secure_data_dir(Path(data_dir))
     return {"data_dir": str(data_dir)}
 
 
 def ingest(data_dir: Path, source: str, run_id: str) -> dict[str, Any]:
+    # Ingest DAGs start here, not at check_ready: landing/ is made owner-only first.
+    secure_data_dir(Path(data_dir))
     return ingest_source(Path(data_dir), source, run_id)
 
 

@@ -7,6 +7,8 @@ file for local runs). The pseudonymisation key is a secret: it is held as a
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +21,32 @@ DEMO_KEY = "joinedup-DEMO-KEY-synthetic-data-only-do-not-use-with-real-data"
 
 class MissingKeyError(RuntimeError):
     """No pseudonymisation key was configured."""
+
+
+def read_key_file(path: Path) -> str:
+    """The key held in ``path``, refused unless it is a regular file only its owner can read."""
+    where = f"JOINEDUP_PSEUDONYMISATION_KEY_FILE {path}"
+    try:
+        # Non-blocking, so a FIFO named by mistake is refused instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise MissingKeyError(f"cannot read {where}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MissingKeyError(
+                f"{where} is not a regular file: point it at a file that holds only the key."
+            )
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise MissingKeyError(
+                f"{where} is open to other users (mode {mode:04o}): the key file must be "
+                f"readable by its owner only. Run `chmod 600 {path}` and start again."
+            )
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read().decode("utf-8").strip()
+    finally:
+        os.close(fd)
 
 
 class Settings(BaseSettings):
@@ -35,7 +63,13 @@ class Settings(BaseSettings):
     )
     linkage_backend: Literal["duckdb", "spark"] = "duckdb"
     # DuckDB spills to disk beyond this, keeping a million-person linkage within 8 GB.
+    # Linkage, the dbt build (through profiles.yml) and publish open DuckDB with it.
     duckdb_memory_limit: str = "4GB"
+    published_dir: Path | None = Field(
+        None,
+        description="folder analytics.duckdb is published to (default: the data directory); "
+        "a deployment mounts it, and only it, read-only into the dashboard",
+    )
     # Smallest count shown in any published aggregate (OpenSAFELY-style rule).
     suppression_threshold: int = Field(8, ge=1)
 
@@ -44,13 +78,7 @@ class Settings(BaseSettings):
         if self.pseudonymisation_key is not None:
             value = self.pseudonymisation_key.get_secret_value()
         elif self.pseudonymisation_key_file is not None:
-            try:
-                value = self.pseudonymisation_key_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise MissingKeyError(
-                    f"cannot read JOINEDUP_PSEUDONYMISATION_KEY_FILE "
-                    f"{self.pseudonymisation_key_file}: {exc.strerror}"
-                ) from None
+            value = read_key_file(self.pseudonymisation_key_file)
         else:
             value = ""
         if len(value) < 16:

@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 
 from joinedup.atomic import atomic_path
+from joinedup.permissions import make_private_dirs, make_private_file
 from joinedup.provenance import run_stamp, stamp_duckdb
 from joinedup.settings import Settings
 
@@ -117,6 +118,8 @@ def _invoke(
     env = {
         "JOINEDUP_DATA_DIR": str(data_dir),
         "JOINEDUP_WAREHOUSE_PATH": str(warehouse_path),
+        # profiles.yml reads it: the build is capped (and spills) like every other stage.
+        "JOINEDUP_DUCKDB_MEMORY_LIMIT": Settings().duckdb_memory_limit,
         "DO_NOT_TRACK": "1",
     }
     if threads:
@@ -228,7 +231,8 @@ def build_warehouse(
     # path) changes, so a per-run name would cost a full parse on every build.
     build_dir = data_dir / ".warehouse-build"
     shutil.rmtree(build_dir, ignore_errors=True)
-    build_dir.mkdir(parents=True)
+    # The warehouse holds record tokens (staging, intermediate): data engineers only.
+    make_private_dirs(build_dir, build_dir)
     try:
         result = _invoke(
             ["build"],
@@ -245,6 +249,7 @@ def build_warehouse(
             with duckdb.connect(str(build_dir / WAREHOUSE)) as con:
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
         target = data_dir / WAREHOUSE
+        make_private_file(build_dir / WAREHOUSE)
         os.replace(build_dir / WAREHOUSE, target)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -324,6 +329,17 @@ def _check_publishable(con: duckdb.DuckDBPyConnection, table: str, columns: list
             )
 
 
+def analytics_path(data_dir: Path) -> Path:
+    """Where the marts are published: ``JOINEDUP_PUBLISHED_DIR`` if set, else the data dir.
+
+    A deployment points it at a folder of its own and mounts that folder read-only into
+    the dashboard: a folder, not the file, because publishing renames a new file into
+    place and a bind-mounted file would keep showing the old one.
+    """
+    published = Settings().published_dir
+    return (Path(published) if published else Path(data_dir)).resolve() / ANALYTICS
+
+
 def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
     """Copy the marts (and their descriptions) into ``DATA/analytics.duckdb``, atomically.
 
@@ -337,10 +353,10 @@ def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
     warehouse = data_dir / WAREHOUSE
     if not warehouse.exists():
         raise WarehouseError(f"{warehouse} not found: run build_warehouse first.")
-    target = data_dir / ANALYTICS
+    target = analytics_path(data_dir)
     published: list[str] = []
     with atomic_path(target) as tmp:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(str(tmp), config={"memory_limit": Settings().duckdb_memory_limit})
         try:
             con.execute(f"attach {_literal(str(warehouse))} as warehouse (read_only)")
             tables = _mart_tables(con)
