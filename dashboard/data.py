@@ -36,6 +36,7 @@ import streamlit as st
 from dashboard.disclosure import Z_95, wilson_interval
 
 ANALYTICS = "analytics.duckdb"
+RUN_TABLE = "_joinedup_run"  # which run published the file (joinedup.provenance)
 DIMENSIONS = ("activity_month", "la_code", "practice_code", "age_band", "sex", "imd_quintile")
 UNKNOWN = "Not known"
 
@@ -242,6 +243,30 @@ def _load_slice(path: str, version: int, mart_key: str, breakdown: str) -> pl.Da
     table = MARTS[mart_key].table  # a fixed name, never user input
     with connect(path) as con:
         return con.sql(f"select * from {table} where breakdown = $1", params=[breakdown]).pl()
+
+
+def published_run(data_dir: Path) -> dict[str, Any] | None:
+    """The run that published the analytics file: its ``_joinedup_run`` row, None if unstamped."""
+    path = analytics_path(data_dir)
+    if not path.exists():
+        return None
+    return _published_run(str(path), _version(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _published_run(path: str, version: int) -> dict[str, Any] | None:
+    del version
+    with connect(path) as con:
+        stamped = con.execute(
+            "select 1 from duckdb_tables() where schema_name = 'main' and table_name = ?",
+            [RUN_TABLE],
+        ).fetchall()
+        if not stamped:
+            return None
+        cursor = con.execute(f"select * from main.{RUN_TABLE}")
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchone()
+    return dict(zip(names, row, strict=True)) if row else None
 
 
 def make_plan(

@@ -17,7 +17,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, ui
-from dashboard.data import analytics_path, period_label
+from dashboard.data import analytics_path, period_label, published_run
 from dashboard.disclosure import format_count, format_rate, publish_count
 
 LEDGER = "ledger.csv"
@@ -47,22 +47,42 @@ def _version(path: Path) -> int:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _ledger(path: str, version: int) -> tuple[str, pl.DataFrame] | None:
-    """Per source and table, the latest run's exact counts (never shown as they are)."""
+def _ledger(
+    path: str, version: int, run_id: str | None
+) -> tuple[str, pl.DataFrame, pl.DataFrame] | None:
+    """Per source and table, one run's exact counts (never shown as they are), and its files.
+
+    The run is the one that published the marts on show; without one (a file published
+    before runs were stamped), the ledger's last run (rows are sorted by run id).
+    """
     if not version:
         return None
     ledger = pl.read_csv(path, infer_schema_length=0)
     if ledger.is_empty():
         return None
-    run_id = ledger["run_id"][-1]  # runs are appended, so the last row is the latest run
+    if run_id is None or run_id not in set(ledger["run_id"]):
+        run_id = ledger["run_id"][-1]
+    rows = ledger.filter(pl.col("run_id") == run_id)
     totals = (
-        ledger.filter(pl.col("run_id") == run_id)
-        .with_columns(pl.col(list(COUNTS)).cast(pl.Int64))
+        rows.with_columns(pl.col(list(COUNTS)).cast(pl.Int64))
         .group_by("source", "table", maintain_order=True)
         .agg(pl.col(list(COUNTS)).sum())
         .sort("source", "table")
     )
-    return run_id, totals
+    status = pl.col("status").fill_null("loaded") if "status" in rows.columns else pl.lit("loaded")
+    size = pl.col("size_bytes").cast(pl.Int64) if "size_bytes" in rows.columns else pl.lit(None)
+    files = (
+        rows.with_columns(status.alias("status"), size.alias("size_bytes"))
+        .group_by("source", maintain_order=True)
+        .agg(
+            pl.len().alias("files"),
+            (pl.col("status") == "duplicate").sum().alias("duplicate"),
+            (pl.col("status") == "replaced").sum().alias("replaced"),
+            pl.col("size_bytes").sum().alias("size_bytes"),
+        )
+        .sort("source")
+    )
+    return run_id, totals, files
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -91,12 +111,13 @@ def render(ctx: ui.Context) -> None:
         "linked into people. Counts are rounded and suppressed like every other figure. "
         "The sidebar filters do not apply to this page."
     )
-    _published_marts(ctx)
-    _ledger_section(ctx.data_dir)
+    run = published_run(ctx.data_dir)
+    _published_marts(ctx, run)
+    _ledger_section(ctx.data_dir, run["run_id"] if run else None)
     _linkage_section(ctx.data_dir)
 
 
-def _published_marts(ctx: ui.Context) -> None:
+def _published_marts(ctx: ui.Context, run: dict[str, Any] | None) -> None:
     published = datetime.fromtimestamp(analytics_path(ctx.data_dir).stat().st_mtime)
     months = ctx.catalogue.months
     st.markdown(
@@ -106,16 +127,50 @@ def _published_marts(ctx: ui.Context) -> None:
         f"follow-up); discharge to social care {period_label(months['social_care'])} "
         "(90 days of follow-up)."
     )
+    if run is None:
+        st.caption("This file does not say which run published it (published before provenance).")
+        return
+    model = run.get("linkage_model_sha256")
+    st.markdown(
+        f"**Provenance:** run `{run['run_id']}`, published {run['written_at']} (UTC), code "
+        f"`{run['code_version']}`, linkage model `{model[:16] if model else 'none'}` "
+        "(SHA-256). The run's record in `runs/` lists the checksum of every input and output."
+    )
 
 
-def _ledger_section(data_dir: Path) -> None:
+def _files(n: int) -> str:
+    # File counts say nothing about people, so they are shown exactly, never as a bare number.
+    return f"{n:,} file" if n == 1 else f"{n:,} files"
+
+
+def _deliveries_table(run_id: str, files: pl.DataFrame) -> None:
+    rows = [
+        {
+            "Source": SOURCE_LABELS.get(r["source"], r["source"]),
+            "Files received": _files(r["files"]),
+            "Duplicates not loaded again": _files(r["duplicate"]),
+            "Replaced by a later delivery": _files(r["replaced"]),
+            "Size": f"{r['size_bytes'] / 1e6:,.1f} MB" if r["size_bytes"] is not None else "–",
+        }
+        for r in files.iter_rows(named=True)
+    ]
+    ui.table(
+        rows,
+        f"Files of run `{run_id}`. A file with the same content as one already delivered, or "
+        "a month delivered again with corrections, is recorded in the ledger but its rows are "
+        "counted once: only the latest delivery of a month is loaded.",
+    )
+
+
+def _ledger_section(data_dir: Path, run_id: str | None) -> None:
     st.subheader("Extracts received, by source")
     path = data_dir / LEDGER
-    found = _ledger(str(path), _version(path))
+    found = _ledger(str(path), _version(path), run_id)
     if found is None:
         st.info(f"No ledger at `{path}`: the ingest stages have not run for this data directory.")
         return
-    run_id, totals = found
+    run_id, totals, files = found
+    _deliveries_table(run_id, files)
     rows, categories = [], []
     parts: dict[str, list[int | None]] = {
         "Loaded": [],

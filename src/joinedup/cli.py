@@ -131,5 +131,33 @@ def evaluate(
     typer.echo(f"\nwritten to {path}")
 
 
+@app.command()
+def trace(
+    path: Annotated[Path, typer.Argument(help="a file a run read or wrote")],
+    data_dir: Annotated[Path, typer.Option(help="data directory holding runs/")] = Path("data"),
+) -> None:
+    """Which run wrote (or read) a file, found by its SHA-256 in the run records."""
+    from joinedup.provenance import read_stamp
+    from joinedup.provenance import trace as find_runs
+
+    if not path.is_file():
+        fail(f"{path} is not a file")
+    found = find_runs(data_dir, path)
+    for f in found:
+        typer.echo(f"{f['role']} of run {f['run_id']} (finished {f['finished_at']}) as {f['path']}")
+    stamp = read_stamp(path) if path.suffix == ".duckdb" else None
+    if stamp:
+        typer.echo(
+            f"{path.name} says: written by run {stamp['run_id']} at {stamp['written_at']} "
+            f"with code {stamp['code_version']}"
+        )
+    if not found and not stamp:
+        fail(
+            f"no run record in {data_dir / 'runs'} lists the content of {path}: it was changed "
+            "after its run, made outside the pipeline, or belongs to another data directory",
+            code=1,
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

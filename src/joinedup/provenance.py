@@ -71,9 +71,9 @@ OUTPUT_GLOBS = (
 _CHUNK = 1 << 20
 
 
-def now() -> str:
-    """UTC, to the second, as every provenance timestamp is written."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def now(timespec: str = "seconds") -> str:
+    """UTC in ISO 8601, as every provenance timestamp is written."""
+    return datetime.now(UTC).isoformat(timespec=timespec)
 
 
 def sha256_file(path: Path) -> str:
@@ -162,8 +162,12 @@ def library_versions() -> dict[str, str | None]:
 
 
 def _file_entry(data_dir: Path, path: Path) -> dict[str, Any]:
+    try:
+        name = path.resolve().relative_to(data_dir.resolve()).as_posix()
+    except ValueError:  # published outside the data dir (JOINEDUP_PUBLISHED_DIR)
+        name = str(path.resolve())
     return {
-        "path": path.relative_to(data_dir).as_posix(),
+        "path": name,
         "sha256": sha256_file(path),
         "size_bytes": path.stat().st_size,
     }
@@ -182,10 +186,12 @@ def linkage_model(data_dir: Path) -> dict[str, Any]:
     }
 
 
-def output_files(data_dir: Path, globs: Iterable[str] = OUTPUT_GLOBS) -> list[dict[str, Any]]:
+def output_files(data_dir: Path, extra: Iterable[Path] = ()) -> list[dict[str, Any]]:
+    """Path, SHA-256 and size of every output a run writes (``extra``: ones outside DATA)."""
     data_dir = Path(data_dir)
-    found = sorted({p for g in globs for p in data_dir.glob(g) if p.is_file()})
-    return [_file_entry(data_dir, p) for p in found if not p.name.startswith(".")]
+    found = {p.resolve() for g in OUTPUT_GLOBS for p in data_dir.glob(g) if p.is_file()}
+    found |= {Path(p).resolve() for p in extra if Path(p).is_file()}
+    return [_file_entry(data_dir, p) for p in sorted(found) if not p.name.startswith(".")]
 
 
 def input_files(ledger: Any) -> list[dict[str, Any]]:
@@ -255,7 +261,9 @@ def read_stamp(path: Path) -> dict[str, Any] | None:
     return dict(zip(names, row, strict=True)) if row else None
 
 
-def run_provenance(data_dir: Path, run_id: str, ledger: Any) -> dict[str, Any]:
+def run_provenance(
+    data_dir: Path, run_id: str, ledger: Any, extra_outputs: Iterable[Path] = ()
+) -> dict[str, Any]:
     """The ``provenance`` block of a run record; ``ledger`` is the run's ledger rows."""
     data_dir = Path(data_dir)
     return {
@@ -266,7 +274,7 @@ def run_provenance(data_dir: Path, run_id: str, ledger: Any) -> dict[str, Any]:
         "libraries": library_versions(),
         "linkage": linkage_model(data_dir),
         "inputs": input_files(ledger),
-        "outputs": output_files(data_dir),
+        "outputs": output_files(data_dir, extra_outputs),
     }
 
 

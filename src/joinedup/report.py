@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from joinedup.privacy_report.report import summary_lines as privacy_report_lines
+from joinedup.provenance import run_record_path as run_summary_path
+
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
     width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -14,6 +17,32 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
             c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, width, strict=True))
         )
         for r in rows
+    ]
+
+
+def _deliveries(deliveries: dict[str, Any] | None) -> list[str]:
+    """Input files by what became of them; every skipped one named with what superseded it."""
+    if not deliveries:
+        return []
+    lines = [
+        f"input files: {deliveries['files']:,} ({deliveries['bytes'] / 1e6:,.1f} MB, sha256 "
+        f"in the ledger): {deliveries['loaded']:,} loaded, {deliveries['duplicate']:,} "
+        f"duplicate(s) not loaded again, {deliveries['replaced']:,} replaced by a re-delivery"
+    ]
+    for skipped in deliveries["skipped"]:
+        how = "same content as" if skipped["status"] == "duplicate" else "replaced by"
+        lines.append(f"  {skipped['file']}: {how} {skipped['by']}")
+    return lines
+
+
+def _provenance(provenance: dict[str, Any] | None) -> list[str]:
+    if not provenance:
+        return []
+    model = (provenance.get("linkage") or {}).get("model")
+    return [
+        f"provenance: code {provenance['code']['version']}; linkage model sha256 "
+        f"{model['sha256'][:16] if model else '(none)'}; "
+        f"{len(provenance['outputs']):,} output files with their sha256 in the run record"
     ]
 
 
@@ -35,6 +64,7 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
             )
         )
     lines += _table(rows)
+    lines += _deliveries(ledger.get("deliveries"))
     link = summary.get("linkage")
     if link:
         removed = sum(link["records_removed_for_opt_out"].values())
@@ -59,6 +89,8 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
         lines.append(
             f"privacy gate: no identifier found in {', '.join(summary['privacy']['scanned'])}"
         )
+    lines += privacy_report_lines(summary.get("privacy_report"))
+    lines += _provenance(summary.get("provenance"))
     lines += [
         "",
         "outputs:",
@@ -67,12 +99,15 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
         f"  pseudonymised     {data_dir / 'pseudonymised'}/",
         f"  linked persons    {data_dir / 'linked' / 'record_person.parquet'}",
         f"  linkage charts    {data_dir / 'linked' / 'charts'}/",
+        f"  run record        {run_summary_path(data_dir, summary['run_id'])}",
     ]
     for label, rel in (
         ("warehouse", "warehouse.duckdb"),
         ("analytics marts", "analytics.duckdb"),
         ("dbt docs", "docs/dbt/static_index.html"),
         ("data docs", "quality/docs/index.html"),
+        ("privacy report", "privacy/report.html"),
+        ("protection pack", "privacy/data_protection_pack.html"),
     ):
         if (data_dir / rel).exists():
             lines.append(f"  {label:<17} {data_dir / rel}")
