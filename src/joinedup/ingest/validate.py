@@ -283,7 +283,9 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
         loaded_cols.append(pl.col(f"__v_{c.name}").alias(c.name))
         if c.nullable_if_defective:
             loaded_cols.append(pl.col(f"__s_{c.name}").alias(status_column(c.name)))
-    quarantined = rejected.select(
+    # One chunk: Polars 2.1 panics (a string-view index assertion) evaluating _clipped over
+    # some multi-chunk frames this concat and sort produce.
+    quarantined = rejected.rechunk().select(
         pl.col(FILE).alias("file"),
         pl.col(LINE).alias("line"),
         pl.col(REASON).alias("reason"),
