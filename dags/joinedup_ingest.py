@@ -23,9 +23,11 @@ Validates every `landing/{source}/*.csv` file against its data contract
 reason, file and line; the ledger records rows received, loaded and
 quarantined per file.
 
-**When it fails**: a file missing a required column stops the run. The task
-log names the file and the columns: ask the supplier for a corrected file, or
-move the bad file out of `landing/`, then clear the task. Quarantined rows do
+**When it fails**: a file that cannot be read as a delivery stops the run
+(a missing required column, an empty or compressed or binary file, broken
+quoting, an unsafe name or a link; see the README). The task log names the
+file and what is wrong: ask the supplier for a corrected file, or move the bad
+file out of `landing/`, then clear the task. Quarantined rows do
 not fail the run; review them in `quarantine/`.
 """
 
