@@ -33,7 +33,7 @@ select
     aged.event_detail,
     aged.route_of_access,
     aged.stay_key,
-    aged.age_at_event,
+    {{ coarsened('age_at_event', 'aged.age_at_event') }} as age_at_event,
     age_bands.age_band
 from aged
 left join age_bands

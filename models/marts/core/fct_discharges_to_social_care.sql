@@ -33,7 +33,7 @@ select
     aged.discharge_destination,
     aged.destination_group,
     aged.is_discharged_to_care_home,
-    aged.age_at_discharge,
+    {{ coarsened('age_at_discharge', 'aged.age_at_discharge') }} as age_at_discharge,
     age_bands.age_band,
     aged.has_full_follow_up,
     aged.has_social_care_within_window,

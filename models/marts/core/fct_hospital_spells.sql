@@ -64,7 +64,7 @@ select
     joined.is_acsc_emergency_admission,
     joined.acsc_condition,
     joined.acsc_group,
-    joined.age_at_admission,
+    {{ coarsened('age_at_admission', 'joined.age_at_admission') }} as age_at_admission,
     age_bands.age_band,
     joined.spell_number_in_stay,
     joined.spells_in_stay,

@@ -1,0 +1,460 @@
+"""Disclosure checks on the commissioners' aggregate marts: the rule, and recovery by subtraction.
+
+Every aggregate mart is published at several breakdowns (``total``, ``month``,
+``month+la_code`` ...; see ``macros/commissioner_breakdowns.sql``) and every count
+passes through ``suppress_small_numbers``: 1 to threshold-1 withheld, the rest rounded.
+Two questions:
+
+1. Does the rule hold on what was published? No count from 1 to threshold-1, a
+   withheld count is null with its flag set, every shown count a multiple of the
+   rounding base.
+2. Can a withheld cell be recovered by differencing? A cell of a finer breakdown
+   (``month+sex``: March, Indeterminate) is one part of a cell of a coarser one
+   (``month``: March): the parts add up to the whole. With every other part and the
+   whole published, the withheld one is the whole minus the rest. Rounding blurs
+   this, so each published count is read as the interval of true values it can come
+   from (10 means 8 to 12 when rounding to 5), a withheld count as 1 to threshold-1, a
+   0 as exactly 0, and the sums are propagated between the parts and their wholes
+   until nothing narrows further (interval constraint propagation, in DuckDB SQL). A
+   withheld cell whose interval ends narrower than 1 to threshold-1 is *recoverable*:
+   the published figures say more about it than the rule allows; *exactly recovered*
+   when one value is left. Margins between columns are used too (``transitions`` to
+   each next event add up to ``from_event_transitions``).
+
+The propagation is sound (it never claims more than the published figures imply) but
+not complete: a full linear-programming audit could narrow some cells further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+# Counts of distinct people: one person falls in several cells (two months, say), so
+# cells do not add up to their margin and subtraction tells nothing about them.
+DISTINCT_COUNTS = frozenset({"people"})
+
+# (margin column, part column, the dimension the parts are summed over): in one row's
+# cell and from-event type, from_event_transitions is the sum of transitions over the
+# next event types. Such a margin column repeats on every row of its cell, and a row
+# exists only where its part is not 0, so it is used in this margin alone, never summed
+# across breakdowns.
+COLUMN_MARGINS: tuple[tuple[str, str, str], ...] = (
+    ("from_event_transitions", "transitions", "to_event_type"),
+)
+
+FLAG = "_suppressed"
+EXAMPLES = 10
+MAX_ROUNDS = 100
+_UNBOUNDED = 1 << 40
+_FLOATING = ("DOUBLE", "FLOAT", "REAL", "DECIMAL")
+
+
+def breakdown_dimensions(label: str) -> frozenset[str]:
+    """``'month+la_code'`` -> ``{'activity_month', 'la_code'}``; ``'total'`` -> none."""
+    if label == "total":
+        return frozenset()
+    return frozenset("activity_month" if p == "month" else p for p in label.split("+"))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class AggregateMart:
+    name: str
+    counts: tuple[str, ...]
+    dimensions: tuple[str, ...]
+
+    @property
+    def additive(self) -> tuple[str, ...]:
+        return tuple(c for c in self.counts if c not in DISTINCT_COUNTS)
+
+
+def aggregate_marts(con: duckdb.DuckDBPyConnection) -> list[AggregateMart]:
+    """Tables with a ``breakdown`` column and suppression flags: the disclosure-controlled marts."""
+    rows = con.execute(
+        """
+        select table_name, column_name, data_type
+        from duckdb_columns()
+        where schema_name = 'main' and database_name = current_database()
+        order by table_name, column_index
+        """
+    ).fetchall()
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        tables.setdefault(table, []).append((column, dtype))
+    marts = []
+    for table, columns in sorted(tables.items()):
+        names = [c for c, _t in columns]
+        counts = tuple(c for c in names if f"{c}{FLAG}" in names)
+        if "breakdown" not in names or not counts:
+            continue
+        flags = {f"{c}{FLAG}" for c in counts}
+        dims = tuple(
+            c
+            for c, dtype in columns
+            if c != "breakdown"
+            and c not in counts
+            and c not in flags
+            and not dtype.startswith(_FLOATING)
+        )
+        marts.append(AggregateMart(table, counts, dims))
+    return marts
+
+
+def check_rule(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, *, threshold: int, rounding_base: int
+) -> dict[str, int]:
+    """Rows breaking the suppression rule, per kind of breach (all 0 when the rule holds)."""
+    t, b = int(threshold), int(rounding_base)
+    parts = []
+    for c in mart.counts:
+        v, f = _quote(c), _quote(c + FLAG)
+        parts.append(
+            f"""
+            select
+                count(*) filter (where {v} between 1 and {t - 1}) as small_count_shown,
+                count(*) filter (where {f} and {v} is not null) as withheld_but_shown,
+                count(*) filter (where {f} is null) as flag_missing,
+                count(*) filter (where {v} is null and not {f}) as not_withheld_but_missing,
+                count(*) filter (where {v} % {b} <> 0) as not_rounded
+            from {_quote(mart.name)}
+            """
+        )
+    totals = con.execute(
+        "select sum(small_count_shown), sum(withheld_but_shown), sum(flag_missing), "
+        "sum(not_withheld_but_missing), sum(not_rounded) from (" + " union all ".join(parts) + ")"
+    ).fetchone()
+    keys = (
+        "small_count_shown",
+        "withheld_but_shown",
+        "flag_missing",
+        "not_withheld_but_missing",
+        "not_rounded",
+    )
+    return {k: int(v or 0) for k, v in zip(keys, totals, strict=True)}
+
+
+def _labels(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> dict[str, frozenset[str]]:
+    labels = [
+        r[0]
+        for r in con.execute(
+            f"select distinct breakdown from {_quote(mart.name)} where breakdown is not null"
+        ).fetchall()
+    ]
+    out = {}
+    for label in sorted(labels):
+        dims = breakdown_dimensions(label)
+        unknown = dims - set(mart.dimensions)
+        if unknown:
+            raise ValueError(
+                f"{mart.name}: breakdown {label!r} names {', '.join(sorted(unknown))}, which "
+                "is not a dimension column of the mart; the breakdown labels and the columns "
+                "must agree (macros/commissioner_breakdowns.sql)."
+            )
+        out[label] = dims
+    return out
+
+
+def _match(left: str, right: str, dims: Sequence[str]) -> str:
+    # A null in a dimension of the breakdown is the "not known" cell, so nulls must match.
+    return " and ".join(
+        f"{left}.{_quote(d)} is not distinct from {right}.{_quote(d)}" for d in dims
+    )
+
+
+def _build_constraints(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, labels: dict[str, frozenset[str]]
+) -> int:
+    con.execute(
+        "create or replace temp table _d_members "
+        "(group_id varchar, row_id bigint, col varchar, role varchar)"
+    )
+    additive = mart.additive
+    margins = {margin for margin, _part, _over in COLUMN_MARGINS}
+    summed = [c for c in additive if c not in margins]
+    label_dims = set().union(*labels.values()) if labels else set()
+    always = [d for d in mart.dimensions if d not in label_dims]
+    columns = ", ".join(f"({_literal(c)})" for c in summed)
+    pair = 0
+    for parent, parent_dims in labels.items():
+        for child, child_dims in labels.items():
+            if not summed or not parent_dims < child_dims:
+                continue
+            pair += 1
+            key = [*always, *sorted(parent_dims)]
+            on = _match("p", "c", key) or "true"
+            con.execute(
+                f"""
+                insert into _d_members
+                with pairs as (
+                    select p.row_id as parent_row, c.row_id as child_row
+                    from _d_rows as p
+                    inner join _d_rows as c
+                        on p.breakdown = {_literal(parent)} and c.breakdown = {_literal(child)}
+                        and {on}
+                ),
+                cols(col) as (values {columns})
+                select 'b{pair}:' || parent_row || ':' || col, parent_row, col, 'parent'
+                from (select distinct parent_row from pairs) cross join cols
+                union all
+                select 'b{pair}:' || parent_row || ':' || col, child_row, col, 'child'
+                from pairs cross join cols
+                """
+            )
+    for n, (margin, part, over) in enumerate(COLUMN_MARGINS, start=1):
+        if not {margin, part} <= set(additive) or over not in mart.dimensions:
+            continue
+        key = ["breakdown", *[d for d in mart.dimensions if d != over]]
+        con.execute(
+            f"""
+            insert into _d_members
+            select 'm{n}:' || r.row_id, r.row_id, {_literal(margin)}, 'parent' from _d_rows as r
+            union all
+            select 'm{n}:' || r.row_id, s.row_id, {_literal(part)}, 'child'
+            from _d_rows as r
+            inner join _d_rows as s on {_match("r", "s", key)}
+            """
+        )
+    return con.execute("select count(distinct group_id) from _d_members").fetchone()[0]
+
+
+def _intervals(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, threshold: int, rounding_base: int
+) -> None:
+    """Each (row, count) as the interval of true values its published form allows."""
+    t, b = int(threshold), int(rounding_base)
+    below, above = b // 2, (b + 1) // 2 - 1  # round half away from zero, as the macro does
+    selects = []
+    for c in mart.additive:
+        v, f = _quote(c), _quote(c + FLAG)
+        selects.append(
+            f"""
+            select row_id, {_literal(c)} as col, coalesce({f}, false) as suppressed,
+                case when {f} then 1 when {v} = 0 then 0
+                     when {v} is null then 0 else greatest({t}, {v} - {below}) end as lo,
+                case when {f} then {t - 1} when {v} is null then {_UNBOUNDED}
+                     else {v} + {above} end as hi
+            from _d_rows
+            """
+        )
+    con.execute("create or replace temp table _d_iv as " + " union all ".join(selects))
+
+
+def _propagate(con: duckdb.DuckDBPyConnection) -> int:
+    """Narrow every interval by its sums until a fixed point; returns the rounds taken."""
+    for round_number in range(1, MAX_ROUNDS + 1):
+        con.execute(
+            """
+            create or replace temp table _d_new as
+            with m as (
+                select g.group_id, g.role, iv.row_id, iv.col, iv.lo, iv.hi
+                from _d_members as g
+                inner join _d_iv as iv on g.row_id = iv.row_id and g.col = iv.col
+            ),
+            sums as (
+                select
+                    group_id,
+                    sum(lo) filter (where role = 'child') as c_lo,
+                    sum(hi) filter (where role = 'child') as c_hi,
+                    max(lo) filter (where role = 'parent') as p_lo,
+                    max(hi) filter (where role = 'parent') as p_hi
+                from m
+                group by group_id
+            ),
+            bounds as (
+                select
+                    m.row_id, m.col,
+                    case when m.role = 'parent' then greatest(m.lo, s.c_lo)
+                         else greatest(m.lo, s.p_lo - (s.c_hi - m.hi)) end as lo,
+                    case when m.role = 'parent' then least(m.hi, s.c_hi)
+                         else least(m.hi, s.p_hi - (s.c_lo - m.lo)) end as hi
+                from m
+                inner join sums as s on m.group_id = s.group_id
+                where s.p_lo is not null and s.c_lo is not null
+            )
+            select row_id, col, max(lo) as lo, min(hi) as hi from bounds group by row_id, col
+            """
+        )
+        # Parts that cannot add up to their whole: the count is not additive over this
+        # margin (or the mart breaks the rule); stop rather than narrow on a false premise.
+        if con.execute("select count(*) from _d_new where lo > hi").fetchone()[0]:
+            con.execute(
+                "update _d_iv set lo = n.lo, hi = n.hi from _d_new as n "
+                "where n.row_id = _d_iv.row_id and n.col = _d_iv.col and n.lo > n.hi"
+            )
+            return round_number
+        changed = con.execute(
+            """
+            select count(*) from _d_new as n
+            inner join _d_iv as iv on n.row_id = iv.row_id and n.col = iv.col
+            where n.lo > iv.lo or n.hi < iv.hi
+            """
+        ).fetchone()[0]
+        if not changed:
+            return round_number
+        con.execute(
+            """
+            update _d_iv set lo = greatest(_d_iv.lo, n.lo), hi = least(_d_iv.hi, n.hi)
+            from _d_new as n
+            where n.row_id = _d_iv.row_id and n.col = _d_iv.col
+            """
+        )
+    return MAX_ROUNDS
+
+
+def _audit(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, threshold: int, rounding_base: int
+) -> tuple[dict[str, frozenset[str]], int, int]:
+    """Leave every (row, count) of the mart in temp table _d_iv with its narrowed interval."""
+    labels = _labels(con, mart)
+    con.execute(
+        f"create or replace temp table _d_rows as "
+        f"select row_number() over () as row_id, * from {_quote(mart.name)}"
+    )
+    groups = _build_constraints(con, mart, labels)
+    _intervals(con, mart, threshold, rounding_base)
+    rounds = _propagate(con) if groups else 0
+    return labels, groups, rounds
+
+
+def _drop(con: duckdb.DuckDBPyConnection) -> None:
+    for name in ("_d_rows", "_d_members", "_d_iv", "_d_new"):
+        con.execute(f"drop table if exists {name}")
+
+
+def suppressed_intervals(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, *, threshold: int, rounding_base: int
+) -> list[dict[str, Any]]:
+    """Every withheld cell with the interval its true value must lie in, given the margins.
+
+    For audits that hold the true counts (tests, the warehouse's unsuppressed aggregates):
+    each true value must lie inside its interval. Never for publication: an interval of
+    one value is the withheld count itself.
+    """
+    try:
+        _audit(con, mart, threshold, rounding_base)
+        dims = "".join(f", r.{_quote(d)}" for d in mart.dimensions)
+        rows = con.execute(
+            f"""
+            select r.breakdown{dims}, iv.col, iv.lo, iv.hi
+            from _d_iv as iv
+            inner join _d_rows as r on iv.row_id = r.row_id
+            where iv.suppressed
+            order by iv.row_id, iv.col
+            """
+        ).fetchall()
+    finally:
+        _drop(con)
+    names = ["breakdown", *mart.dimensions, "count", "low", "high"]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def check_mart(
+    con: duckdb.DuckDBPyConnection,
+    mart: AggregateMart,
+    *,
+    threshold: int,
+    rounding_base: int,
+    examples: int = EXAMPLES,
+) -> dict[str, Any]:
+    """The differencing audit of one aggregate mart."""
+    try:
+        labels, groups, rounds = _audit(con, mart, threshold, rounding_base)
+        t = int(threshold)
+        suppressed, recoverable, exact, inconsistent = con.execute(
+            f"""
+            select
+                count(*) filter (where suppressed),
+                count(*) filter (where suppressed and lo <= hi and (lo > 1 or hi < {t - 1})),
+                count(*) filter (where suppressed and lo = hi),
+                count(*) filter (where lo > hi)
+            from _d_iv
+            """
+        ).fetchone()
+        by_column = {
+            col: {"suppressed": s, "recoverable": r}
+            for col, s, r in con.execute(
+                f"""
+                select col, count(*) filter (where suppressed),
+                    count(*) filter (where suppressed and lo <= hi
+                                     and (lo > 1 or hi < {t - 1}))
+                from _d_iv group by col order by col
+                """
+            ).fetchall()
+        }
+        found = _recovered_examples(con, mart, t, examples)
+    finally:
+        _drop(con)
+    return {
+        "mart": mart.name,
+        "counts": list(mart.counts),
+        "counts_checked": list(mart.additive),
+        "counts_not_additive": [c for c in mart.counts if c not in mart.additive],
+        "dimensions": list(mart.dimensions),
+        "breakdowns": sorted(labels),
+        "margins": groups,
+        "rounds": rounds,
+        "suppressed_cells": suppressed,
+        "recoverable_cells": recoverable,
+        "exactly_recovered_cells": exact,
+        "inconsistent_cells": inconsistent,
+        "by_column": by_column,
+        "examples": found,
+    }
+
+
+def _recovered_examples(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, threshold: int, limit: int
+) -> list[dict[str, Any]]:
+    """Recoverable cells: where they are and how narrowly, never the value they narrow to."""
+    dims = ", ".join(f"r.{_quote(d)}" for d in mart.dimensions)
+    rows = con.execute(
+        f"""
+        select r.breakdown, {dims}, iv.col, iv.lo, iv.hi
+        from _d_iv as iv
+        inner join _d_rows as r on iv.row_id = r.row_id
+        where iv.suppressed and iv.lo <= iv.hi and (iv.lo > 1 or iv.hi < {threshold - 1})
+        order by iv.hi - iv.lo, r.breakdown, iv.col, iv.row_id
+        limit {int(limit)}
+        """
+    ).fetchall()
+    out = []
+    for row in rows:
+        breakdown, *values, col, lo, hi = row
+        in_breakdown = breakdown_dimensions(breakdown)
+        cell = {
+            d: "not known" if v is None else str(v)
+            for d, v in zip(mart.dimensions, values, strict=True)
+            if v is not None or d in in_breakdown
+        }
+        out.append(
+            {
+                "breakdown": breakdown,
+                "cell": cell,
+                "count": col,
+                "possible_values": hi - lo + 1,
+                "exact": lo == hi,
+            }
+        )
+    return out
+
+
+def check_all(
+    con: duckdb.DuckDBPyConnection, *, threshold: int, rounding_base: int
+) -> list[dict[str, Any]]:
+    results = []
+    for mart in aggregate_marts(con):
+        result = check_mart(con, mart, threshold=threshold, rounding_base=rounding_base)
+        result["rule"] = check_rule(con, mart, threshold=threshold, rounding_base=rounding_base)
+        results.append(result)
+    return results
