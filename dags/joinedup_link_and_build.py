@@ -35,7 +35,10 @@ DOC = """
 12. `publish` - the marts alone replace `analytics.duckdb` (never reached if a gate failed,
     so analysts and the dashboard keep the last good one);
 13. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
-14. `finalise` - the ledger must balance (received = loaded + quarantined + opted out);
+14. `privacy_report` - re-identification risk of what was published (k-anonymity of the
+    person-level marts, differencing of the suppressed ones) and the data protection
+    pack, in `privacy/`; warns, or fails where JOINEDUP_PRIVACY_ON_* say so;
+15. `finalise` - the ledger must balance (received = loaded + quarantined + opted out);
     writes `runs/<run id>.json` with the run's provenance (code version, linkage model
     hash, every input's and output's SHA-256).
 
@@ -147,6 +150,16 @@ def joinedup_link_and_build():
 
         return pipeline.docs_stage(run["data_dir"])
 
+    @task(retries=0, execution_timeout=timedelta(hours=1))
+    def privacy_report(run: dict, _published: dict, opt_outs: dict, linked_opt_outs: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.privacy_report_stage(
+            run["data_dir"],
+            run["run_id"],
+            {"opt_outs": opt_outs, "linked_opt_outs": linked_opt_outs},
+        )
+
     @task(retries=0)
     def finalise(run: dict, stages: dict) -> dict:
         from joinedup import pipeline
@@ -166,6 +179,7 @@ def joinedup_link_and_build():
     privacy = privacy_gate(run, marts_gate)
     published = publish(run, privacy)
     documented = docs(run, published)
+    risk = privacy_report(run, published, removed, linked_removed)
     finalise(
         run,
         {
@@ -178,6 +192,7 @@ def joinedup_link_and_build():
             "privacy": privacy,
             "published": published,
             "docs": documented,
+            "privacy_report": risk,
         },
     )
 

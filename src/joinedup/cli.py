@@ -131,6 +131,30 @@ def evaluate(
     typer.echo(f"\nwritten to {path}")
 
 
+@app.command("privacy-report")
+def privacy_report(
+    data_dir: Annotated[
+        Path, typer.Option(help="data directory of a run (analytics.duckdb, runs/)")
+    ] = Path("data"),
+    run_id: Annotated[str, typer.Option(help="run the pack describes (default: the last)")] = "",
+) -> None:
+    """Measure re-identification risk of the published marts; write DATA/privacy/ (report, pack)."""
+    from joinedup.privacy_report.kanon import RiskInputError
+    from joinedup.privacy_report.report import (
+        PrivacyRiskError,
+        summary_lines,
+        write_privacy_report,
+    )
+
+    try:
+        summary = write_privacy_report(data_dir, run_id=run_id or None)
+    except (RiskInputError, ValueError) as exc:
+        fail(str(exc))
+    except PrivacyRiskError as exc:
+        fail(str(exc), code=1)
+    typer.echo("\n".join(summary_lines(summary)))
+
+
 @app.command()
 def trace(
     path: Annotated[Path, typer.Argument(help="a file a run read or wrote")],

@@ -148,6 +148,19 @@ def docs_stage(data_dir: Path) -> dict[str, Any]:
     }
 
 
+def privacy_report_stage(
+    data_dir: Path, run_id: str, stages: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Re-identification risk of what was published and the data protection pack (privacy/).
+
+    ``stages`` are this run's opt-out summaries, for the pack's opt-out figures. Raises
+    ``PrivacyRiskError`` (after writing the report) when a finding is set to fail the run.
+    """
+    from joinedup.privacy_report.report import write_privacy_report
+
+    return write_privacy_report(Path(data_dir), run_id=run_id, stages=stages)
+
+
 def finalise(data_dir: Path, run_id: str, stages: dict[str, Any] | None = None) -> dict[str, Any]:
     """Balance the ledger and write the run summary (``DATA/runs/<run_id>.json``).
 

@@ -72,6 +72,26 @@ class Settings(BaseSettings):
     )
     # Smallest count shown in any published aggregate (OpenSAFELY-style rule).
     suppression_threshold: int = Field(8, ge=1)
+    # Re-identification risk report (joinedup.privacy_report), run at the end of every run.
+    privacy_min_k: int = Field(
+        5, ge=2, description="smallest equivalence class of people the report accepts (k)"
+    )
+    # warn by default: person-level marts of any real population hold unique people (see
+    # README "Re-identification risk"); they are protected by access control, not by k.
+    privacy_on_low_k: Literal["warn", "fail"] = Field(
+        "warn", description="when the demographics in dim_person have k below privacy_min_k"
+    )
+    # warn by default: the demo's commissioner marts do let suppressed cells be narrowed by
+    # subtraction (README "Re-identification risk"); fail once secondary suppression exists.
+    privacy_on_recoverable: Literal["warn", "fail"] = Field(
+        "warn", description="when a suppressed aggregate cell can be recovered by differencing"
+    )
+    coarsen_birth: Literal["month", "age_band"] = Field(
+        "month", description="analysts' marts: month-year of birth, or the age band alone"
+    )
+    coarsen_area: Literal["lsoa", "la"] = Field(
+        "lsoa", description="analysts' marts: LSOA and IMD decile, or LA and IMD quintile alone"
+    )
 
     def key(self) -> bytes:
         """The pseudonymisation key as bytes, or a clear error naming how to set it."""

@@ -99,8 +99,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 def _dbt_vars(extra: dict[str, Any] | None) -> dict[str, Any]:
     # The disclosure threshold is one pipeline setting (JOINEDUP_SUPPRESSION_THRESHOLD), not a
-    # number that could drift apart between dbt and the Python side.
-    return {"suppression_threshold": Settings().suppression_threshold, **(extra or {})}
+    # number that could drift apart between dbt and the Python side. The coarsening options
+    # (JOINEDUP_COARSEN_*) reach the marts as the columns they withhold.
+    from joinedup.privacy_report.coarsening import Coarsening
+
+    settings = Settings()
+    return {
+        "suppression_threshold": settings.suppression_threshold,
+        **Coarsening.from_settings(settings).dbt_vars(),
+        **(extra or {}),
+    }
 
 
 def _invoke(
