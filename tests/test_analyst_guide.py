@@ -1,12 +1,12 @@
 """Every example query in docs/analyst-guide.md runs against a real analytics.duckdb.
 
-One module-scoped build, the cheapest that exercises the real marts: a small
-synthetic population through the real ingest, opt-out and pseudonymisation
-stages, the generator's truth as the linkage (as in test_dbt.py; Splink is not
-what these queries test), then ``build_warehouse`` (a real ``dbt build``) and
-``publish_analytics``. The published file is opened read-only, as analysts open
-it. Each ```sql block must run, return at least one row, and return exactly the
-columns its ``-- columns:`` line names, so the guide cannot drift from the marts.
+The database is the session's shared published population (``published_population``
+in conftest.py: a synthetic population through the real ingest, opt-out,
+pseudonymisation and Splink linkage stages, a real ``dbt build`` and
+``publish_analytics``), so this module adds no pipeline run of its own to the suite.
+It is opened read-only, as analysts open it. Each ```sql block must run, return at
+least one row, and return exactly the columns its ``-- columns:`` line names, so the
+guide cannot drift from the marts.
 """
 
 from __future__ import annotations
@@ -18,12 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from joinedup import ingest
-from joinedup.atomic import write_parquet
-from joinedup.settings import DEMO_KEY
-from joinedup.synth import generate
-from joinedup.truth import record_person_from_truth
-from joinedup.warehouse import build_warehouse, publish_analytics
+from joinedup.warehouse import analytics_path
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 GUIDE = REPO / "docs" / "analyst-guide.md"
 RUNBOOK = REPO / "docs" / "runbook.md"
 SUITES = REPO / "expectations" / "expectations"
-PEOPLE = 1_500  # enough for every query to find rows (readmissions, social care after discharge)
-SEED = 7
 MIN_QUERIES = 8
 
 _BLOCK = re.compile(r"^```sql\n(.*?)^```", re.S | re.M)
@@ -61,17 +54,8 @@ QUERIES = guide_queries(GUIDE.read_text())
 
 
 @pytest.fixture(scope="module")
-def analytics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
-    data = tmp_path_factory.mktemp("analyst-guide")
-    key = DEMO_KEY.encode()
-    generate(data, PEOPLE, seed=SEED)
-    for source in ingest.SOURCES:
-        ingest.ingest_source(data, source, "guide")
-    ingest.remove_opt_outs(data, "guide")
-    ingest.pseudonymise(data, key, "guide")
-    write_parquet(record_person_from_truth(data, key), data / "linked" / "record_person.parquet")
-    build_warehouse(data)
-    con = duckdb.connect(str(publish_analytics(data)), read_only=True)
+def analytics(published_population: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(str(analytics_path(published_population)), read_only=True)
     yield con
     con.close()
 
