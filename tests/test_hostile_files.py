@@ -45,7 +45,7 @@ from joinedup.ingest.errors import (
 )
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.paths import quarantine_path, validated_path
-from joinedup.ingest.validate import MAX_FIELD_BYTES
+from joinedup.ingest.read import MAX_FIELD_BYTES
 from joinedup.quality.batches import current_volumes, read_volumes, record_volumes
 from joinedup.settings import DEMO_KEY
 

@@ -25,6 +25,8 @@ Decisions, documented in CONTRACTS.md terms (whole-file rejections in sniff.py):
   (``too_few_fields``) is quarantined: its values cannot be trusted to be in
   the right columns. Counts come from csv_shape.py, because the CSV reader pads
   a short row with empty values and cannot tell ``a,b`` from ``a,b,``.
+* A value longer than ``MAX_FIELD_BYTES`` quarantines its row
+  (``field_too_long:<column>``) and is cut to that length right here.
 * Blank lines (every field empty) are not rows: they are skipped and not counted.
 * ``line`` is the physical line number where the row starts (header = line 1),
   counting newlines inside quoted values, so an editor jumps straight to it.
@@ -52,7 +54,13 @@ log = logging.getLogger(__name__)
 EXTRA = "__extra_fields__"  # catches fields beyond the header on ragged rows
 FILE = "source_file"
 LINE = "source_line"
-SHAPE = "__row_shape__"  # too_many_fields / too_few_fields, null when the row fits the header
+# Reasons found while reading ("; "-joined): too_many_fields, too_few_fields,
+# field_too_long:<column>; null for a row that reads cleanly.
+READ_PROBLEMS = "__read_problems__"
+# Longest value accepted in any contract column, in UTF-8 bytes. The longest real
+# values (names, service types) are tens of bytes; 4 KiB leaves room for any
+# plausible one while keeping a multi-megabyte value out of every later stage.
+MAX_FIELD_BYTES = 4096
 REPLACEMENT_CHAR = "\ufffd"
 
 
@@ -115,7 +123,8 @@ def check_headers(data_dir: Path, table: Table) -> list[LandingFile]:
 def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
     """All rows of one file as text (empty fields as ""), plus ``source_file``/``source_line``.
 
-    ``__row_shape__`` says where a row has more or fewer fields than the header.
+    ``__read_problems__`` names what makes a row unusable before the contract is
+    applied: more or fewer fields than the header, a value over ``MAX_FIELD_BYTES``.
     """
     started = time.perf_counter()
     shape = file.shape or scan_records(file.path, file.name)
@@ -162,14 +171,28 @@ def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
         .when(fields < width)
         .then(pl.lit("too_few_fields"))
     )
+    too_long = [
+        pl.when(pl.col(c).str.len_bytes() > MAX_FIELD_BYTES).then(pl.lit(f"field_too_long:{c}"))
+        for c in table.column_names
+    ]
     out = (
         frame.with_columns(
             ((span.cum_sum() - span) + 2).alias(LINE),
             blank.alias("__blank__"),
-            row_shape.alias(SHAPE),
+            pl.concat_str([row_shape, *too_long], separator="; ", ignore_nulls=True).alias(
+                READ_PROBLEMS
+            ),
         )
         .filter(~pl.col("__blank__"))
-        .select(pl.lit(file.name).alias(FILE), pl.col(LINE), *table.column_names, pl.col(SHAPE))
+        # One chunk: Polars 2.1 panics (a string-view index assertion) evaluating
+        # _clipped over some multi-chunk string columns.
+        .rechunk()
+        .select(
+            pl.lit(file.name).alias(FILE),
+            pl.col(LINE),
+            *[_clipped(c) for c in table.column_names],
+            pl.when(pl.col(READ_PROBLEMS) != "").then(pl.col(READ_PROBLEMS)).alias(READ_PROBLEMS),
+        )
     )
     log.info(
         "read %s: %d rows (%d blank lines skipped) in %.2fs",
@@ -181,12 +204,26 @@ def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
     return out
 
 
+def _clipped(name: str) -> pl.Expr:
+    """A value cut to ``MAX_FIELD_BYTES`` characters, its full size noted, if it is longer.
+
+    Cut here, as soon as the file is read, because every later step copies the
+    values a few times: a 100 MB value took 1.6 GB to validate uncut. The row is
+    quarantined (``field_too_long``); the quarantine shows the start of the
+    value, and file and line point to the rest.
+    """
+    size = pl.col(name).str.len_bytes()
+    note = pl.format("… [cut: {} bytes in the file]", size)
+    cut = pl.concat_str(pl.col(name).str.slice(0, MAX_FIELD_BYTES), note)
+    return pl.when(size > MAX_FIELD_BYTES).then(cut).otherwise(pl.col(name)).alias(name)
+
+
 def empty_raw(table: Table) -> pl.DataFrame:
     """The raw frame of a table with no rows (no files, or header-only files)."""
     return pl.DataFrame(
         schema={FILE: pl.String, LINE: pl.Int64}
         | {c: pl.String for c in table.column_names}
-        | {SHAPE: pl.String}
+        | {READ_PROBLEMS: pl.String}
     )
 
 

@@ -7,7 +7,7 @@ Two kinds of defect, treated differently on purpose (CONTRACTS.md, row rules):
   column that does not parse (a garbled ``discharge_date`` must not silently
   read as "still in hospital"), an unknown code where the code decides meaning,
   a duplicate key, bytes that are not UTF-8, more or fewer fields than the
-  header, a value longer than ``MAX_FIELD_BYTES``.
+  header, a value over 4 KiB (field counts and lengths come from read.py).
 * A row whose *identifier* is defective (invalid NHS number, malformed
   postcode, implausible date of birth, unknown sex code) is kept: the field is
   nulled and ``<column>_status`` (``valid`` / ``blank`` / ``invalid``) says why,
@@ -18,11 +18,6 @@ row is visible at once: ``missing:<col>``, ``invalid_date:<col>``,
 ``invalid_datetime:<col>``, ``invalid_int:<col>``, ``unknown_code:<col>``,
 ``invalid_nhs_number:<col>``, ``invalid_postcode:<col>``, ``invalid_utf8``,
 ``too_many_fields``, ``too_few_fields``, ``field_too_long:<col>``, ``duplicate_key``.
-
-A value over ``MAX_FIELD_BYTES`` is kept in the quarantine cut to that length
-plus a note of its full size: the quarantine is for a person to read, and one
-hostile row must not make it as large as the delivery (file and line point to
-the original).
 """
 
 from __future__ import annotations
@@ -33,7 +28,7 @@ from datetime import date
 import polars as pl
 
 from joinedup.contracts import Column, Kind, Table
-from joinedup.ingest.read import FILE, LINE, REPLACEMENT_CHAR, SHAPE
+from joinedup.ingest.read import FILE, LINE, READ_PROBLEMS, REPLACEMENT_CHAR
 from joinedup.nhs_number import is_valid_expr
 
 # The earliest date of birth accepted; earlier ones are typing errors, not people.
@@ -43,10 +38,6 @@ POSTCODE_RE = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"  # without the space
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 DATETIME_RE = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$"
 INT_RE = r"^[+-]?\d+$"
-# Longest value accepted in any contract column, in UTF-8 bytes. The longest real
-# values (names, service types) are tens of bytes; 4 KiB leaves room for any
-# plausible one while keeping a multi-megabyte value out of every later stage.
-MAX_FIELD_BYTES = 4096
 
 VALID, BLANK, INVALID = "valid", "blank", "invalid"
 REASON = "reason"
@@ -205,14 +196,6 @@ def _status(col: Column) -> pl.Expr:
     )
 
 
-def _clipped(name: str) -> pl.Expr:
-    """The raw value, cut to ``MAX_FIELD_BYTES`` characters with its full size noted if longer."""
-    size = pl.col(name).str.len_bytes()
-    note = pl.format("… [cut: {} bytes in the file]", size)
-    cut = pl.concat_str(pl.col(name).str.slice(0, MAX_FIELD_BYTES), note)
-    return pl.when(size > MAX_FIELD_BYTES).then(cut).otherwise(pl.col(name)).alias(name)
-
-
 @dataclass(frozen=True)
 class Split:
     loaded: pl.DataFrame  # normalised, typed, with <col>_status flags, source_file, source_line
@@ -244,11 +227,7 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
     )
     reasons = [
         pl.when(utf8).then(pl.lit("invalid_utf8")),
-        pl.col(SHAPE),
-        *(
-            pl.when(pl.col(n).str.len_bytes() > MAX_FIELD_BYTES).then(pl.lit(f"field_too_long:{n}"))
-            for n in table.column_names
-        ),
+        pl.col(READ_PROBLEMS),
     ]
     for c in table.columns:
         reason = _reason(c, rules[c.name].kind)
@@ -283,12 +262,10 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
         loaded_cols.append(pl.col(f"__v_{c.name}").alias(c.name))
         if c.nullable_if_defective:
             loaded_cols.append(pl.col(f"__s_{c.name}").alias(status_column(c.name)))
-    # One chunk: Polars 2.1 panics (a string-view index assertion) evaluating _clipped over
-    # some multi-chunk frames this concat and sort produce.
-    quarantined = rejected.rechunk().select(
+    quarantined = rejected.select(
         pl.col(FILE).alias("file"),
         pl.col(LINE).alias("line"),
         pl.col(REASON).alias("reason"),
-        *[_clipped(c) for c in table.column_names],
+        *[pl.col(c) for c in table.column_names],
     )
     return Split(loaded=loaded.select(loaded_cols), quarantined=quarantined)
