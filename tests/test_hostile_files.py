@@ -376,10 +376,16 @@ def test_file_names_and_links_cannot_reach_outside_the_data_dir(tmp_path: Path) 
         ingest(data)
     (folder / "patients_link.csv").unlink()
 
-    # A linked folder is a way out too.
+    # A linked folder, a named pipe (a read would block forever) and a name outside the
+    # table's pattern are not delivery files: never opened.
     (folder / "patients_dir.csv").symlink_to(secret.parent, target_is_directory=True)
-    ingest(data)  # not a file: not a delivery (and nothing read from it)
-    (folder / "patients_dir.csv").unlink()
+    os.mkfifo(folder / "patients_fifo.csv")
+    (folder / "..\\..\\patients.csv").write_bytes(secret.read_bytes())
+    ingest(data)
+    assert "OUTSIDE1" not in loaded(data, "gp/patients")["gp_patient_id"].to_list()
+    assert read_ledger(data).filter(pl.col("table") == "patients").height == 1
+    for name in ("patients_dir.csv", "patients_fifo.csv", "..\\..\\patients.csv"):
+        (folder / name).unlink()
 
     # Windows-style traversal, log-forging newlines, a right-to-left override.
     hostile = {
