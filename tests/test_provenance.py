@@ -60,11 +60,13 @@ def test_run_record_names_the_code_libraries_and_linkage_model(run: tuple[Path, 
     assert prov["run_id"] == "run-1"
     assert prov["started_at"] is not None and prov["started_at"] <= prov["finished_at"]
     if (REPO / ".git").exists():
-        assert prov["code"]["git_commit"] == git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-        # Others commit while this runs: the flag may only move from clean to dirty.
-        assert prov["code"]["git_dirty"] in ({True} if dirty else {True, False})
-        assert prov["code"]["version"].startswith(prov["code"]["git_commit"])
+        commit = prov["code"]["git_commit"]
+        # Taken when the run started; commits may land since: it is HEAD or an ancestor.
+        git("merge-base", "--is-ancestor", commit, "HEAD")
+        assert isinstance(prov["code"]["git_dirty"], bool)
+        assert prov["code"]["version"] == commit + ("-dirty" if prov["code"]["git_dirty"] else "")
+    started = json.loads(provenance.run_record_path(data, "run-1", ".started").read_text())
+    assert (started["started_at"], started["code"]) == (prov["started_at"], prov["code"])
     assert prov["libraries"]["polars"] == pl.__version__
     assert prov["libraries"]["duckdb"] == duckdb.__version__
     assert prov["libraries"]["python"] == ".".join(map(str, sys.version_info[:3]))
@@ -177,11 +179,13 @@ def test_published_analytics_names_its_run_and_the_dashboard_reads_it(
         con.execute("create table marts.mart_example as select 'total' as breakdown, 10 as n")
         con.execute("comment on table marts.mart_example is 'an example mart'")
 
+    provenance.mark_started(target, "run-9")
+    started = json.loads(provenance.run_record_path(target, "run-9", ".started").read_text())
     published = publish_analytics(target, "run-9")
     stamp = provenance.read_stamp(published)
     assert stamp is not None
-    assert stamp["run_id"] == "run-9"
-    assert stamp["code_version"] == provenance.code_version()["version"]
+    assert (stamp["run_id"], stamp["started_at"]) == ("run-9", started["started_at"])
+    assert stamp["code_version"] == started["code"]["version"]
     assert stamp["linkage_model_sha256"] == sha256(data / "linked/model.json")
     with duckdb.connect(str(published), read_only=True) as con:
         tables = con.execute(
@@ -197,3 +201,49 @@ def test_published_analytics_names_its_run_and_the_dashboard_reads_it(
     publish_analytics(target)
     assert provenance.read_stamp(published) is None
     assert published_run(target) is None
+
+
+def _coverage_page(data_dir: str) -> None:
+    """The dashboard's data-coverage page alone, as the app renders it (run by AppTest)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path.cwd()))
+    from dashboard import ui
+    from dashboard.data import Filters, catalogue
+    from dashboard.views import coverage
+
+    coverage.render(ui.Context(Path(data_dir), catalogue(Path(data_dir)), Filters()))
+
+
+def test_coverage_page_shows_the_run_behind_the_marts_and_its_files(
+    published_population: Path, tmp_path: Path
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from joinedup.ingest import ingest_source
+
+    data = tmp_path / "data"
+    for name in ("landing/gp", "linked/model.json", "linked/summary.json", "warehouse.duckdb"):
+        source = published_population / name
+        copy = shutil.copytree if source.is_dir() else shutil.copyfile
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        copy(source, data / name)
+    # Run 2 receives the GP events twice and publishes the marts; run 3 only ingests after.
+    shutil.copyfile(data / "landing/gp/events.csv", data / "landing/gp/events_again.csv")
+    ingest_source(data, "gp", "run-2")
+    publish_analytics(data, "run-2")
+    (data / "landing/gp/events_again.csv").unlink()
+    ingest_source(data, "gp", "run-3")
+
+    page = AppTest.from_function(_coverage_page, args=(str(data),), default_timeout=60)
+    page.run()
+    assert not page.exception, page.exception
+    text = "\n".join(m.value for m in page.markdown)
+    stamp = provenance.read_stamp(data / "analytics.duckdb")
+    assert f"run `run-2`, published {stamp['written_at']}" in text
+    assert f"code `{stamp['code_version']}`" in text
+    files = page.table[0].value
+    gp = files[files["Source"] == "GP"].iloc[0]
+    assert (gp["Files received"], gp["Duplicates not loaded again"]) == ("3 files", "1 file")
+    assert "Files of run `run-2`" in "\n".join(c.value for c in page.caption)

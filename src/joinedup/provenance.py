@@ -4,8 +4,9 @@ A run's record (the ``provenance`` block of ``DATA/runs/<run_id>.json``) holds:
 
 * ``run_id``, ``started_at`` (when its first ingest began, kept in
   ``DATA/runs/<run_id>.started``) and ``finished_at`` (when the ledger balanced);
-* the code: ``git rev-parse HEAD`` and whether tracked files differed from it,
-  when the package runs from a git checkout, else the installed package version;
+* the code, taken when the run started: ``git rev-parse HEAD`` and whether
+  tracked files differed from it, when the package runs from a git checkout, else
+  the installed package version (``version_at_finish`` if it changed mid-run);
   Python and the versions of the libraries that decide results;
 * the linkage model: SHA-256 of ``linked/model.json`` (the trained model the run
   used) and of the model-as-data files under ``linkage/``;
@@ -94,29 +95,39 @@ def run_record_path(data_dir: Path, run_id: str, suffix: str = ".json") -> Path:
 
 
 def mark_started(data_dir: Path, run_id: str) -> str:
-    """Record when a run began (its first ingest); later calls keep the first time.
+    """Record when a run began (its first ingest) and its code; later calls keep the first.
 
     Several ingest tasks of one run may start at once, so the file is created
-    exclusively: whoever creates it first sets the time.
+    exclusively: whoever creates it first sets the time. The code version is taken
+    here, once, so every file of the run names the same one.
     """
     path = run_record_path(data_dir, run_id, ".started")
     path.parent.mkdir(parents=True, exist_ok=True)
-    stamp = json.dumps({"run_id": run_id, "started_at": now()})
+    record = {"run_id": run_id, "started_at": now(), "code": code_version()}
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
-        return started_at(data_dir, run_id) or json.loads(stamp)["started_at"]
+        return started_at(data_dir, run_id) or record["started_at"]
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(stamp)
-    return json.loads(stamp)["started_at"]
+        json.dump(record, fh)
+    return record["started_at"]
+
+
+def _started(data_dir: Path, run_id: str) -> dict[str, Any]:
+    path = run_record_path(data_dir, run_id, ".started")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def started_at(data_dir: Path, run_id: str) -> str | None:
-    path = run_record_path(data_dir, run_id, ".started")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["started_at"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return _started(data_dir, run_id).get("started_at")
+
+
+def run_code(data_dir: Path, run_id: str) -> dict[str, Any]:
+    """The code version recorded when the run started (the current one if it was not)."""
+    return _started(data_dir, run_id).get("code") or code_version()
 
 
 def _git(*args: str) -> str | None:
@@ -216,7 +227,7 @@ def input_files(ledger: Any) -> list[dict[str, Any]]:
 
 def run_stamp(data_dir: Path, run_id: str) -> dict[str, Any]:
     """The one row of ``_joinedup_run``: which run wrote a DuckDB file, when, with what code."""
-    code = code_version()
+    code = run_code(data_dir, run_id)
     model = linkage_model(data_dir)["model"]
     return {
         "run_id": run_id,
@@ -266,11 +277,15 @@ def run_provenance(
 ) -> dict[str, Any]:
     """The ``provenance`` block of a run record; ``ledger`` is the run's ledger rows."""
     data_dir = Path(data_dir)
+    code, current = run_code(data_dir, run_id), code_version()
+    if current["version"] != code["version"]:
+        # A deploy (or a commit) mid-run: say so rather than pick one.
+        code = {**code, "version_at_finish": current["version"]}
     return {
         "run_id": run_id,
         "started_at": started_at(data_dir, run_id),
         "finished_at": now(),
-        "code": code_version(),
+        "code": code,
         "libraries": library_versions(),
         "linkage": linkage_model(data_dir),
         "inputs": input_files(ledger),
