@@ -104,6 +104,26 @@ def test_run_publishes_marts_and_documentation(finished_run) -> None:
     assert "quality gates:" in done.stdout
 
 
+def test_run_reports_reidentification_risk(finished_run) -> None:
+    import duckdb
+
+    data_dir, done = finished_run
+    assert done.returncode == 0
+    privacy = data_dir / "privacy"
+    report = json.loads((privacy / "report.json").read_text())
+    page = (privacy / "report.html").read_text()
+    assert (privacy / "data_protection_pack.html").exists()
+    risk = json.loads((data_dir / "runs" / "t1.json").read_text())["privacy_report"]
+    with duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True) as con:
+        people = con.execute("select count(*) from dim_person").fetchone()[0]
+    # The run summary carries the report's figures, measured on what was published.
+    assert risk["person_level"]["demographics"]["persons"] == people
+    assert risk["status"] == report["status"] != "fail"  # warn by default: the run succeeds
+    assert risk["aggregates"]["rule_breaches"] == 0
+    assert f'<td class="n">{people:,}</td>' in page
+    assert "privacy report (" in done.stdout and str(privacy / "report.html") in done.stdout
+
+
 def test_a_failed_critical_gate_stops_the_run_and_keeps_the_published_marts(
     finished_run, tmp_path: Path
 ) -> None:
