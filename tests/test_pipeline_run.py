@@ -12,6 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from joinedup.pipeline import PROJECT_VOCABULARY
+from joinedup.privacy_scan import scan, summarise
 from joinedup.settings import DEMO_KEY
 
 
@@ -67,7 +69,7 @@ def test_linked_opt_outs_run_between_link_and_finalise(finished_run) -> None:
     assert (data_dir / "restricted" / "linkage_opted_out_applied.parquet").exists()
 
 
-def test_the_key_is_in_no_output_or_log(finished_run) -> None:
+def test_the_key_is_in_no_output_or_log(finished_run, tmp_path: Path) -> None:
     data_dir, done = finished_run
     assert done.returncode == 0
     key = DEMO_KEY.encode()
@@ -76,6 +78,32 @@ def test_the_key_is_in_no_output_or_log(finished_run) -> None:
     assert holders == []
     # The Airflow log of the run exists and was searched above.
     assert list((data_dir / "airflow" / "logs").glob("t1.log"))
+
+    # Nor is any identifier of the landing data (name, NHS number, date of birth,
+    # postcode, local id) in a log: Airflow's, dbt's, or what the command printed.
+    console = tmp_path / "console.txt"
+    console.write_text(done.stdout + done.stderr)
+    logs = [p for p in data_dir.rglob("*.log") if p.relative_to(data_dir).parts[0] != "landing"]
+    assert {data_dir / "airflow" / "logs" / "t1.log", data_dir / "dbt" / "logs" / "dbt.log"} <= set(
+        logs
+    )
+    findings = scan(data_dir / "landing", [*logs, console], vocabulary=PROJECT_VOCABULARY)
+    assert findings.height == 0, summarise(findings)  # counts per file and kind, no values
+
+    # The same scan does see identifiers written to a log: a few patients', planted.
+    patients = pl.read_csv(data_dir / "landing" / "gp" / "patients.csv", infer_schema=False)
+    lines = [
+        "INFO rejected {given_name} {family_name} {nhs_number} {date_of_birth} {postcode}".format(
+            **p
+        )
+        for p in patients.drop_nulls(["nhs_number", "date_of_birth", "postcode"])
+        .head(20)
+        .iter_rows(named=True)
+    ]
+    planted = tmp_path / "planted.log"
+    planted.write_text((data_dir / "airflow" / "logs" / "t1.log").read_text() + "\n".join(lines))
+    kinds = set(scan(data_dir / "landing", [planted], vocabulary=PROJECT_VOCABULARY)["kind"])
+    assert {"name", "nhs_number", "date_of_birth", "postcode"} <= kinds
 
 
 def test_run_without_a_key_stops_with_a_clear_error(tmp_path: Path) -> None:
