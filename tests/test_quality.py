@@ -207,6 +207,40 @@ def test_an_identifier_column_leaked_into_pseudonymised_fails_without_showing_it
     assert_clean(copy / "landing", [copy / "quality"])
 
 
+def test_values_out_of_format_fail_the_format_scan_with_counts_only(copy: Path) -> None:
+    """A name where a Bloom filter belongs, a raw NHS number as a spell token: caught over
+    the whole table, reported by table, column and count, never by value."""
+    patients = copy / "pseudonymised" / "hospital" / "patients.parquet"
+    frame = pl.read_parquet(patients)
+    landing = pl.read_parquet(copy / "landing" / "_validated" / "hospital" / "apc_episodes.parquet")
+    name = landing["family_name"].drop_nulls()[0]
+    bloom = pl.when(pl.int_range(pl.len()) == frame.height - 1).then(pl.lit(name))
+    write_parquet(
+        frame.with_columns(family_name_bloom=bloom.otherwise("family_name_bloom")), patients
+    )
+    episodes = copy / "pseudonymised" / "hospital" / "apc_episodes.parquet"
+    number = landing["nhs_number"].drop_nulls()[0]
+    write_parquet(pl.read_parquet(episodes).with_columns(spell_token=pl.lit(number)), episodes)
+    message = _fails(copy, "pseudonymised")
+    assert "pseudonymised.formats: expect_column_values_to_be_between(nonconforming)" in message
+    assert "{nonconforming=1, table=hospital.patients, column=family_name_bloom}" in message
+    rows = pl.read_parquet(episodes).height
+    assert f"{{nonconforming={rows}, table=hospital.apc_episodes, column=spell_token}}" in message
+    # The same values also break the spell key's uniqueness: that sample is withheld too.
+    assert "expect_compound_columns_to_be_unique(spell_token,episode_number)" in message
+    assert "spell_token=(withheld: not a token)" in message
+    assert name not in message and number not in message
+    assert_clean(copy / "landing", [copy / "quality"])
+
+
+def test_a_malformed_person_id_fails_the_linked_format_scan(copy: Path) -> None:
+    path = copy / "linked" / "record_person.parquet"
+    frame = pl.read_parquet(path)
+    write_parquet(frame.with_columns(person_id=pl.col("person_id").str.to_uppercase()), path)
+    message = _fails(copy, "linked")
+    assert f"{{nonconforming={frame.height}, table=record_person, column=person_id}}" in message
+
+
 def test_a_delivery_with_half_the_rows_of_the_last_fails_the_landing_gate(copy: Path) -> None:
     baseline = pl.read_csv(copy / "quality" / VOLUMES)
     landing = copy / "landing" / "hospital" / "apc_episodes.csv"

@@ -29,7 +29,13 @@ from joinedup.ingest.ledger import PSEUDONYMISED_TABLES, read_ledger
 from joinedup.ingest.paths import pseudonymised_path, validated_path
 from joinedup.linkage.inputs import RECORD_TABLES
 from joinedup.quality.project import quality_dir
-from joinedup.quality.suites import EVENT_COLUMNS, RECORD_COLUMNS, commissioner_marts
+from joinedup.quality.suites import (
+    EVENT_COLUMNS,
+    LINKED_FORMATS,
+    PSEUDONYMISED_FORMATS,
+    RECORD_COLUMNS,
+    commissioner_marts,
+)
 
 Batches = dict[str, Callable[[], pl.DataFrame]]
 
@@ -253,14 +259,92 @@ def identifier_scan(data_dir: Path) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def format_scan(tables: dict[str, Path], formats: dict[str, dict[str, str]]) -> pl.DataFrame:
+    """Per (table, column): non-null values, and how many are not in the column's format.
+
+    Whole tables, vectorised in Polars; a missing column counts all the table's rows as
+    nonconforming. Values are never kept.
+    """
+    rows = []
+    for name, columns in formats.items():
+        path = tables[name]
+        present = [c for c in columns if c in pl.read_parquet_schema(path)]
+        counts = (
+            pl.scan_parquet(path)
+            .select(
+                pl.len().alias("(rows)"),
+                *[pl.col(c).count().alias(f"{c}:values") for c in present],
+                *[
+                    (~pl.col(c).cast(pl.String).str.contains(columns[c])).sum().alias(c)
+                    for c in present
+                ],
+            )
+            .collect()
+            .row(0, named=True)
+        )
+        for column in columns:
+            missing = column not in present
+            rows.append(
+                {
+                    "table": name,
+                    "column": column,
+                    "values": 0 if missing else counts[f"{column}:values"],
+                    "nonconforming": counts["(rows)"] if missing else counts[column],
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "table": pl.String,
+            "column": pl.String,
+            "values": pl.Int64,
+            "nonconforming": pl.Int64,
+        },
+    )
+
+
+NOT_IN_FORMAT = "(not in format #"
+
+
+def mask_nonconforming(frame: pl.DataFrame, formats: dict[str, str]) -> pl.DataFrame:
+    """Replace each value not in its column's format by ``(not in format #n)``.
+
+    GX keeps sample failing values in its results and Data Docs. A token column holding
+    something other than a token may hold an identifier (that is what the formats suite
+    is there to catch), so GX never sees it: equal values get the same number, so
+    uniqueness checks still see duplicates, but nothing of the value itself survives.
+    """
+    masked = []
+    for column, regex in formats.items():
+        if column not in frame.columns:
+            continue
+        value = pl.col(column)
+        bad = value.is_not_null() & ~value.cast(pl.String).str.contains(regex)
+        number = value.cast(pl.String).rank("dense").over(bad).cast(pl.String)
+        masked.append(
+            pl.when(bad).then(pl.lit(NOT_IN_FORMAT) + number + ")").otherwise(value).alias(column)
+        )
+    return frame.with_columns(masked) if masked else frame
+
+
 def pseudonymised_batches(data_dir: Path) -> Batches:
     batches: Batches = {}
     for qualified in [*RECORD_COLUMNS, *EVENT_COLUMNS]:
         source, name = qualified.split(".")
         path = pseudonymised_path(data_dir, source, name)
-        batches[f"pseudonymised.{qualified}"] = lambda p=path: pl.read_parquet(
-            _require(p, "pseudonymise")
-        ).with_columns(pl.col(pl.Datetime).dt.date())
+        batches[f"pseudonymised.{qualified}"] = lambda p=path, q=qualified: mask_nonconforming(
+            pl.read_parquet(_require(p, "pseudonymise")).with_columns(
+                pl.col(pl.Datetime).dt.date()
+            ),
+            PSEUDONYMISED_FORMATS[q],
+        )
+    batches["pseudonymised.formats"] = lambda: format_scan(
+        {
+            qualified: _require(pseudonymised_path(data_dir, *qualified.split(".")), "pseudonymise")
+            for qualified in PSEUDONYMISED_FORMATS
+        },
+        PSEUDONYMISED_FORMATS,
+    )
     batches["pseudonymised.identifier_scan"] = lambda: identifier_scan(data_dir)
     return batches
 
@@ -337,7 +421,12 @@ def coverage(data_dir: Path) -> pl.DataFrame:
 
 def linked_batches(data_dir: Path) -> Batches:
     return {
-        "linked.record_person": lambda: _record_person(data_dir),
+        "linked.record_person": lambda: mask_nonconforming(
+            _record_person(data_dir), LINKED_FORMATS["record_person"]
+        ),
+        "linked.formats": lambda: format_scan(
+            {"record_person": _require(Path(data_dir) / RECORD_PERSON, "linkage")}, LINKED_FORMATS
+        ),
         "linked.coverage": lambda: coverage(data_dir),
         "linked.persons": lambda: persons(_record_person(data_dir)),
     }

@@ -25,6 +25,7 @@ from joinedup.settings import Settings
 log = logging.getLogger(__name__)
 
 SAMPLES = 5
+WITHHELD = "(withheld: not a token)"
 _HEX_TOKEN = re.compile(r"^[0-9a-f]{32,}$")
 
 
@@ -44,18 +45,29 @@ def _parameters(run_date: date | None) -> dict[str, Any]:
     }
 
 
-def _sample(value: Any) -> str:
-    """A failing value as shown in messages: tokens shortened, everything else as is."""
+def _opaque(column: str | None) -> bool:
+    """Columns that hold only tokens, encodings or person ids."""
+    return bool(column) and (column.endswith(("_token", "_bloom")) or column == "person_id")
+
+
+def _sample(value: Any, column: str | None = None) -> str:
+    """A failing value as shown in messages: tokens shortened, everything else as is.
+
+    In a token column a value that is not a token is withheld: whatever it is (a raw
+    NHS number that crossed the line, say), a message must not repeat it.
+    """
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_sample(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}={_sample(v, k)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
-        return "(" + ", ".join(_sample(v) for v in value) + ")"
+        return "(" + ", ".join(_sample(v, column) for v in value) + ")"
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     text = str(value)
-    return f"{text[:8]}…" if _HEX_TOKEN.match(text) else text
+    if _HEX_TOKEN.match(text):
+        return f"{text[:8]}…"
+    return WITHHELD if _opaque(column) and value is not None else text
 
 
 def _describe(result: Any) -> dict[str, Any]:
@@ -91,7 +103,7 @@ def _describe(result: Any) -> dict[str, Any]:
         "severity": str(getattr(config.severity, "value", config.severity)),
         "notes": config.notes,
         "detail": detail,
-        "samples": [_sample(s) for s in (samples or [])[:SAMPLES]],
+        "samples": [_sample(s, kwargs.get("column")) for s in (samples or [])[:SAMPLES]],
     }
 
 

@@ -422,11 +422,66 @@ def _columns(columns: list[str]) -> Any:
     )
 
 
-def _token(column: str, *, required: bool) -> list[Any]:
-    checks = [_regex(column, TOKEN, "tokens are keyed HMAC-SHA256 in lowercase hex")]
-    if required:
-        checks.insert(0, _not_null(column, "every row belongs to a source record"))
-    return checks
+# Every token, encoding and coarsened date column past landing, and the one format its
+# values may have. They are checked over whole tables by the zone's ``formats`` suite
+# (Polars regexes, see ``batches.format_scan``), not row by row in pandas: at a million
+# people GX's per-row regexes over 512-character Bloom filters took most of the gates' time.
+_TOKEN_WHY = "tokens are keyed HMAC-SHA256 in lowercase hex"
+PSEUDONYMISED_FORMATS: dict[str, dict[str, str]] = {
+    **{
+        qualified: {
+            "record_token": TOKEN,
+            **{c: TOKEN for c in ENCODING_SCHEMA if c.endswith("_token")},
+            "given_name_bloom": BLOOM,
+            "family_name_bloom": BLOOM,
+            "birth_month": BIRTH_MONTH,
+        }
+        for qualified in ("gp.patients", "hospital.patients", "social_care.clients")
+    },
+    "gp.events": {"record_token": TOKEN},
+    "hospital.apc_episodes": {"record_token": TOKEN, "spell_token": TOKEN},
+    "hospital.ae_attendances": {"record_token": TOKEN, "attendance_token": TOKEN},
+    "social_care.events": {"record_token": TOKEN},
+}
+LINKED_FORMATS: dict[str, dict[str, str]] = {
+    "record_person": {"record_token": TOKEN, "person_id": PERSON_ID},
+}
+FORMAT_WHY = {
+    TOKEN: _TOKEN_WHY,
+    PERSON_ID: "person ids are 16 hex digits of a keyed hash",
+    BLOOM: f"Bloom filters are {BLOOM_BITS} bits written as 0/1",
+    BIRTH_MONTH: "year and month only: a day of birth identifies",
+}
+
+
+def _formats_suite(zone: str, formats: dict[str, dict[str, str]]) -> Suite:
+    checked = sum(len(columns) for columns in formats.values())
+    return Suite(
+        f"{zone}.formats",
+        zone,
+        "Every token, Bloom filter, person id and birth month column of the zone, scanned "
+        "over whole tables: how many values are not in the column's format. A value in "
+        "another format is not what the pipeline writes and may be an identifier, so only "
+        "counts are kept, never values. Formats: "
+        + "; ".join(f"{regex} ({why})" for regex, why in FORMAT_WHY.items()),
+        [
+            _e(
+                "ExpectTableRowCountToEqual",
+                CRITICAL,
+                "one row per format-checked column: a missing row is a column not scanned",
+                value=checked,
+            ),
+            _e(
+                "ExpectColumnValuesToBeBetween",
+                CRITICAL,
+                "values not in the column's format (a missing column counts all its rows)",
+                column="nonconforming",
+                min_value=0,
+                max_value=0,
+            ),
+        ],
+        index_columns=["table", "column", "nonconforming"],
+    )
 
 
 def _unique(columns: list[str], why: str) -> Any:
@@ -439,23 +494,13 @@ def pseudonymised_suites() -> list[Suite]:
     suites = []
     for qualified, columns in RECORD_COLUMNS.items():
         source = qualified.split(".")[0]
-        optional_tokens = [c for c in ENCODING_SCHEMA if c.endswith("_token")]
         checks = [
             _columns(columns),
             _rows(),
-            *_token("record_token", required=True),
+            _not_null("record_token", "every row belongs to a source record"),
             _unique(["record_token"], "one row per source record: a duplicate is double counting"),
             _in_set("source", [source], CRITICAL, "the table holds one source's records"),
             _not_null("org_code", "every record belongs to an organisation"),
-            *[
-                _regex(c, TOKEN, "tokens are keyed HMAC-SHA256 in lowercase hex")
-                for c in optional_tokens
-            ],
-            *[
-                _regex(c, BLOOM, f"Bloom filters are {BLOOM_BITS} bits written as 0/1")
-                for c in ("given_name_bloom", "family_name_bloom")
-            ],
-            _regex("birth_month", BIRTH_MONTH, "year and month only: a day of birth identifies"),
             *[
                 _in_set(c, STATUSES, CRITICAL, _STATUS)
                 for c in ENCODING_SCHEMA
@@ -485,11 +530,14 @@ def pseudonymised_suites() -> list[Suite]:
         "hospital.ae_attendances": (["attendance_token"], ["attendance_token"]),
     }
     for qualified, columns in EVENT_COLUMNS.items():
-        checks = [_columns(columns), _rows(), *_token("record_token", required=True)]
+        checks = [
+            _columns(columns),
+            _rows(),
+            _not_null("record_token", "every row belongs to a source record"),
+        ]
         if qualified in keys:
             key, tokens = keys[qualified]
-            for t in tokens:
-                checks += _token(t, required=True)
+            checks += [_not_null(t, "every event has its key") for t in tokens]
             checks.append(_unique(key, "the event's key: a duplicate is double counting"))
         suites.append(
             Suite(
@@ -500,6 +548,7 @@ def pseudonymised_suites() -> list[Suite]:
                 checks,
             )
         )
+    suites.append(_formats_suite("pseudonymised", PSEUDONYMISED_FORMATS))
     share = (
         "share of the column's values that look like {}: a column of them means an "
         "identifier crossed into the de-identified zone under another name"
@@ -550,12 +599,12 @@ def linked_suites() -> list[Suite]:
                 _in_set(
                     "source", ["gp", "hospital", "social_care"], CRITICAL, "person sources only"
                 ),
-                *_token("record_token", required=True),
+                _not_null("record_token", "every row is a source record"),
                 _unique(["source", "record_token"], "each record has exactly one person_id"),
                 _not_null("person_id", "each record has exactly one person_id"),
-                _regex("person_id", PERSON_ID, "person ids are 16 hex digits of a keyed hash"),
             ],
         ),
+        _formats_suite("linked", LINKED_FORMATS),
         Suite(
             "linked.coverage",
             "linked",
