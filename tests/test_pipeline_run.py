@@ -124,12 +124,37 @@ def test_run_publishes_marts_and_documentation(finished_run) -> None:
     tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
     con.close()
     assert {"mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care"} <= tables
-    assert all(t.startswith(("dim_", "fct_", "mart_")) for t in tables)
+    # Marts, and the one-row provenance table naming the run that published them.
+    assert all(t.startswith(("dim_", "fct_", "mart_")) for t in tables - {"_joinedup_run"})
     docs = (data_dir / "quality" / "docs" / "index.html").read_text()
     for zone in ("landing", "pseudonymised", "linked", "marts"):
         assert zone in docs
     assert (data_dir / "docs" / "dbt" / "static_index.html").exists()
     assert "quality gates:" in done.stdout
+
+
+def test_run_records_its_provenance_and_stamps_the_duckdb_files(finished_run) -> None:
+    import hashlib
+
+    from joinedup.provenance import read_stamp
+
+    data_dir, done = finished_run
+    assert done.returncode == 0
+    prov = json.loads((data_dir / "runs" / "t1.json").read_text())["provenance"]
+    outputs = {o["path"]: o["sha256"] for o in prov["outputs"]}
+    model = prov["linkage"]["model"]["sha256"]
+    for name in ("warehouse.duckdb", "analytics.duckdb"):
+        assert outputs[name] == hashlib.sha256((data_dir / name).read_bytes()).hexdigest()
+        stamp = read_stamp(data_dir / name)
+        assert stamp is not None and stamp["run_id"] == "t1", name
+        assert stamp["code_version"] == prov["code"]["version"]
+        assert stamp["linkage_model_sha256"] == model
+    ledger = pl.read_csv(data_dir / "ledger.csv", infer_schema=False).filter(
+        pl.col("run_id") == "t1"
+    )
+    assert sorted(ledger["sha256"]) == sorted(i["sha256"] for i in prov["inputs"])
+    assert prov["started_at"] <= prov["finished_at"]
+    assert f"provenance: code {prov['code']['version']}" in done.stdout
 
 
 def test_run_reports_reidentification_risk(finished_run) -> None:
