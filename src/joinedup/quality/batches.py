@@ -306,17 +306,28 @@ def format_scan(tables: dict[str, Path], formats: dict[str, dict[str, str]]) -> 
 NOT_IN_FORMAT = "(not in format #"
 
 
+# Format-checked columns whose values GX still reads (not null, unique keys).
+KEY_COLUMNS = frozenset({"record_token", "spell_token", "attendance_token", "person_id"})
+
+
 def mask_nonconforming(frame: pl.DataFrame, formats: dict[str, str]) -> pl.DataFrame:
-    """Replace each value not in its column's format by ``(not in format #n)``.
+    """The frame GX sees: format-checked columns masked or emptied.
 
     GX keeps sample failing values in its results and Data Docs. A token column holding
     something other than a token may hold an identifier (that is what the formats suite
-    is there to catch), so GX never sees it: equal values get the same number, so
-    uniqueness checks still see duplicates, but nothing of the value itself survives.
+    is there to catch), so GX never sees such a value: in key columns each becomes
+    ``(not in format #n)`` - equal values get the same number, so uniqueness checks
+    still see duplicates, but nothing of the value survives. The other format-checked
+    columns (encodings, birth month) are read by no GX expectation beyond the column
+    list, so they cross empty, which also spares converting 512-character Bloom
+    filters to pandas.
     """
     masked = []
     for column, regex in formats.items():
         if column not in frame.columns:
+            continue
+        if column not in KEY_COLUMNS:
+            masked.append(pl.lit(None, dtype=frame.schema[column]).alias(column))
             continue
         value = pl.col(column)
         bad = value.is_not_null() & ~value.cast(pl.String).str.contains(regex)
