@@ -120,6 +120,7 @@ def test_missing_key_is_a_clear_error(
         pseudonymise(data_dir, b"short", RUN)
     key_file = tmp_path / "key.txt"
     key_file.write_text(DEMO_KEY + "\n")
+    key_file.chmod(0o600)  # a key file others can read is refused (tests/test_access.py)
     monkeypatch.setenv("JOINEDUP_PSEUDONYMISATION_KEY_FILE", str(key_file))
     before = (data_dir / "pseudonymised/gp/patients.parquet").read_bytes()
     pseudonymise(data_dir, None, RUN)
