@@ -43,7 +43,12 @@ COUNTS = {
 
 
 def _version(path: Path) -> int:
-    return path.stat().st_mtime_ns if path.exists() else 0
+    """The file's modification time; 0 when it is absent or this account may not see it
+    (linked/ is owner-only, so a dashboard run by an analyst's account has no summary)."""
+    try:
+        return path.stat().st_mtime_ns
+    except (FileNotFoundError, PermissionError):
+        return 0
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -221,7 +226,10 @@ def _linkage_section(data_dir: Path) -> None:
     path = data_dir / LINKAGE_SUMMARY
     summary = _linkage(str(path), _version(path))
     if summary is None:
-        st.info(f"No linkage summary at `{path}`: linkage has not run for this data directory.")
+        st.info(
+            f"No linkage summary at `{path}`: linkage has not run for this data directory, "
+            "or this account may not read linked/ (it is for data engineers only)."
+        )
         return
     records = summary.get("records")
     persons = summary.get("persons")
