@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     no_args_is_help=True,
 )
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -99,6 +103,12 @@ def run(
         except SynthError as exc:
             fail(str(exc))
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ")
+    # The run id names log and summary files: nothing that could leave their folders.
+    if not RUN_ID.fullmatch(run_id):
+        fail(
+            f"run id {run_id!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. 2026-04-delivery)"
+        )
     conf = {"data_dir": str(data_dir), "run_id": run_id}
     if linkage_model:
         conf["trained_model"] = str(linkage_model.resolve())
