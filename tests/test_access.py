@@ -87,6 +87,24 @@ def test_zones_are_owner_only_whatever_the_umask(
     assert mode(tmp_path / "ledger.csv") & 0o044
 
 
+def test_every_identifiable_or_record_level_path_is_in_a_private_zone(tmp_path: Path) -> None:
+    from joinedup.ingest import paths
+
+    (tmp_path / "landing").mkdir()
+    for relative in (
+        paths.VALIDATED,
+        paths.CLEARED,
+        paths.OPTED_OUT_RECORDS,
+        paths.OPTED_OUT_REASONS,
+        paths.QUARANTINE,
+        paths.PSEUDONYMISED,
+        paths.RESTRICTED_OPTED_OUT_ENCODINGS,
+        paths.LINKAGE_OPTED_OUT_RECORDS,
+        paths.LINKAGE_OPTED_OUT_APPLIED,
+    ):
+        assert permissions.private_zone(tmp_path / relative / "x") is not None, relative
+
+
 def test_a_data_dir_written_before_the_rule_is_tightened(tmp_path: Path) -> None:
     (tmp_path / "landing").mkdir()
     old = tmp_path / "quarantine" / "gp"

@@ -3,6 +3,9 @@
 Identifiable intermediate files stay *inside* ``landing/`` (in folders starting
 with ``_`` so they never match a delivery glob such as ``patients*.csv``): only
 de-identified data and the row accounting leave the landing zone.
+
+Every zone below except the ledger is owner-only (folders 0700, files 0600): the list
+is ``joinedup.permissions.PRIVATE_ZONES``, which ``joinedup.atomic`` applies on write.
 """
 
 from __future__ import annotations
