@@ -5,11 +5,22 @@ first those with no schedule (the per-source ingest DAGs), then those
 scheduled on the Assets the first ones update, each with the same conf.
 Airflow's own output goes to ``DATA/airflow/logs/run-<id>.log``; the terminal
 shows one line per DAG.
+
+A run may be killed at any point (SIGKILL, power loss). Every output is written
+to a temporary name and renamed, so what a killed run leaves behind is: DAG runs
+that Airflow's database still calls running, and hidden temporaries. The next
+run on the data directory holds ``DATA/airflow/run.lock`` for its whole length
+(two runs on one data directory would overwrite each other's files), so any DAG
+run that ``dag.test()`` started and that is still running then belongs to a
+dead process: it is marked failed, and the dead writers' temporaries are
+removed, before anything runs. Re-run with the same ``--run-id`` to replace the
+killed run's figures (every stage is idempotent per run id).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import subprocess
@@ -19,7 +30,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from joinedup.atomic import remove_stale_temporaries
+
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+RUN_LOCK = "run.lock"
 
 
 class DagRunFailed(RuntimeError):
@@ -104,6 +118,71 @@ def last_error(log_file: Path) -> str:
     return "\n".join(block[:20])
 
 
+@contextlib.contextmanager
+def _run_lock(data_dir: Path) -> Iterator[None]:
+    """Hold DATA/airflow/run.lock for a whole run; the kernel frees it if the run dies."""
+    lock_file = Path(data_dir) / "airflow" / RUN_LOCK
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DagRunFailed(
+                f"another `joinedup run` is running on {data_dir} (it holds {lock_file}); "
+                "wait for it to finish, or stop it, then run again."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def close_interrupted_runs() -> list[str]:
+    """Mark failed the joinedup DAG runs ``dag.test()`` started that are still running.
+
+    Call only while holding the run lock: then no live process owns such a run, and
+    its "running" tasks were killed with it. Runs that a scheduler started (``make
+    airflow``) are left to the scheduler. Returns ``"<dag_id> <run_id>"`` per run closed.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, State, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType
+    from sqlalchemy import select
+
+    closed = []
+    with create_session() as session:
+        runs = session.scalars(
+            select(DagRun).where(
+                DagRun.dag_id.like("joinedup_%"),
+                DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED]),
+                DagRun.triggered_by == DagRunTriggeredByType.TEST,
+            )
+        ).all()
+        for dag_run in runs:
+            for ti in dag_run.get_task_instances(session=session):
+                if ti.state == TaskInstanceState.RUNNING:
+                    ti.set_state(TaskInstanceState.FAILED, session=session)
+                elif ti.state not in State.finished:  # never started: it waited on the killed one
+                    ti.set_state(TaskInstanceState.UPSTREAM_FAILED, session=session)
+            dag_run.set_state(DagRunState.FAILED)
+            closed.append(f"{dag_run.dag_id} {dag_run.run_id}")
+    return closed
+
+
+def remove_leftover_temporaries(data_dir: Path) -> list[Path]:
+    """Temporaries of killed writers anywhere in the data directory (not Airflow's home)."""
+    data_dir = Path(data_dir)
+    removed: list[Path] = []
+    for folder, subfolders, _files in os.walk(data_dir):
+        if Path(folder) == data_dir and "airflow" in subfolders:
+            subfolders.remove("airflow")
+        removed += remove_stale_temporaries(Path(folder))
+        # Removed temporary folders are not walked into.
+        subfolders[:] = [d for d in subfolders if (Path(folder) / d).exists()]
+    return removed
+
+
 def _is_asset_scheduled(dag) -> bool:
     return type(dag.timetable).__name__ == "AssetTriggeredTimetable"
 
@@ -115,13 +194,27 @@ def run_dags(
     progress: Callable[[str], None] = print,
 ) -> list[DagResult]:
     """Run every joinedup DAG once, ingest DAGs first, stopping at the first failure."""
+    with _run_lock(data_dir):
+        return _run_dags(data_dir, conf, log_file, progress)
+
+
+def _run_dags(
+    data_dir: Path,
+    conf: dict[str, str],
+    log_file: Path,
+    progress: Callable[[str], None],
+) -> list[DagResult]:
     env = airflow_env(data_dir)
     os.environ.update(env)
     t0 = time.perf_counter()
     progress("preparing Airflow (local SQLite metadata database) ...")
     _migrate(env, log_file)
     results: list[DagResult] = []
+    leftovers = remove_leftover_temporaries(data_dir)
+    if leftovers:
+        progress(f"  removed {len(leftovers)} temporary file(s) an interrupted run left")
     with _output_to(log_file):
+        closed = close_interrupted_runs()
         from airflow.dag_processing.dagbag import DagBag
         from airflow.models.pool import Pool
 
@@ -138,6 +231,8 @@ def run_dags(
         (d for d in bag.dags.values() if d.dag_id.startswith("joinedup_")),
         key=lambda d: (_is_asset_scheduled(d), d.dag_id),
     )
+    if closed:
+        progress(f"  marked failed {len(closed)} DAG run(s) an interrupted run left running")
     progress(f"  ready in {time.perf_counter() - t0:.0f}s; {len(ordered)} DAGs to run")
     for dag in ordered:
         started = time.perf_counter()

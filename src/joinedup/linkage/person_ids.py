@@ -13,6 +13,14 @@ Rules (deterministic, so a re-run of the same data gives the same ids):
 
 A person_id is a keyed hash of the cluster's smallest record token (re-hashed if it
 collides with an issued id): it carries no information about the person.
+
+Crash safety: ``link`` writes ``record_person.parquet`` before the register, and every
+id in the previous ``record_person`` counts as issued whether or not the register
+lists it. So a run killed between the two writes leaves a register that is behind,
+never ahead: the re-run inherits the ids the killed run wrote (same clusters, same
+ids) and the register catches up. (A register ahead of ``record_person`` would hold
+ids issued to clusters that the re-run then has to re-hash: different ids from an
+uninterrupted run.)
 """
 
 from __future__ import annotations
@@ -43,8 +51,11 @@ def assign_person_ids(
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """clusters: source, record_token, cluster_id -> (source, record_token, person_id), stats.
 
-    ``issued`` is the set of every person_id handed out so far; it is updated.
+    ``issued`` is the set of every person_id handed out so far; it is updated, also
+    with every id of ``previous`` (see the module docstring: crash safety).
     """
+    if previous is not None:
+        issued.update(previous["person_id"].drop_nulls().to_list())
     cluster_key = clusters.group_by("cluster_id").agg(
         pl.col("record_token").min().alias("cluster_key"), pl.len().alias("size")
     )
