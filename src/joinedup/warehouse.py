@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from joinedup.atomic import atomic_path
+from joinedup.atomic import atomic_path, remove_stale_temporaries
 from joinedup.permissions import make_private_dirs, make_private_file
 from joinedup.provenance import run_stamp, stamp_duckdb
 from joinedup.settings import Settings
@@ -179,6 +179,20 @@ def _release_duckdb(database: Path) -> None:
         raise WarehouseError(f"{database} could not be checkpointed ({wal.name} remains)")
 
 
+def _drop_stale_wal(database: Path) -> None:
+    """Remove a write-ahead log left beside ``database`` before a new file replaces it.
+
+    A process killed while it had the file open for writing leaves ``<name>.wal``.
+    DuckDB refuses to open a file beside a log that is not its own ("WAL does not
+    match database file"), so the new file would be unreadable. The old file is being
+    replaced, so its log has nothing to keep.
+    """
+    wal = database.with_name(database.name + ".wal")
+    if wal.exists():
+        log.warning("removing %s left by an interrupted run", wal)
+        wal.unlink()
+
+
 def _check_inputs(data_dir: Path) -> None:
     missing = [(p, stage) for p, stage in INPUTS.items() if not (data_dir / p).exists()]
     if missing:
@@ -258,6 +272,7 @@ def build_warehouse(
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
         target = data_dir / WAREHOUSE
         make_private_file(build_dir / WAREHOUSE)
+        _drop_stale_wal(target)
         os.replace(build_dir / WAREHOUSE, target)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -393,6 +408,7 @@ def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
         finally:
             con.close()
         tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        _drop_stale_wal(target)
     log.info("published %d marts to %s: %s", len(published), target, ", ".join(published))
     return target
 
@@ -415,7 +431,10 @@ def generate_docs(
     work = data_dir / DBT_DIR / "docs-target"
     target = data_dir / DOCS_DIR
     staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    # Named as atomic.py names temporaries, so a killed run's are found and removed.
+    old = target.with_name(f".{target.name}.old.tmp-{os.getpid()}")
+    for name in (target.name, f"{target.name}.old"):
+        remove_stale_temporaries(target.parent, only_for=name)
     try:
         result = _invoke(
             ["docs", "generate", "--static"],

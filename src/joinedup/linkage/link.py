@@ -284,8 +284,10 @@ def link(
         else []
     )
     write_text(json.dumps(trained, indent=2, sort_keys=True), out / "model.json")
-    write_parquet(pl.DataFrame({"person_id": sorted(issued)}), register_path)
+    # record_person before the register: a kill between them must leave the register
+    # behind, never ahead (see person_ids.py, crash safety).
     write_parquet(record_person, previous_path)
+    write_parquet(pl.DataFrame({"person_id": sorted(issued)}), register_path)
     write_parquet(removed, data_dir / LINKAGE_OPTED_OUT_RECORDS)
 
     summary = {
