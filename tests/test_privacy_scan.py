@@ -80,3 +80,19 @@ def test_assert_clean_reports_counts_not_values(data_dir: Path, tmp_path: Path) 
         assert_clean(data_dir / "landing", [tmp_path / "pseudonymised"])
     assert "leak.parquet [surname]: 2 name value(s)" in str(err.value)
     assert "Whitaker" not in str(err.value)
+
+
+def test_the_privacy_gate_scans_the_published_marts_wherever_they_are_published(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joinedup.pipeline import privacy_gate
+
+    published = tmp_path / "published"
+    published.mkdir()
+    monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(published))
+    assert "analytics.duckdb" not in privacy_gate(data_dir)["scanned"]
+    con = duckdb.connect(str(published / "analytics.duckdb"))
+    con.execute("CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
+    con.close()
+    with pytest.raises(PrivacyLeakError, match="analytics.duckdb"):
+        privacy_gate(data_dir)

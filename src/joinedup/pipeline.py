@@ -107,12 +107,17 @@ def remove_linked_opt_outs_stage(data_dir: Path, run_id: str) -> dict[str, Any]:
 
 def privacy_gate(data_dir: Path) -> dict[str, Any]:
     """Stop the run if any landing identifier reached a de-identified output."""
+    from joinedup.warehouse import analytics_path
+
     data_dir = Path(data_dir)
-    targets = [
-        data_dir / name
-        for name in ("pseudonymised", "linked", "warehouse.duckdb", "analytics.duckdb", "quality")
-        if (data_dir / name).exists()
+    # The warehouse holds the marts about to be published; the published file (wherever
+    # JOINEDUP_PUBLISHED_DIR puts it) is the last good one, scanned so a leak in it is
+    # found too.
+    candidates = [
+        *(data_dir / name for name in ("pseudonymised", "linked", "warehouse.duckdb", "quality")),
+        analytics_path(data_dir),
     ]
+    targets = [t for t in candidates if t.exists()]
     assert_clean(data_dir / "landing", targets, vocabulary=PROJECT_VOCABULARY)
     return {"scanned": [t.name for t in targets], "findings": 0}
 
