@@ -43,7 +43,7 @@ def run(
         "finalise_ledger",
     ]
     if scan:
-        stages.append("privacy_scan")
+        stages.append("privacy_gate")
     for stage in stages:
         results.append(run_stage(stage, data_dir, run_id))
         print(f"  {results[-1]}", file=sys.stderr, flush=True)
@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--scan", action="store_true", help="also time the privacy scan")
+    parser.add_argument("--scan", action="store_true", help="also time the privacy gate")
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     args = parser.parse_args(argv)
     results = run(args.people, args.seed, args.data_dir, args.scan)
-    pipeline = [r for r in results if r["stage"] not in ("generate", "privacy_scan")]
+    pipeline = [r for r in results if r["stage"] not in ("generate", "privacy_gate")]
     print(f"\n{args.people:,} people (seed {args.seed})")
     print(f"{'stage':<24}{'seconds':>10}{'peak RSS MB':>14}{'rows':>14}")
     for r in results:

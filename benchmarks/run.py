@@ -87,7 +87,7 @@ def machine() -> dict:
 
 
 def bench(people: int, seed: int, accuracy: bool) -> dict:
-    from stages import available
+    from stages import GATES, available
 
     data_dir = CACHE / f"{people}-{seed}"
     results = []
@@ -107,9 +107,12 @@ def bench(people: int, seed: int, accuracy: bool) -> dict:
         acc = run_stage("accuracy", data_dir, run_id)
         out["accuracy"] = acc["rows"]
         out["accuracy_seconds"] = acc["seconds"]
-    pipeline = [r for r in results if r["stage"] not in ("generate", "privacy_scan")]
+    pipeline = [r for r in results if r["stage"] != "generate"]
     out["pipeline_seconds"] = round(sum(r["seconds"] for r in pipeline), 1)
     out["pipeline_peak_rss_mb"] = max(r["peak_rss_mb"] for r in pipeline)
+    gates = sum(r["seconds"] for r in pipeline if r["stage"] in GATES)
+    out["gates_seconds"] = round(gates, 1)
+    out["gates_share"] = round(gates / out["pipeline_seconds"], 3)
     out["seconds_per_1000_people"] = round(out["pipeline_seconds"] / people * 1000, 3)
     return out
 
@@ -133,10 +136,15 @@ def markdown(runs: list[dict], command: str, info: dict) -> str:
             cells.append(f"{s['seconds']:.1f} / {s['peak_rss_mb']:,}" if s else "-")
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     lines.append(
-        "| **pipeline (excl. synth, scan)** | "
+        "| **pipeline (excl. synth)** | "
         + " | ".join(
             f"**{r['pipeline_seconds']:.1f} / {r['pipeline_peak_rss_mb']:,}**" for r in runs
         )
+        + " |"
+    )
+    lines.append(
+        "| gates (quality + privacy) share of the pipeline | "
+        + " | ".join(f"{r['gates_share']:.0%}" if "gates_share" in r else "-" for r in runs)
         + " |"
     )
     lines.append(
