@@ -43,6 +43,7 @@ def published_population(tmp_path_factory: pytest.TempPathFactory) -> Path:
     joinedup.synth.generate(d, people=DASHBOARD_PEOPLE, seed=DASHBOARD_SEED)
     run_all(d)
     joinedup.linkage.link(d, "run-1", KEY, charts=False)
-    joinedup.warehouse.build_warehouse(d)
-    joinedup.warehouse.publish_analytics(d)
+    # With the run id, as the pipeline does: the published file carries its _joinedup_run stamp.
+    joinedup.warehouse.build_warehouse(d, run_id="run-1")
+    joinedup.warehouse.publish_analytics(d, "run-1")
     return d
