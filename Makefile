@@ -14,8 +14,9 @@ uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
 	  (echo "installing uv ..." && python3 -m pip install --user --quiet uv)
 
+# The spark extra (pyspark) is for the Spark linkage backend and its test; deploy is docker's.
 sync: uv
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --extra spark --quiet
 
 run: sync
 	JOINEDUP_PSEUDONYMISATION_KEY=$${JOINEDUP_PSEUDONYMISATION_KEY:-$(DEMO_KEY)} \

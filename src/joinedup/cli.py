@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from tqdm import tqdm
@@ -82,6 +83,13 @@ def run(
     linkage_model: Annotated[
         Path | None, typer.Option(help="reuse a trained Splink model JSON instead of training")
     ] = None,
+    linkage_backend: Annotated[
+        Literal["duckdb", "spark"] | None,
+        typer.Option(
+            help="engine the linkage runs on (default JOINEDUP_LINKAGE_BACKEND, else duckdb); "
+            "spark needs the spark extra and Java, see the README's Scale-out section"
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline through its Airflow DAGs (in-process, local SQLite)."""
     from joinedup.airflow_runner import DagRunFailed, run_dags
@@ -93,6 +101,17 @@ def run(
         Settings().key()
     except MissingKeyError as exc:
         fail(str(exc))
+    if linkage_backend:
+        # The DAG's tasks read their settings from the environment of this process.
+        os.environ["JOINEDUP_LINKAGE_BACKEND"] = linkage_backend
+    if Settings().linkage_backend == "spark":
+        from joinedup.linkage.backend import LinkageError
+        from joinedup.linkage.spark_backend import check_available
+
+        try:
+            check_available()
+        except LinkageError as exc:
+            fail(str(exc))
     data_dir = data_dir.resolve()
     if not any((data_dir / "landing").glob("*/*.csv")):
         typer.echo(

@@ -61,7 +61,32 @@ class Settings(BaseSettings):
     pseudonymisation_key_file: Path | None = Field(
         None, description="file holding the key, as an alternative to the variable"
     )
-    linkage_backend: Literal["duckdb", "spark"] = "duckdb"
+    linkage_backend: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="engine Splink runs on: duckdb (one machine) or spark (the spark extra, Java)",
+    )
+    # Spark backend only; README "Scale-out: linkage on Spark" says how to point it at a cluster.
+    spark_master: str = Field(
+        "local[2]", description="Spark master URL: local[N], spark://host:7077, yarn, k8s://..."
+    )
+    spark_driver_memory: str = Field("2g", description="memory of the Spark driver (this process)")
+    spark_shuffle_partitions: int = Field(
+        8, ge=1, description="spark.sql.shuffle.partitions: small for local mode, ~2-3 per core"
+    )
+    spark_data_url: str | None = Field(
+        None,
+        description="the data directory as Spark's executors read it (s3a://bucket/prefix, "
+        "hdfs://..., file:///shared/data); default: the local data directory",
+    )
+    spark_checkpoint_dir: str | None = Field(
+        None,
+        description="where Splink checkpoints Spark intermediates (on a cluster: shared "
+        "storage); default DATA/.tmp/spark/checkpoints",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description='further Spark properties as JSON, e.g. {"spark.executor.memory": "8g"}',
+    )
     # DuckDB spills to disk beyond this, keeping a million-person linkage within 8 GB.
     # Linkage, the dbt build (through profiles.yml) and publish open DuckDB with it.
     duckdb_memory_limit: str = "4GB"

@@ -16,7 +16,7 @@ from joinedup.ingest.paths import RESTRICTED_OPTED_OUT_ENCODINGS, pseudonymised_
 # Record-grain table of each person source: one row per source record.
 RECORD_TABLES: dict[str, str] = {"gp": "patients", "hospital": "patients", "social_care": "clients"}
 
-_TOKENS = (
+TOKEN_COLUMNS = (
     "nhs_number_token",
     "given_name_token",
     "family_name_token",
@@ -39,7 +39,7 @@ def _select_sql(path: Path) -> str:
         bit = f"CAST({field}_bloom AS BIT)"
         blooms += [f"{bit} AS {field}_bloom", f"bit_count({bit}) AS {field}_bloom_bits"]
     return (
-        f"SELECT source, record_token, {', '.join(_TOKENS)}, {', '.join(blooms)}, "
+        f"SELECT source, record_token, {', '.join(TOKEN_COLUMNS)}, {', '.join(blooms)}, "
         "CASE WHEN sex IN ('1', '2') THEN sex END AS sex "
         f"FROM read_parquet('{path.as_posix()}')"
     )

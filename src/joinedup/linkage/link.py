@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
-from splink import DuckDBAPI, Linker
+from splink import Linker
 
 from joinedup.atomic import atomic_path, write_parquet, write_text
 from joinedup.ingest.paths import LINKAGE_OPTED_OUT_RECORDS
-from joinedup.linkage.inputs import RECORD_TABLES, load_opted_out, load_records
+from joinedup.linkage.backend import BackendName, LinkageBackend, LinkageError, open_backend
+from joinedup.linkage.inputs import RECORD_TABLES
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
 from joinedup.linkage.person_ids import assign_person_ids
 from joinedup.settings import Settings
@@ -39,27 +39,11 @@ log = logging.getLogger(__name__)
 
 LINKED = "linked"
 
-
-class LinkageError(RuntimeError):
-    """Linkage could not run; the message says why and what to do."""
+__all__ = ["LINKED", "LinkageError", "link", "linked_dir"]
 
 
 def linked_dir(data_dir: Path) -> Path:
     return Path(data_dir) / LINKED
-
-
-def _connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to the data directory beyond its memory limit."""
-    settings = Settings()
-    spill = Path(data_dir) / ".tmp" / "linkage"
-    spill.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(
-        config={
-            "memory_limit": settings.duckdb_memory_limit,
-            "temp_directory": str(spill),
-            "preserve_insertion_order": False,
-        }
-    )
 
 
 def _train(linker: Linker, training: dict[str, Any]) -> None:
@@ -76,14 +60,8 @@ def _train(linker: Linker, training: dict[str, Any]) -> None:
         )
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    # DuckDB 2 returns a RecordBatchReader; an empty result has no batches, which
-    # pl.from_arrow rejects, so read it into a table (which keeps the schema) first.
-    return pl.from_arrow(con.sql(sql).arrow().read_all())
-
-
 def _propagate_opt_outs(
-    con: duckdb.DuckDBPyConnection, trained: dict[str, Any], threshold: float
+    backend: LinkageBackend, trained: dict[str, Any], threshold: float
 ) -> pl.DataFrame:
     """Records without a valid NHS number that match an opted-out person's encodings.
 
@@ -96,33 +74,24 @@ def _propagate_opt_outs(
     union = " UNION ALL ".join(
         f"SELECT * FROM records_{s} WHERE nhs_number_token IS NULL" for s in RECORD_TABLES
     )
-    con.execute(
-        f"CREATE OR REPLACE TABLE opt_out_origin AS SELECT source, record_token FROM ({union})"
+    backend.create_table("opt_out_origin", f"SELECT source, record_token FROM ({union}) u")
+    others = [c for c in backend.columns("records_gp") if c != "source"]
+    backend.create_table(
+        "opt_out_candidates", f"SELECT 'candidates' AS source, {', '.join(others)} FROM ({union}) u"
     )
-    con.execute(
-        "CREATE OR REPLACE TABLE opt_out_candidates AS "
-        f"SELECT * REPLACE ('candidates' AS source) FROM ({union})"
-    )
-    n_candidates = con.execute("SELECT count(*) FROM opt_out_candidates").fetchall()[0][0]
-    n_opted = con.execute("SELECT count(*) FROM opted_out").fetchall()[0][0]
+    n_candidates = backend.count("opt_out_candidates")
+    n_opted = backend.count("opted_out")
     empty = pl.DataFrame(schema={"source": pl.String, "record_token": pl.String})
     if n_candidates == 0 or n_opted == 0:
         return empty
     settings = copy.deepcopy(trained)
     settings["link_type"] = "link_only"
     settings.pop("linker_uid", None)
-    db = DuckDBAPI(con)
-    linker = Linker(
-        [
-            db.register("opt_out_candidates", dataset_display_name="candidates"),
-            db.register("opted_out", dataset_display_name="opted_out"),
-        ],
-        settings,
-        log_level=logging.WARNING,
+    linker = backend.linker(
+        {"opt_out_candidates": "candidates", "opted_out": "opted_out"}, settings
     )
     pairs = linker.inference.predict(threshold_match_probability=threshold)
-    return _frame(
-        con,
+    return backend.frame(
         f"""
         SELECT DISTINCT c.source, c.record_token
         FROM {pairs.physical_name} p
@@ -136,7 +105,7 @@ def _propagate_opt_outs(
 
 
 def _sample_linker(
-    con: duckdb.DuckDBPyConnection, trained: dict[str, Any], clusters: pl.DataFrame, size: int = 12
+    backend: LinkageBackend, trained: dict[str, Any], clusters: pl.DataFrame, size: int = 12
 ) -> Linker:
     """A linker over a few clusters' records that keeps every intermediate column.
 
@@ -150,25 +119,25 @@ def _sample_linker(
         .sort(["len", "cluster_id"], descending=[True, False])
         .head(size)
     )
-    con.register("sample_tokens", clusters.join(biggest, on="cluster_id").select("record_token"))
+    backend.register_frame(
+        "sample_tokens", clusters.join(biggest, on="cluster_id").select("record_token")
+    )
     settings = copy.deepcopy(trained)
     settings.pop("linker_uid", None)
     settings["retain_matching_columns"] = True
     settings["retain_intermediate_calculation_columns"] = True
-    db = DuckDBAPI(con)
-    tables = []
     for source in RECORD_TABLES:
-        con.execute(
-            f"CREATE OR REPLACE TABLE sample_{source} AS SELECT * FROM records_{source} "
-            "WHERE record_token IN (SELECT record_token FROM sample_tokens)"
+        backend.create_table(
+            f"sample_{source}",
+            f"SELECT * FROM records_{source} "
+            "WHERE record_token IN (SELECT record_token FROM sample_tokens)",
         )
-        tables.append(db.register(f"sample_{source}", dataset_display_name=source))
-    return Linker(tables, settings, log_level=logging.WARNING)
+    return backend.linker({f"sample_{s}": s for s in RECORD_TABLES}, settings)
 
 
 def _charts(
     linker: Linker,
-    con: duckdb.DuckDBPyConnection,
+    backend: LinkageBackend,
     trained: dict[str, Any],
     clusters: pl.DataFrame,
     threshold: float,
@@ -188,7 +157,7 @@ def _charts(
     try:
         save("match_weights.html", linker.visualisations.match_weights_chart())
         save("m_u_parameters.html", linker.visualisations.m_u_parameters_chart())
-        sample = _sample_linker(con, trained, clusters)
+        sample = _sample_linker(backend, trained, clusters)
         predictions = sample.inference.predict()
         save(
             "waterfall_sample.html",
@@ -237,52 +206,66 @@ def link(
     trained_model: Path | None = None,
     model_dir: Path = DEFAULT_MODEL_DIR,
     charts: bool = True,
+    backend: BackendName | None = None,
 ) -> dict[str, Any]:
-    """Link every pseudonymised source record to a stable person_id."""
+    """Link every pseudonymised source record to a stable person_id.
+
+    ``backend`` is the engine Splink runs on (default: JOINEDUP_LINKAGE_BACKEND,
+    else duckdb); the model, the outputs and their contracts are the same on each.
+    """
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
     model: LinkageModel = load_model(model_dir, trained_model)
     out = linked_dir(data_dir)
     out.mkdir(parents=True, exist_ok=True)
+    settings = Settings()
+    backend_name = backend or settings.linkage_backend
 
-    con = _connect(data_dir)
-    counts = load_records(con, data_dir)
-    if sum(counts.values()) == 0:
-        raise LinkageError("no source records to link: every pseudonymised record table is empty")
-    load_opted_out(con, data_dir)
-    db = DuckDBAPI(con)
-    tables = [db.register(f"records_{s}", dataset_display_name=s) for s in RECORD_TABLES]
-    linker = Linker(tables, copy.deepcopy(model.settings), log_level=logging.WARNING)
-    if not model.trained:
-        log.info("training the linkage model on %s records", f"{sum(counts.values()):,}")
-        _train(linker, model.training)
-    t_train = time.perf_counter()
-    predictions = linker.inference.predict(threshold_match_probability=model.predict_threshold)
-    clusters_sdf = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        predictions, threshold_match_probability=model.cluster_threshold
-    )
-    clusters = _frame(
-        con,
-        f"SELECT source, record_token, CAST(cluster_id AS VARCHAR) AS cluster_id "
-        f"FROM {clusters_sdf.physical_name}",
-    )
-    t_cluster = time.perf_counter()
-    trained = linker.misc.save_model_to_json()
+    with open_backend(backend_name, data_dir, settings) as engine:
+        t_start = time.perf_counter()
+        counts = engine.load_records()
+        if sum(counts.values()) == 0:
+            raise LinkageError(
+                "no source records to link: every pseudonymised record table is empty"
+            )
+        engine.load_opted_out()
+        linker = engine.linker({f"records_{s}": s for s in RECORD_TABLES}, model.settings)
+        if not model.trained:
+            log.info(
+                "training the linkage model on %s records (%s)",
+                f"{sum(counts.values()):,}",
+                engine.name,
+            )
+            _train(linker, engine.training(model.training))
+        t_train = time.perf_counter()
+        predictions = linker.inference.predict(threshold_match_probability=model.predict_threshold)
+        clusters_sdf = linker.clustering.cluster_pairwise_predictions_at_threshold(
+            predictions, threshold_match_probability=model.cluster_threshold
+        )
+        clusters = engine.frame(
+            f"SELECT source, record_token, CAST(cluster_id AS STRING) AS cluster_id "
+            f"FROM {clusters_sdf.physical_name}",
+        )
+        t_cluster = time.perf_counter()
+        # The model as the repository writes it (DuckDB SQL), whichever engine trained it.
+        trained = engine.model_sql(linker.misc.save_model_to_json(), model.settings)
 
-    removed = _propagate_opt_outs(con, trained, model.opt_out_threshold)
-    clusters = clusters.join(removed, on=["source", "record_token"], how="anti")
+        removed = _propagate_opt_outs(engine, trained, model.opt_out_threshold)
+        clusters = clusters.join(removed, on=["source", "record_token"], how="anti")
 
-    previous_path = out / "record_person.parquet"
-    previous = pl.read_parquet(previous_path) if previous_path.exists() else None
-    register_path = out / "person_ids.parquet"
-    issued = set(pl.read_parquet(register_path)["person_id"]) if register_path.exists() else set()
-    record_person, id_stats = assign_person_ids(clusters, previous, issued, key)
+        previous_path = out / "record_person.parquet"
+        previous = pl.read_parquet(previous_path) if previous_path.exists() else None
+        register_path = out / "person_ids.parquet"
+        issued = (
+            set(pl.read_parquet(register_path)["person_id"]) if register_path.exists() else set()
+        )
+        record_person, id_stats = assign_person_ids(clusters, previous, issued, key)
 
-    chart_files = (
-        _charts(linker, con, trained, clusters, model.cluster_threshold, out / "charts")
-        if charts
-        else []
-    )
+        chart_files = (
+            _charts(linker, engine, trained, clusters, model.cluster_threshold, out / "charts")
+            if charts
+            else []
+        )
     write_text(json.dumps(trained, indent=2, sort_keys=True), out / "model.json")
     # record_person before the register: a kill between them must leave the register
     # behind, never ahead (see person_ids.py, crash safety).
@@ -292,6 +275,7 @@ def link(
 
     summary = {
         "run_id": run_id,
+        "backend": backend_name,
         "model_fingerprint": model.fingerprint(),
         "trained_this_run": not model.trained,
         "records_in": counts,
@@ -303,6 +287,7 @@ def link(
         "thresholds": model.training["thresholds"],
         "charts": chart_files,
         "seconds": {
+            "start_engine": round(t_start - t0, 1),
             "train": round(t_train - t0, 1),
             "predict_cluster": round(t_cluster - t_train, 1),
             "total": round(time.perf_counter() - t0, 1),

@@ -1,0 +1,199 @@
+"""Linkage on Spark (``JOINEDUP_LINKAGE_BACKEND=spark``): the same model on Splink's SparkAPI.
+
+Local mode (``local[2]``) by default; ``JOINEDUP_SPARK_MASTER`` points it at a
+cluster and ``JOINEDUP_SPARK_DATA_URL`` says where the cluster's executors find
+the data directory (shared filesystem, HDFS or object storage). Spark reads the
+pseudonymised parquet itself; only the results linkage needs in Python (one row
+per record: its cluster) come back to this process, through Arrow, and are
+written by the same code as on DuckDB, so ``record_person`` does not depend on
+the engine.
+
+Needs the ``spark`` extra (pyspark) and Java (17 is what is tested).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from splink import Linker
+
+from joinedup.ingest.paths import PSEUDONYMISED, RESTRICTED_OPTED_OUT_ENCODINGS
+from joinedup.linkage.backend import LinkageError
+from joinedup.linkage.inputs import RECORD_TABLES, TOKEN_COLUMNS
+from joinedup.linkage.spark_sql import (
+    bloom_bits_sql,
+    bloom_words_sql,
+    duckdb_model,
+    spark_settings,
+    spark_training,
+)
+from joinedup.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BLOOM_COLUMNS = ("given_name_bloom", "family_name_bloom")
+
+
+def check_available() -> None:
+    """Raise a LinkageError saying what to install when pyspark or Java is missing."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise LinkageError(
+            "the Spark linkage backend needs pyspark, which is not installed: install the "
+            "spark extra (`uv sync --extra spark`, or `pip install 'joinedup[spark]'`), or "
+            "set JOINEDUP_LINKAGE_BACKEND=duckdb"
+        )
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        if not (Path(home) / "bin" / "java").exists():
+            raise LinkageError(
+                f"JAVA_HOME={home} has no bin/java: point JAVA_HOME at a Java 17 "
+                "installation, or unset it to use the `java` on PATH"
+            )
+    elif shutil.which("java") is None:
+        raise LinkageError(
+            "the Spark linkage backend needs Java (17) and no `java` is on PATH: install one "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+
+
+def _session(data_dir: Path, settings: Settings):
+    """A Spark session for this run: quiet, its scratch space under DATA/.tmp/spark."""
+    from pyspark.sql import SparkSession
+
+    scratch = Path(data_dir).resolve() / ".tmp" / "spark"
+    (scratch / "tmp").mkdir(parents=True, exist_ok=True)
+    local = settings.spark_master.startswith("local")
+    if local:
+        # Bind to loopback: no network exposure, and no warning when the host name
+        # resolves to 127.0.0.1.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    conf = {
+        "spark.app.name": "joinedup-linkage",
+        "spark.master": settings.spark_master,
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.warehouse.dir": (scratch / "warehouse").as_uri(),
+        # The driver's temporary files (and in local mode every shuffle file) stay
+        # in the data directory, next to DuckDB's spill files, not in /tmp.
+        "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={scratch / 'tmp'}",
+    }
+    if local:
+        conf["spark.ui.enabled"] = "false"
+    conf.update(settings.spark_conf)
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    # Splink's Spark backend breaks long query lineages by writing parquet here.
+    checkpoints = settings.spark_checkpoint_dir or (scratch / "checkpoints").as_uri()
+    spark.sparkContext.setCheckpointDir(checkpoints)
+    return spark
+
+
+class SparkBackend:
+    name = "spark"
+
+    def __init__(self, data_dir: Path, settings: Settings) -> None:
+        check_available()
+        self.data_dir = Path(data_dir)
+        root = settings.spark_data_url or self.data_dir.resolve().as_uri()
+        self.root = root.rstrip("/")
+        self.spark = _session(self.data_dir, settings)
+
+    def _hadoop_path(self, url: str):
+        jvm = self.spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(url)
+        return path, path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+
+    def _exists(self, url: str) -> bool:
+        path, fs = self._hadoop_path(url)
+        return bool(fs.exists(path))
+
+    def _select(self, url: str, source: str = "source") -> str:
+        blooms = []
+        for column in BLOOM_COLUMNS:
+            blooms += [
+                f"{bloom_words_sql(column)} AS {column}",
+                f"{bloom_bits_sql(column)} AS {column}_bits",
+            ]
+        return (
+            f"SELECT {source}, record_token, {', '.join(TOKEN_COLUMNS)}, {', '.join(blooms)}, "
+            "CASE WHEN sex IN ('1', '2') THEN sex END AS sex "
+            f"FROM parquet.`{url}`"
+        )
+
+    def load_records(self) -> dict[str, int]:
+        counts = {}
+        for source, table in RECORD_TABLES.items():
+            url = f"{self.root}/{PSEUDONYMISED}/{source}/{table}.parquet"
+            if not self._exists(url):
+                raise FileNotFoundError(f"{url} not found: run pseudonymisation before linkage")
+            self.create_table(f"records_{source}", self._select(url))
+            counts[source] = self.count(f"records_{source}")
+        return counts
+
+    def load_opted_out(self) -> int:
+        url = f"{self.root}/{RESTRICTED_OPTED_OUT_ENCODINGS}"
+        if not self._exists(url):
+            self.create_table("opted_out", "SELECT * FROM records_gp LIMIT 0")
+            return 0
+        self.create_table("opted_out", self._select(url, source="'opted_out' AS source"))
+        return self.count("opted_out")
+
+    def linker(self, tables: dict[str, str], settings: dict[str, Any]) -> Linker:
+        from splink import SparkAPI
+
+        # The jar of Splink's Scala string-similarity functions is not needed: the
+        # model compares keyed tokens and Bloom filters only.
+        db = SparkAPI(spark_session=self.spark, register_udfs_automatically=False)
+        inputs = [db.register(table, dataset_display_name=name) for table, name in tables.items()]
+        return Linker(inputs, spark_settings(copy.deepcopy(settings)), log_level=logging.WARNING)
+
+    def training(self, training: dict[str, Any]) -> dict[str, Any]:
+        return spark_training(training)
+
+    def model_sql(self, trained: dict[str, Any], model_settings: dict[str, Any]) -> dict[str, Any]:
+        return duckdb_model(trained, model_settings)
+
+    def create_table(self, name: str, select_sql: str) -> None:
+        self.spark.sql(select_sql).persist().createOrReplaceTempView(name)
+
+    def register_frame(self, name: str, frame: pl.DataFrame) -> None:
+        if any(dtype != pl.String for dtype in frame.dtypes):
+            raise TypeError("register_frame takes text columns only")
+        schema = ", ".join(f"`{c}` STRING" for c in frame.columns)
+        self.spark.createDataFrame(frame.rows(), schema=schema).createOrReplaceTempView(name)
+
+    def columns(self, table: str) -> list[str]:
+        return list(self.spark.table(table).columns)
+
+    def count(self, table: str) -> int:
+        return int(self.spark.table(table).count())
+
+    def frame(self, sql: str) -> pl.DataFrame:
+        from pyspark.sql.types import StringType
+
+        result = self.spark.sql(sql)
+        frame = pl.from_pandas(result.toPandas())
+        text = [f.name for f in result.schema.fields if isinstance(f.dataType, StringType)]
+        # An empty result has no values to type its columns by; Spark's schema does.
+        return frame.with_columns(pl.col(c).cast(pl.String) for c in text)
+
+    def close(self) -> None:
+        try:
+            checkpoints = self.spark.sparkContext.getCheckpointDir()
+            if checkpoints:
+                path, fs = self._hadoop_path(checkpoints)
+                fs.delete(path, True)
+        finally:
+            self.spark.stop()
