@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from ingest_fixtures import baseline_rows, gp_id, run_all, write_landing
 
-from joinedup.privacy_scan import PrivacyLeakError, assert_clean, scan
+from joinedup.privacy_scan import SPILL_DIR, PrivacyLeakError, assert_clean, scan
 
 
 @pytest.fixture(scope="module")
@@ -94,5 +94,14 @@ def test_the_privacy_gate_scans_the_published_marts_wherever_they_are_published(
     con = duckdb.connect(str(published / "analytics.duckdb"))
     con.execute("CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
     con.close()
-    with pytest.raises(PrivacyLeakError, match="analytics.duckdb"):
+    with pytest.raises(PrivacyLeakError, match=r"analytics\.duckdb"):
         privacy_gate(data_dir)
+
+
+def test_the_scan_is_bounded_by_the_duckdb_memory_limit_and_leaves_no_spill(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOINEDUP_DUCKDB_MEMORY_LIMIT", "1KB")
+    with pytest.raises(duckdb.OutOfMemoryException):
+        scan(data_dir / "landing", [data_dir / "pseudonymised"])
+    assert not (data_dir / "landing" / SPILL_DIR).exists()

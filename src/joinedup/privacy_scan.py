@@ -26,6 +26,7 @@ How matching works, all as DuckDB set joins over *distinct* cell values:
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import duckdb
 import polars as pl
 
 from joinedup.contracts import PERSON_SOURCES, TABLES, Kind, Table
+from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ _PATTERNS: dict[str, tuple[str, str]] = {
     "local_id": (r"\b[A-Za-z0-9]+\b", "upper(t)"),
 }
 _KIND_OF = dict.fromkeys(("iso_date", "uk_date", "compact_date"), "date_of_birth")
+
+
+SPILL_DIR = "_privacy_scan_spill"
 
 
 class PrivacyLeakError(RuntimeError):
@@ -279,7 +284,12 @@ def scan(
     ``vocabulary``: the project's own files (e.g. the expectation suites, seeds), whose
     tokens are not counted as identifiers.
     """
-    con = duckdb.connect()
+    # Spilled pages hold landing identifiers, so they spill inside landing/ (owner-only),
+    # never to a temporary folder of the working directory; memory is capped as elsewhere.
+    spill = Path(landing_dir) / SPILL_DIR
+    con = duckdb.connect(
+        config={"memory_limit": Settings().duckdb_memory_limit, "temp_directory": str(spill)}
+    )
     try:
         n_identifiers = identifiers(con, landing_dir)
         _drop_vocabulary(con, vocabulary)
@@ -316,6 +326,7 @@ def scan(
         return findings.cast(pl.String) if findings.height else empty
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def summarise(findings: pl.DataFrame) -> list[dict]:
