@@ -24,6 +24,7 @@ from joinedup.ingest.encodings import (
     encode_demographics,
     soundex,
 )
+from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.paths import RESTRICTED_OPTED_OUT_ENCODINGS
 from joinedup.ingest.pseudonymise import GP_EXTRA, RECORD_SCHEMA
 from joinedup.ingest.records import DEMOGRAPHICS
@@ -146,11 +147,16 @@ def test_key_never_appears_in_any_output_or_log(
 
 def test_same_input_gives_byte_identical_outputs(tmp_path: Path) -> None:
     def digest(root: Path) -> dict[str, str]:
-        return {
+        # Provenance records when each file first arrived (ledger first_seen_at, the
+        # runs/ markers): the only bytes that differ between two directories.
+        files = {
             p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")
+            if p.is_file() and not p.name.startswith(".") and p.parent.name != "runs"
         }
+        ledger = read_ledger(root).drop("first_seen_at")
+        files["ledger.csv"] = hashlib.sha256(ledger.write_csv().encode()).hexdigest()
+        return files
 
     first, second = tmp_path / "a", tmp_path / "b"
     for d in (first, second):
