@@ -9,6 +9,12 @@
     or the denominator is 0;
   * each dependent statistic (a median, say) is withheld where the count it describes is.
 
+  Column secondary_suppression is false here. After dbt build,
+  joinedup.secondary_suppression withholds further published cells (in the same form:
+  null, flag true, rates and statistics nulled) wherever a withheld one could be
+  recovered by subtracting published cells from their margin, and sets it true on
+  every row: a withheld cell may then be any count from 1 up, not only 1 to threshold-1.
+
   Arguments:
     relation    the unsuppressed aggregate (a ref or a CTE name)
     dimensions  columns passed through unchanged (the grouping)
@@ -78,5 +84,6 @@ select
     {%- for statistic in dependents %}
     {{ statistic }},
     {%- endfor %}
+    false as secondary_suppression,
 from published
 {%- endmacro %}

@@ -363,6 +363,25 @@ def test_no_published_count_is_between_1_and_7(built: dict) -> None:
                 assert withheld > 0, f"{table}.{c}: expected some suppression at this size"
 
 
+def test_secondary_suppression_leaves_no_cell_recovered_exactly(built: dict) -> None:
+    from joinedup.privacy_report import differencing
+
+    summary = built["summary"]["secondary_suppression"]
+    assert {m["mart"] for m in summary["marts"]} == {
+        "mart_pathway_flows",
+        "mart_readmissions",
+        "mart_discharge_to_social_care",
+    }
+    # At this size subtraction pins some withheld cells until more are withheld.
+    assert sum(m["secondary_cells"] for m in summary["marts"]) > 0
+    with duckdb.connect(str(built["analytics"]), read_only=True) as con:
+        results = differencing.check_all(con, threshold=8, rounding_base=5)
+    for result in results:
+        assert result["secondary_suppression"], result["mart"]
+        assert result["exactly_recovered_cells"] == 0, (result["mart"], result["examples"])
+        assert result["inconsistent_cells"] == 0 and sum(result["rule"].values()) == 0
+
+
 def test_analytics_holds_only_marts_and_no_identifiers(built: dict) -> None:
     analytics = built["analytics"]
     with duckdb.connect(str(analytics), read_only=True) as con:

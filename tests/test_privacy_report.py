@@ -356,6 +356,25 @@ def test_the_report_writes_json_and_escaped_self_contained_html(planted: Path) -
     assert "person-0" not in page and "person-0" not in (privacy / "report.json").read_text()
 
 
+def test_a_cell_recovered_exactly_fails_the_run_by_default(planted: Path) -> None:
+    # A withheld month (1 to 7) with seven non-empty withheld parts: 7, and every part 1.
+    sexes = ["Female", "Male", "Indeterminate", "Unknown", "A", "B", "C"]
+    with duckdb.connect(str(planted / ANALYTICS)) as con:
+        _plant_mart(
+            con,
+            "mart_pinned",
+            [("month", JAN, None, None), *(("month+sex", JAN, s, None) for s in sexes)],
+        )
+    with pytest.raises(PrivacyRiskError, match="mart_pinned: 8, 8 exactly"):
+        write_privacy_report(planted, run_id="r1", settings=_settings())
+    report = json.loads((planted / "privacy" / "report.json").read_text())
+    assert report["status"] == "fail"
+    relaxed = write_privacy_report(
+        planted, run_id="r1", settings=_settings(privacy_on_recoverable="warn")
+    )
+    assert relaxed["status"] == "warn"
+
+
 def test_fail_mode_fails_after_writing_the_evidence(planted: Path) -> None:
     with pytest.raises(PrivacyRiskError) as raised:
         write_privacy_report(planted, run_id="r1", settings=_settings(privacy_on_low_k="fail"))

@@ -106,10 +106,11 @@ class Settings(BaseSettings):
     privacy_on_low_k: Literal["warn", "fail"] = Field(
         "warn", description="when the demographics in dim_person have k below privacy_min_k"
     )
-    # warn by default: the demo's commissioner marts do let suppressed cells be narrowed by
-    # subtraction (README "Re-identification risk"); fail once secondary suppression exists.
+    # fail by default: secondary suppression (joinedup.secondary_suppression) leaves no
+    # withheld cell that subtraction recovers exactly; cells it only narrows are a warning.
     privacy_on_recoverable: Literal["warn", "fail"] = Field(
-        "warn", description="when a suppressed aggregate cell can be recovered by differencing"
+        "fail",
+        description="when a suppressed aggregate cell is recovered exactly by differencing",
     )
     coarsen_birth: Literal["month", "age_band"] = Field(
         "month", description="analysts' marts: month-year of birth, or the age band alone"

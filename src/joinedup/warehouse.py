@@ -3,8 +3,9 @@
 Three stage functions for the DAG, each a plain call:
 
 * :func:`build_warehouse` runs ``dbt build`` (seeds, models, data tests, unit
-  tests) on the pseudonymised tables and ``linked/record_person.parquet`` and
-  writes ``DATA/warehouse.duckdb``;
+  tests) on the pseudonymised tables and ``linked/record_person.parquet``, then
+  secondary suppression on the commissioner marts (joinedup.secondary_suppression),
+  and writes ``DATA/warehouse.duckdb``;
 * :func:`publish_analytics` copies the marts alone into ``DATA/analytics.duckdb``,
   the read-only file analysts open;
 * :func:`generate_docs` writes the dbt documentation site to ``DATA/docs/dbt/``.
@@ -255,6 +256,7 @@ def build_warehouse(
     shutil.rmtree(build_dir, ignore_errors=True)
     # The warehouse holds record tokens (staging, intermediate): data engineers only.
     make_private_dirs(build_dir, build_dir)
+    variables = _dbt_vars(dbt_vars)
     try:
         result = _invoke(
             ["build"],
@@ -262,11 +264,12 @@ def build_warehouse(
             build_dir / WAREHOUSE,
             project_dir=project_dir,
             target_path=data_dir / DBT_DIR / "target",
-            dbt_vars=_dbt_vars(dbt_vars),
+            dbt_vars=variables,
             threads=threads,
         )
         if not result.success:
             raise WarehouseError(_failure_message("build", result, data_dir))
+        secondary = _secondary_suppression(build_dir / WAREHOUSE, variables, project_dir)
         if run_id is not None:
             with duckdb.connect(str(build_dir / WAREHOUSE)) as con:
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
@@ -286,7 +289,37 @@ def build_warehouse(
     warnings = sorted(r.node.name for r in results if str(r.status) == "warn")
     seconds = round(time.perf_counter() - started, 2)
     log.info("warehouse built in %.1fs: %s (%d warnings)", seconds, target, len(warnings))
-    return {"warehouse": str(target), "seconds": seconds, "nodes": counts, "warnings": warnings}
+    return {
+        "warehouse": str(target),
+        "seconds": seconds,
+        "nodes": counts,
+        "warnings": warnings,
+        "secondary_suppression": secondary,
+    }
+
+
+def _secondary_suppression(
+    database: Path, variables: dict[str, Any], project_dir: Path
+) -> dict[str, Any]:
+    """Withhold more cells of the commissioner marts until subtraction recovers none.
+
+    Here, after dbt build and before the marts gate and publishing, rather than in dbt:
+    it audits, withholds and audits again to a fixed point (joinedup.secondary_suppression).
+    """
+    from joinedup.privacy_report.rules import rounding_base
+    from joinedup.secondary_suppression import (
+        SecondarySuppressionError,
+        apply_secondary_suppression,
+    )
+
+    base = variables.get("rounding_base") or rounding_base(project_dir)
+    try:
+        with duckdb.connect(str(database)) as con:
+            return apply_secondary_suppression(
+                con, threshold=int(variables["suppression_threshold"]), rounding_base=int(base)
+            )
+    except SecondarySuppressionError as exc:
+        raise WarehouseError(f"secondary suppression failed: {exc}") from None
 
 
 def _mart_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None]]:

@@ -27,7 +27,8 @@ not complete: a full linear-programming audit could narrow some cells further.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,11 @@ COLUMN_MARGINS: tuple[tuple[str, str, str], ...] = (
 )
 
 FLAG = "_suppressed"
+# True on the rows of a mart that went through secondary suppression
+# (joinedup.secondary_suppression): some withheld counts there are not small, and
+# nothing says which, so a withheld count is read as 1 to unbounded, not 1 to
+# threshold-1. It is still recoverable when the margins pin it inside 1 to threshold-1.
+SECONDARY = "secondary_suppression"
 EXAMPLES = 10
 MAX_ROUNDS = 100
 _UNBOUNDED = 1 << 40
@@ -73,21 +79,28 @@ class AggregateMart:
     name: str
     counts: tuple[str, ...]
     dimensions: tuple[str, ...]
+    secondary: bool = False
+    schema: str = "main"
+
+    @property
+    def relation(self) -> str:
+        return f"{_quote(self.schema)}.{_quote(self.name)}"
 
     @property
     def additive(self) -> tuple[str, ...]:
         return tuple(c for c in self.counts if c not in DISTINCT_COUNTS)
 
 
-def aggregate_marts(con: duckdb.DuckDBPyConnection) -> list[AggregateMart]:
+def aggregate_marts(con: duckdb.DuckDBPyConnection, schema: str = "main") -> list[AggregateMart]:
     """Tables with a ``breakdown`` column and suppression flags: the disclosure-controlled marts."""
     rows = con.execute(
         """
         select table_name, column_name, data_type
         from duckdb_columns()
-        where schema_name = 'main' and database_name = current_database()
+        where schema_name = ? and database_name = current_database()
         order by table_name, column_index
-        """
+        """,
+        [schema],
     ).fetchall()
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, dtype in rows:
@@ -102,12 +115,12 @@ def aggregate_marts(con: duckdb.DuckDBPyConnection) -> list[AggregateMart]:
         dims = tuple(
             c
             for c, dtype in columns
-            if c != "breakdown"
+            if c not in ("breakdown", SECONDARY)
             and c not in counts
             and c not in flags
             and not dtype.startswith(_FLOATING)
         )
-        marts.append(AggregateMart(table, counts, dims))
+        marts.append(AggregateMart(table, counts, dims, SECONDARY in names, schema))
     return marts
 
 
@@ -127,7 +140,7 @@ def check_rule(
                 count(*) filter (where {f} is null) as flag_missing,
                 count(*) filter (where {v} is null and not {f}) as not_withheld_but_missing,
                 count(*) filter (where {v} % {b} <> 0) as not_rounded
-            from {_quote(mart.name)}
+            from {mart.relation}
             """
         )
     totals = con.execute(
@@ -148,7 +161,7 @@ def _labels(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> dict[str, fr
     labels = [
         r[0]
         for r in con.execute(
-            f"select distinct breakdown from {_quote(mart.name)} where breakdown is not null"
+            f"select distinct breakdown from {mart.relation} where breakdown is not null"
         ).fetchall()
     ]
     out = {}
@@ -237,12 +250,17 @@ def _intervals(
     selects = []
     for c in mart.additive:
         v, f = _quote(c), _quote(c + FLAG)
+        withheld_hi = (
+            f"case when coalesce({_quote(SECONDARY)}, false) then {_UNBOUNDED} else {t - 1} end"
+            if mart.secondary
+            else str(t - 1)
+        )
         selects.append(
             f"""
             select row_id, {_literal(c)} as col, coalesce({f}, false) as suppressed,
                 case when {f} then 1 when {v} = 0 then 0
                      when {v} is null then 0 else greatest({t}, {v} - {below}) end as lo,
-                case when {f} then {t - 1} when {v} is null then {_UNBOUNDED}
+                case when {f} then {withheld_hi} when {v} is null then {_UNBOUNDED}
                      else {v} + {above} end as hi
             from _d_rows
             """
@@ -319,7 +337,7 @@ def _audit(
     labels = _labels(con, mart)
     con.execute(
         f"create or replace temp table _d_rows as "
-        f"select row_number() over () as row_id, * from {_quote(mart.name)}"
+        f"select row_number() over () as row_id, * from {mart.relation}"
     )
     groups = _build_constraints(con, mart, labels)
     _intervals(con, mart, threshold, rounding_base)
@@ -327,9 +345,40 @@ def _audit(
     return labels, groups, rounds
 
 
+def recoverable_sql(threshold: int, prefix: str = "") -> str:
+    """A withheld cell's interval, narrowed inside 1 to threshold-1: it says more than the rule.
+
+    Under secondary suppression a withheld cell starts at 1 to unbounded; it is
+    recoverable once its margins put it below the threshold and narrower than 1 to
+    threshold-1 (any withheld cell pinned to one value is recoverable too).
+    """
+    t, lo, hi = int(threshold), f"{prefix}lo", f"{prefix}hi"
+    small = f"{hi} <= {t - 1} and ({lo} > 1 or {hi} < {t - 1})"
+    return f"{lo} <= {hi} and (({small}) or ({lo} = {hi} and {hi} > {t - 1}))"
+
+
 def _drop(con: duckdb.DuckDBPyConnection) -> None:
     for name in ("_d_rows", "_d_members", "_d_iv", "_d_new"):
         con.execute(f"drop table if exists {name}")
+
+
+@contextmanager
+def audited(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, *, threshold: int, rounding_base: int
+) -> Iterator[dict[str, frozenset[str]]]:
+    """Run the audit of one mart and keep its working tables while the block runs.
+
+    For a caller that acts on the result (secondary suppression): temp tables
+    ``_d_rows`` (the mart with a ``row_id``), ``_d_members`` (``group_id``, ``row_id``,
+    ``col``, ``role`` 'parent' or 'child': each margin, the parts adding up to a whole)
+    and ``_d_iv`` (``row_id``, ``col``, ``suppressed``, ``lo``, ``hi``: each count's
+    narrowed interval). Yields the breakdown labels and their dimensions.
+    """
+    try:
+        labels, _groups, _rounds = _audit(con, mart, threshold, rounding_base)
+        yield labels
+    finally:
+        _drop(con)
 
 
 def suppressed_intervals(
@@ -375,7 +424,7 @@ def check_mart(
             f"""
             select
                 count(*) filter (where suppressed),
-                count(*) filter (where suppressed and lo <= hi and (lo > 1 or hi < {t - 1})),
+                count(*) filter (where suppressed and {recoverable_sql(t)}),
                 count(*) filter (where suppressed and lo = hi),
                 count(*) filter (where lo > hi)
             from _d_iv
@@ -386,8 +435,7 @@ def check_mart(
             for col, s, r in con.execute(
                 f"""
                 select col, count(*) filter (where suppressed),
-                    count(*) filter (where suppressed and lo <= hi
-                                     and (lo > 1 or hi < {t - 1}))
+                    count(*) filter (where suppressed and {recoverable_sql(t)})
                 from _d_iv group by col order by col
                 """
             ).fetchall()
@@ -405,6 +453,7 @@ def check_mart(
         "margins": groups,
         "rounds": rounds,
         "suppressed_cells": suppressed,
+        "secondary_suppression": mart.secondary,
         "recoverable_cells": recoverable,
         "exactly_recovered_cells": exact,
         "inconsistent_cells": inconsistent,
@@ -423,7 +472,7 @@ def _recovered_examples(
         select r.breakdown, {dims}, iv.col, iv.lo, iv.hi
         from _d_iv as iv
         inner join _d_rows as r on iv.row_id = r.row_id
-        where iv.suppressed and iv.lo <= iv.hi and (iv.lo > 1 or iv.hi < {threshold - 1})
+        where iv.suppressed and {recoverable_sql(threshold, "iv.")}
         order by iv.hi - iv.lo, r.breakdown, iv.col, iv.row_id
         limit {int(limit)}
         """

@@ -8,8 +8,9 @@ What fails a run (each has a setting; see README "Re-identification risk"):
 
 * people in ``dim_person`` whose demographics put them in a class smaller than
   ``JOINEDUP_PRIVACY_MIN_K`` (``JOINEDUP_PRIVACY_ON_LOW_K=fail``);
-* a suppressed commissioner cell recoverable by differencing
-  (``JOINEDUP_PRIVACY_ON_RECOVERABLE=fail``);
+* a suppressed commissioner cell recovered exactly by differencing
+  (``JOINEDUP_PRIVACY_ON_RECOVERABLE``, ``fail`` by default: secondary suppression
+  leaves none); cells only narrowed are a warning;
 * a published count that breaks the suppression rule itself (always).
 
 The scenarios with dated events are reported and never fail a run: a date of admission
@@ -189,10 +190,13 @@ def findings(measured: Mapping[str, Any], settings: Any) -> list[dict[str, str]]
         )
     recoverable = [(m["mart"], m["recoverable_cells"], m["exactly_recovered_cells"]) for m in marts]
     total = sum(r for _m, r, _e in recoverable)
+    exact = sum(e for _m, _r, e in recoverable)
     if total:
+        # Exact recovery is the gate: secondary suppression leaves none. Narrowing is not
+        # (a withheld whole with k non-empty parts is at least k whatever is withheld).
         out.append(
             {
-                "severity": settings.privacy_on_recoverable,
+                "severity": settings.privacy_on_recoverable if exact else "warn",
                 "what": (
                     f"{total:,} suppressed cells can be narrowed by subtracting published "
                     "cells from their margins ("
@@ -200,9 +204,17 @@ def findings(measured: Mapping[str, Any], settings: Any) -> list[dict[str, str]]
                     + ")."
                 ),
                 "do": (
-                    "Add secondary (complementary) suppression to suppress_small_numbers, or "
-                    "publish fewer overlapping breakdowns; until then treat the commissioner "
-                    "marts as not safe against differencing."
+                    (
+                        "Rebuild the warehouse (dbt build is followed by secondary "
+                        "suppression, joinedup.secondary_suppression); if cells are still "
+                        "recovered exactly, publish fewer overlapping breakdowns "
+                        "(macros/commissioner_breakdowns.sql)."
+                    )
+                    if exact
+                    else (
+                        "No cell is recovered exactly; to narrow fewer, publish fewer "
+                        "overlapping breakdowns (macros/commissioner_breakdowns.sql)."
+                    )
                 ),
             }
         )

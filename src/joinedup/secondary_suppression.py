@@ -1,0 +1,341 @@
+"""Secondary (complementary) suppression of the commissioners' aggregate marts.
+
+Primary suppression (``macros/suppress_small_numbers.sql``) withholds every count from
+1 to threshold-1. The marts are published at overlapping breakdowns, so a withheld cell
+can still be the whole minus its published parts: the differencing audit
+(:mod:`joinedup.privacy_report.differencing`) finds such cells. This step withholds, in
+every margin that lets a withheld cell be pinned down, the smallest published part of
+that margin as well, then audits again, until no withheld cell is recoverable.
+
+It runs in Python on ``warehouse.duckdb`` right after ``dbt build`` (and before the
+marts gate and publishing), not in dbt: it is a loop (audit, withhold, audit again) to
+a fixed point, which Jinja SQL cannot express, and it reuses the auditor's own margins
+and interval propagation rather than a second copy of them.
+
+A cell withheld here takes exactly the primary rule's form (count null,
+``<count>_suppressed`` true, its rates and statistics nulled), so nothing tells a
+reader which withheld cells are small; the mart's ``secondary_suppression`` column is
+set true on every row to say that the rule was applied, and the audit then reads a
+withheld count as anything from 1 up rather than 1 to threshold-1. The counts in its
+row that would bound it from below (the people behind the transitions, say), which
+the audit does not model, are withheld with it.
+
+Why the cells must look alike: a cell only exists when its count is at least 1, so
+with withheld counts known to be at most threshold-1, a small withheld whole with many
+(withheld) parts pins them all. On the 10,000-person demo some 800 cells are recovered
+that way from no published figure at all, which no amount of withholding could stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import duckdb
+
+from joinedup.privacy_report.differencing import (
+    COLUMN_MARGINS,
+    FLAG,
+    SECONDARY,
+    AggregateMart,
+    aggregate_marts,
+    audited,
+    recoverable_sql,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 40
+_UNBOUNDED = 1 << 40
+
+# What else in a row goes when a count is withheld here: the rates and statistics
+# computed from it (as in the mart's suppress_small_numbers call) and the counts that
+# are never larger than it. Every rate or statistic of an aggregate mart must be listed,
+# or the step refuses to run rather than leave a rate that gives the count back.
+RELATED: dict[str, dict[str, tuple[str, ...]]] = {
+    "mart_pathway_flows": {
+        "transitions": ("pct_of_from_event", "median_days_between", "people"),
+        "from_event_transitions": ("pct_of_from_event",),
+    },
+    "mart_readmissions": {
+        "index_discharges": ("readmission_rate_pct", "emergency_readmissions"),
+        "emergency_readmissions": ("readmission_rate_pct",),
+    },
+    "mart_discharge_to_social_care": {
+        "discharges": ("social_care_rate_pct", "discharges_to_social_care"),
+        "discharges_to_social_care": (
+            "social_care_rate_pct",
+            "within_7_days_pct",
+            "median_days_to_social_care",
+            "discharges_to_social_care_within_7_days",
+        ),
+        "discharges_to_social_care_within_7_days": ("within_7_days_pct",),
+    },
+}
+
+Criterion = Literal["exact", "narrowed"]
+
+
+class SecondarySuppressionError(RuntimeError):
+    """The marts cannot be made safe against differencing by withholding more cells."""
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> list[tuple[str, str]]:
+    return con.execute(
+        "select column_name, data_type from duckdb_columns() "
+        "where schema_name = ? and table_name = ? and database_name = current_database() "
+        "order by column_index",
+        [mart.schema, mart.name],
+    ).fetchall()
+
+
+def _related(
+    con: duckdb.DuckDBPyConnection,
+    mart: AggregateMart,
+    related: dict[str, dict[str, tuple[str, ...]]],
+) -> dict[str, tuple[str, ...]]:
+    """What goes with each count of this mart, checked against its columns."""
+    if not mart.secondary:
+        raise SecondarySuppressionError(
+            f"{mart.schema}.{mart.name} has no {SECONDARY} column: build it with "
+            "macros/suppress_small_numbers.sql, which adds it."
+        )
+    mine = related.get(mart.name, {})
+    known = set(mart.dimensions) | {"breakdown", SECONDARY}
+    known |= {f"{c}{suffix}" for c in mart.counts for suffix in ("", FLAG)}
+    covered = {r for values in mine.values() for r in values}
+    unknown = [c for c, _t in _columns(con, mart) if c not in known and c not in covered]
+    if unknown:
+        raise SecondarySuppressionError(
+            f"{mart.schema}.{mart.name}: column(s) {', '.join(unknown)} are neither a count, "
+            "a dimension nor listed as derived from a count; add them to RELATED in "
+            "src/joinedup/secondary_suppression.py so a withheld count takes them with it."
+        )
+    return mine
+
+
+def _closure(count: str, related: dict[str, tuple[str, ...]], counts: Sequence[str]) -> list[str]:
+    """``count`` and the counts withheld with it, in order, each once."""
+    out: list[str] = []
+    todo = [count]
+    while todo:
+        c = todo.pop(0)
+        if c in out:
+            continue
+        out.append(c)
+        todo += [r for r in related.get(c, ()) if r in counts]
+    return out
+
+
+def _condition(criterion: Criterion, threshold: int) -> str:
+    if criterion == "exact":
+        return "lo = hi"
+    return recoverable_sql(threshold)
+
+
+def _choose(
+    con: duckdb.DuckDBPyConnection, threshold: int, criterion: Criterion, *, wide: bool = False
+) -> tuple[int, int]:
+    """Fill temp table _ss_chosen with the cells to withhold; returns (recoverable, chosen).
+
+    A margin is to blame for a recoverable cell when, given what is known of its other
+    members, it bounds the cell more narrowly than 1 to threshold-1 on either side (not
+    only the margins that set the final bound: at the fixed point a chain of margins can
+    hold one another there, and the one with a published member must be broken). In each such
+    margin the smallest published part is chosen, the whole only when no part is left
+    (many withheld parts, each at least 1, of a small published whole). ``wide`` blames
+    every margin holding a recoverable cell: for a cell held by a cycle of margins none
+    of which narrows it alone.
+    """
+    t = int(threshold)
+    recoverable = con.execute(
+        f"select count(*) from _d_iv where suppressed and lo <= hi and {_condition(criterion, t)}"
+    ).fetchone()[0]
+    con.execute(
+        f"""
+        create or replace temp table _ss_chosen as
+        with target as (
+            select row_id, col, lo, hi from _d_iv
+            where suppressed and lo <= hi and {_condition(criterion, t)}
+        ),
+        m as (
+            select g.group_id, g.role, g.row_id, g.col, iv.lo, iv.hi, iv.suppressed
+            from _d_members as g
+            inner join _d_iv as iv on g.row_id = iv.row_id and g.col = iv.col
+        ),
+        sums as (
+            select
+                group_id,
+                sum(lo) filter (where role = 'child') as c_lo,
+                sum(hi) filter (where role = 'child') as c_hi,
+                max(lo) filter (where role = 'parent') as p_lo,
+                max(hi) filter (where role = 'parent') as p_hi
+            from m
+            group by group_id
+        ),
+        bounds as (
+            select
+                m.group_id,
+                case when m.role = 'parent' then s.c_lo
+                     else s.p_lo - (s.c_hi - m.hi) end as b_lo,
+                case when m.role = 'parent' then s.c_hi
+                     else s.p_hi - (s.c_lo - m.lo) end as b_hi
+            from target as x
+            inner join m on m.row_id = x.row_id and m.col = x.col
+            inner join sums as s on s.group_id = m.group_id
+            where s.p_lo is not null and s.c_lo is not null
+        ),
+        blamed as (
+            select distinct group_id from bounds
+            where {"true" if wide else f"b_lo > 1 or b_hi < {t - 1}"}
+        ),
+        candidates as (
+            select m.row_id, m.col, row_number() over (
+                partition by m.group_id order by m.role = 'parent', m.lo, m.row_id, m.col
+            ) as rank
+            from blamed as b
+            inner join m on m.group_id = b.group_id
+            where not m.suppressed and m.lo >= {t} and m.hi < {_UNBOUNDED}
+        )
+        select distinct row_id, col from candidates where rank = 1
+        """
+    )
+    chosen = con.execute("select count(*) from _ss_chosen").fetchone()[0]
+    return recoverable, chosen
+
+
+def _withhold(
+    con: duckdb.DuckDBPyConnection,
+    mart: AggregateMart,
+    related: dict[str, tuple[str, ...]],
+) -> None:
+    """Withhold the chosen cells (and what goes with them) in the mart itself."""
+    keys = ["breakdown", *mart.dimensions]
+    cols = ", ".join(f"r.{_quote(k)}" for k in keys)
+    con.execute(
+        f"create or replace temp table _ss_cells as select {cols}, c.col "
+        "from _ss_chosen as c inner join _d_rows as r on r.row_id = c.row_id"
+    )
+    roots = [r[0] for r in con.execute("select distinct col from _ss_cells").fetchall()]
+    for root in roots:
+        # A margin column repeats on every row of its cell (one per part): withhold it on all.
+        over = {o for m, _p, o in COLUMN_MARGINS if m == root}
+        on = " and ".join(
+            f"m.{_quote(k)} is not distinct from s.{_quote(k)}" for k in keys if k not in over
+        )
+        for count in _closure(root, related, mart.counts):
+            derived = [d for d in related.get(count, ()) if d not in mart.counts]
+            sets = [
+                f"{_quote(count)} = null",
+                f"{_quote(count + FLAG)} = true",
+                *(f"{_quote(d)} = null" for d in derived),
+            ]
+            # A 0 stays 0 and a count already withheld keeps its flags.
+            con.execute(
+                f"update {mart.relation} as m set {', '.join(sets)} from _ss_cells as s "
+                f"where s.col = {_literal(root)} and {on} and m.{_quote(count)} > 0"
+            )
+
+
+def suppress_mart(
+    con: duckdb.DuckDBPyConnection,
+    mart: AggregateMart,
+    *,
+    threshold: int,
+    rounding_base: int,
+    criterion: Criterion = "exact",
+    max_rounds: int = MAX_ROUNDS,
+    related: dict[str, dict[str, tuple[str, ...]]] | None = None,
+) -> dict[str, Any]:
+    """Withhold cells of one mart until no withheld cell is recoverable by ``criterion``.
+
+    ``criterion`` 'exact': none left with one possible value; 'narrowed': none whose
+    possible values are fewer than 1 to threshold-1. ``related`` defaults to RELATED.
+    """
+    mine = _related(con, mart, RELATED if related is None else related)
+    withheld_before = _withheld_cells(con, mart)
+    con.execute(f"update {mart.relation} set {_quote(SECONDARY)} = true")
+    first = None
+    rounds = 0  # rounds that withheld cells; one audit more confirms the last of them
+    while True:
+        with audited(con, mart, threshold=threshold, rounding_base=rounding_base):
+            found = _choose(con, threshold, criterion)
+            if found[0] and not found[1]:
+                found = _choose(con, threshold, criterion, wide=True)
+            recoverable, chosen = found
+            first = recoverable if first is None else first
+            log.debug("%s after %d rounds: %d recoverable, %d chosen", mart.name, rounds, *found)
+            if not recoverable:
+                break
+            if not chosen:
+                raise SecondarySuppressionError(
+                    f"{mart.schema}.{mart.name}: {recoverable:,} withheld cell(s) stay "
+                    f"recoverable by differencing ({criterion}) and no published cell is "
+                    "left to withhold beside them; publish fewer overlapping breakdowns "
+                    "(macros/commissioner_breakdowns.sql)."
+                )
+            if rounds == max_rounds:
+                raise SecondarySuppressionError(
+                    f"{mart.schema}.{mart.name}: {recoverable:,} withheld cell(s) are still "
+                    f"recoverable by differencing ({criterion}) after {max_rounds} rounds of "
+                    "secondary suppression; publish fewer overlapping breakdowns "
+                    "(macros/commissioner_breakdowns.sql) or raise MAX_ROUNDS."
+                )
+            rounds += 1
+            _withhold(con, mart, mine)
+            con.execute("drop table if exists _ss_cells")
+            con.execute("drop table if exists _ss_chosen")
+    con.execute("drop table if exists _ss_chosen")
+    return {
+        "mart": mart.name,
+        "rounds": rounds,
+        "recoverable_before": first or 0,
+        "withheld_before": withheld_before,
+        "secondary_cells": _withheld_cells(con, mart) - withheld_before,
+    }
+
+
+def _withheld_cells(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> int:
+    total = " + ".join(f"count(*) filter (where {_quote(c + FLAG)})" for c in mart.counts)
+    return int(con.execute(f"select {total or 0} from {mart.relation}").fetchone()[0])
+
+
+def apply_secondary_suppression(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    threshold: int,
+    rounding_base: int,
+    schema: str = "marts",
+    criterion: Criterion = "exact",
+    related: dict[str, dict[str, tuple[str, ...]]] | None = None,
+) -> dict[str, Any]:
+    """Secondary suppression of every aggregate mart in ``schema``; a summary per mart."""
+    started = time.perf_counter()
+    marts = [
+        suppress_mart(
+            con,
+            mart,
+            threshold=threshold,
+            rounding_base=rounding_base,
+            criterion=criterion,
+            related=related,
+        )
+        for mart in aggregate_marts(con, schema)
+    ]
+    seconds = round(time.perf_counter() - started, 2)
+    log.info(
+        "secondary suppression in %.1fs: %s",
+        seconds,
+        ", ".join(f"{m['mart']} +{m['secondary_cells']:,} cells" for m in marts) or "no marts",
+    )
+    return {"criterion": criterion, "seconds": seconds, "marts": marts}
