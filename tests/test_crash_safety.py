@@ -85,6 +85,8 @@ BYTE_IDENTICAL = (
 NOT_BYTE_IDENTICAL = {"linked/model.json", "linked/summary.json"}
 CLI = (sys.executable, "-m", "joinedup.cli")
 KILL_TIMEOUT = 900  # seconds to reach a stage on a busy 2-core machine
+# The tasks killed so far on the shared data directory (the tests also run one by one).
+KILLED: list[str] = []
 
 
 def _env() -> dict[str, str]:
@@ -148,6 +150,7 @@ def _kill_when(
     Returns the (dag_id, task_id) that was running, after checking it still was when
     the process group died (so the kill landed inside that task).
     """
+    killed_before = len(KILLED)
     before = {(d, r) for d, r, _t in _task_states(data_dir)}
     proc = _start(data_dir, RUN, log)
     deadline = time.monotonic() + KILL_TIMEOUT
@@ -164,6 +167,9 @@ def _kill_when(
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert _task_states(data_dir)[hit] == "running", f"{hit} finished before the kill"
+    KILLED.append(hit[2])
+    if killed_before:  # the attempt got past the previous kill, and closed its DAG run
+        assert "marked failed 1 DAG run(s)" in log.read_text()
     return hit[0], hit[2]
 
 
@@ -299,8 +305,6 @@ def test_kill_during_ingest(crashed: Path, base: Path) -> None:
 def test_kill_during_pseudonymisation(crashed: Path, base: Path) -> None:
     log = crashed.parent / "kill-pseudonymise.log"
     _kill_when(crashed, log, lambda d, t: t == "pseudonymise")
-    # The attempt got past the ingest kill: every source ingested for r1 again.
-    assert "marked failed 1 DAG run(s)" in log.read_text()
     _assert_consistent_after_kill(crashed, base)
 
 
@@ -369,7 +373,7 @@ def test_rerun_after_the_kills_matches_an_uninterrupted_run(
 ) -> None:
     log = crashed.parent / "rerun.log"
     output = _finish(_start(crashed, RUN, log), log)
-    assert "marked failed 1 DAG run(s)" in output
+    assert ("marked failed 1 DAG run(s)" in output) == bool(KILLED)
     _assert_nothing_half_done(crashed)
     _assert_same_outputs(crashed, reference())
 
@@ -380,7 +384,7 @@ def _assert_nothing_half_done(crashed: Path) -> None:
     assert left == []
     assert not (crashed / ".warehouse-build").exists()
     states = [s for _d, _r, s in _dag_run_states(crashed)]
-    assert states.count("failed") == 4 and set(states) == {"success", "failed"}
+    assert states.count("failed") == len(KILLED) and set(states) <= {"success", "failed"}
     assert _partial_files(crashed) == []
 
 
