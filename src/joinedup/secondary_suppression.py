@@ -5,7 +5,9 @@ Primary suppression (``macros/suppress_small_numbers.sql``) withholds every coun
 can still be the whole minus its published parts: the differencing audit
 (:mod:`joinedup.privacy_report.differencing`) finds such cells. This step withholds, in
 every margin that lets a withheld cell be pinned down, the smallest published part of
-that margin as well, then audits again, until no withheld cell is recoverable.
+that margin as well, then audits again, until no withheld cell is recovered exactly.
+Narrowed cells remain (a withheld whole with k non-empty parts is at least k whatever
+is withheld): asking for none (``criterion='narrowed'``) does not converge on the demo.
 
 It runs in Python on ``warehouse.duckdb`` right after ``dbt build`` (and before the
 marts gate and publishing), not in dbt: it is a loop (audit, withhold, audit again) to
