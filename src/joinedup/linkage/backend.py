@@ -28,6 +28,7 @@ class LinkageError(RuntimeError):
 
 class LinkageBackend(Protocol):
     name: str
+    u_chunks: int | None  # chunks Splink's u estimation runs in (None: Splink's default)
 
     def load_records(self) -> dict[str, int]:
         """Tables ``records_<source>`` in the shape the model compares; rows per source."""

@@ -17,6 +17,7 @@ from joinedup.settings import Settings
 
 class DuckDBBackend:
     name = "duckdb"
+    u_chunks: int | None = None  # Splink's default
 
     def __init__(self, data_dir: Path, settings: Settings) -> None:
         self.data_dir = Path(data_dir)

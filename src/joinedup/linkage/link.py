@@ -13,6 +13,9 @@ and ``DATA/restricted/linkage_opted_out_records.parquet`` (source, record_token)
 records without a valid NHS number that match an opted-out person. They are left
 out of record_person here; the next stage, ``joinedup.ingest.remove_linked_opt_outs``,
 removes them with all their rows from ``pseudonymised/`` and counts them in the ledger.
+
+Splink runs on DuckDB (default) or Spark (``JOINEDUP_LINKAGE_BACKEND``; see
+``backend.py``): the same model, the same outputs, written by the code below.
 """
 
 from __future__ import annotations
@@ -46,13 +49,16 @@ def linked_dir(data_dir: Path) -> Path:
     return Path(data_dir) / LINKED
 
 
-def _train(linker: Linker, training: dict[str, Any]) -> None:
+def _train(linker: Linker, training: dict[str, Any], u_chunks: int | None = None) -> None:
     prior = training["prior"]
     linker.training.estimate_probability_two_random_records_match(
         prior["deterministic_rules"], recall=prior["recall"]
     )
     u = training["u"]
-    linker.training.estimate_u_using_random_sampling(max_pairs=u["max_pairs"], seed=u["seed"])
+    chunks = {} if u_chunks is None else {"num_chunks": u_chunks}
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=u["max_pairs"], seed=u["seed"], **chunks
+    )
     em = training.get("em", {})
     for rule in training["em_blocking_rules"]:
         linker.training.estimate_parameters_using_expectation_maximisation(
@@ -236,7 +242,7 @@ def link(
                 f"{sum(counts.values()):,}",
                 engine.name,
             )
-            _train(linker, engine.training(model.training))
+            _train(linker, engine.training(model.training), engine.u_chunks)
         t_train = time.perf_counter()
         predictions = linker.inference.predict(threshold_match_probability=model.predict_threshold)
         clusters_sdf = linker.clustering.cluster_pairwise_predictions_at_threshold(

@@ -18,6 +18,8 @@ import importlib.util
 import logging
 import os
 import shutil
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,25 @@ from joinedup.linkage.spark_sql import (
 )
 from joinedup.settings import Settings
 
-log = logging.getLogger(__name__)
-
 BLOOM_COLUMNS = ("given_name_bloom", "family_name_bloom")
+# Log lines Splink's Spark backend triggers on every run, none of them actionable:
+# its checkpoint folders start with "__" (which Spark's file listing calls hidden,
+# though it reads them), its plans are longer than Spark likes to print, and its
+# widest expressions exceed Java's method size, so Spark compiles them, fails and
+# falls back to interpreting them (with a full stack trace each time).
+QUIET_LOGGERS = {
+    "org.apache.spark.sql.execution.datasources.DataSource": "ERROR",
+    "org.apache.spark.sql.catalyst.util.SparkStringUtils": "ERROR",
+    "org.apache.spark.sql.execution.WholeStageCodegenExec": "ERROR",
+    "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator": "FATAL",
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an error; for one from the JVM, the Java exception rather than py4j's."""
+    java = getattr(exc, "java_exception", None)
+    text = (str(java.toString()) if java is not None else str(exc)).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
 
 
 def check_available() -> None:
@@ -61,6 +79,12 @@ def check_available() -> None:
             "the Spark linkage backend needs Java (17) and no `java` is on PATH: install one "
             "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
         )
+
+
+def _quiet(spark, loggers: dict[str, str]) -> None:
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    for name, level in loggers.items():
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
 
 
 def _session(data_dir: Path, settings: Settings):
@@ -88,12 +112,16 @@ def _session(data_dir: Path, settings: Settings):
     }
     if local:
         conf["spark.ui.enabled"] = "false"
+        # Splink hands Spark small Python lists (trained parameters); the workers that
+        # read them must be this interpreter, not whatever `python3` is on PATH.
+        conf["spark.pyspark.python"] = sys.executable
     conf.update(settings.spark_conf)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    _quiet(spark, QUIET_LOGGERS)
     # Splink's Spark backend breaks long query lineages by writing parquet here.
     checkpoints = settings.spark_checkpoint_dir or (scratch / "checkpoints").as_uri()
     spark.sparkContext.setCheckpointDir(checkpoints)
@@ -102,13 +130,23 @@ def _session(data_dir: Path, settings: Settings):
 
 class SparkBackend:
     name = "spark"
+    # Splink estimates u in chunks to bound memory on one machine; on Spark each
+    # chunk is a separate job with a fixed cost, and Spark spreads one big job itself.
+    u_chunks: int | None = 1
 
     def __init__(self, data_dir: Path, settings: Settings) -> None:
         check_available()
         self.data_dir = Path(data_dir)
         root = settings.spark_data_url or self.data_dir.resolve().as_uri()
         self.root = root.rstrip("/")
-        self.spark = _session(self.data_dir, settings)
+        try:
+            self.spark = _session(self.data_dir, settings)
+        except Exception as exc:  # pyspark and py4j raise several types for a JVM that fails
+            raise LinkageError(
+                f"could not start Spark (JOINEDUP_SPARK_MASTER={settings.spark_master}): "
+                f"{_first_line(exc)}. Check that `java -version` runs Java 17 and, for a "
+                "cluster, that the master URL is right and reachable"
+            ) from exc
 
     def _hadoop_path(self, url: str):
         jvm = self.spark.sparkContext._jvm
@@ -116,8 +154,14 @@ class SparkBackend:
         return path, path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
 
     def _exists(self, url: str) -> bool:
-        path, fs = self._hadoop_path(url)
-        return bool(fs.exists(path))
+        try:
+            path, fs = self._hadoop_path(url)
+            return bool(fs.exists(path))
+        except Exception as exc:  # py4j wraps the Java error
+            raise LinkageError(
+                f"Spark cannot read {url}: {_first_line(exc)}. Check JOINEDUP_SPARK_DATA_URL "
+                "and that Spark has the connector for its scheme (e.g. hadoop-aws for s3a)"
+            ) from exc
 
     def _select(self, url: str, source: str = "source") -> str:
         blooms = []
@@ -184,7 +228,10 @@ class SparkBackend:
         from pyspark.sql.types import StringType
 
         result = self.spark.sql(sql)
-        frame = pl.from_pandas(result.toPandas())
+        with warnings.catch_warnings():
+            # pyspark 3.5 calls pandas with arguments pandas 3 deprecates; nothing to act on.
+            warnings.filterwarnings("ignore", module="pyspark")
+            frame = pl.from_pandas(result.toPandas())
         text = [f.name for f in result.schema.fields if isinstance(f.dataType, StringType)]
         # An empty result has no values to type its columns by; Spark's schema does.
         return frame.with_columns(pl.col(c).cast(pl.String) for c in text)
