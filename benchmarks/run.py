@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(r)
     # The table shows every size measured on this machine, latest run of each.
     every = sorted(
-        (json.loads(p.read_text()) for p in RESULTS.glob("*.json")), key=lambda r: r["people"]
+        (json.loads(p.read_text()) for p in RESULTS.glob("*.json") if p.stem.isdigit()),
+        key=lambda r: r["people"],
     )
     commands = sorted({r.get("command", "") for r in every} - {""})
     table = markdown(every, " ; ".join(f"`{c}`" for c in commands), info)

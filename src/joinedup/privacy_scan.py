@@ -74,10 +74,29 @@ _PATTERNS: dict[str, tuple[str, str]] = {
     "postcode": (r"\b[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}\b", "upper(replace(t, ' ', ''))"),
     "local_id": (r"\b[A-Za-z0-9]+\b", "upper(t)"),
 }
+# A whole value that is a keyed token, a person id, a surrogate key (lower-case hex) or a
+# Bloom filter has no word boundary
+# inside it, so its only candidate token is itself, which is no landing identifier:
+# skipped before the (costly) tokenising. At a million people they are most of the cells.
+_OPAQUE = r"[0-9a-f]{16,}|[01]{64,}"
 _KIND_OF = dict.fromkeys(("iso_date", "uk_date", "compact_date"), "date_of_birth")
 
 
 SPILL_DIR = "_privacy_scan_spill"
+
+
+# A column whose every date is the first of a month holds months (event_month), not
+# dates of birth, even where a first-of-month birthday coincides.
+_FINDINGS = """
+    WITH month_columns AS (
+        SELECT file, col FROM candidates WHERE kind = 'date_of_birth'
+        GROUP BY file, col HAVING bool_and(token LIKE '%-01')
+    )
+    SELECT DISTINCT c.file, c.col AS column, c.kind, c.token AS value
+    FROM candidates c JOIN identifiers i USING (kind, token)
+    WHERE NOT (c.kind = 'date_of_birth'
+               AND (c.file, c.col) IN (SELECT (file, col) FROM month_columns))
+"""
 
 
 class PrivacyLeakError(RuntimeError):
@@ -104,7 +123,8 @@ def _candidates_sql(cells: str) -> str:
     return (
         "WITH prepared AS (SELECT DISTINCT file, col, regexp_replace(replace("
         "strip_accents(value), '_', ' '), '(\\d)T(\\d)', '\\1 \\2', 'g') AS v "
-        f"FROM {cells} WHERE value IS NOT NULL) " + " UNION ALL ".join(parts)
+        f"FROM {cells} WHERE value IS NOT NULL AND NOT regexp_full_match(value, "
+        f"'{_OPAQUE}')) " + " UNION ALL ".join(parts)
     )
 
 
@@ -288,7 +308,11 @@ def scan(
     # never to a temporary folder of the working directory; memory is capped as elsewhere.
     spill = Path(landing_dir) / SPILL_DIR
     con = duckdb.connect(
-        config={"memory_limit": Settings().duckdb_memory_limit, "temp_directory": str(spill)}
+        config={
+            "memory_limit": Settings().duckdb_memory_limit,
+            "temp_directory": str(spill),
+            "preserve_insertion_order": False,
+        }
     )
     try:
         n_identifiers = identifiers(con, landing_dir)
@@ -300,23 +324,15 @@ def scan(
         empty = pl.DataFrame(schema={k: pl.String for k in ("file", "column", "kind", "value")})
         if not selects:
             return empty
-        con.execute("CREATE OR REPLACE TEMP VIEW output_cells AS " + " UNION ALL ".join(selects))
-        con.execute("CREATE OR REPLACE TEMP TABLE candidates AS " + _candidates_sql("output_cells"))
-        # A column whose every date is the first of a month holds months (event_month),
-        # not dates of birth, even where a first-of-month birthday coincides.
-        findings = con.sql(
-            """
-            WITH month_columns AS (
-                SELECT file, col FROM candidates WHERE kind = 'date_of_birth'
-                GROUP BY file, col HAVING bool_and(token LIKE '%-01')
+        # One table or file at a time: memory is bounded by the largest, not the sum.
+        found = []
+        for select in selects:
+            con.execute("CREATE OR REPLACE TEMP VIEW output_cells AS " + select)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE candidates AS " + _candidates_sql("output_cells")
             )
-            SELECT DISTINCT c.file, c.col AS column, c.kind, c.token AS value
-            FROM candidates c JOIN identifiers i USING (kind, token)
-            WHERE NOT (c.kind = 'date_of_birth'
-                       AND (c.file, c.col) IN (SELECT (file, col) FROM month_columns))
-            ORDER BY ALL
-            """
-        ).pl()
+            found.append(pl.from_arrow(con.sql(_FINDINGS).arrow().read_all()))
+        findings = pl.concat(found).unique().sort(pl.all())
         log.info(
             "privacy scan: %d files, %d landing identifiers, %d findings",
             len(files),
