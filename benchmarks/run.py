@@ -103,6 +103,7 @@ def bench(people: int, seed: int, accuracy: bool) -> dict:
         results.append(run_stage(stage, data_dir, run_id))
         print(f"  {results[-1]}", file=sys.stderr, flush=True)
     out = {"people": people, "seed": seed, "stages": results}
+    out["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     if accuracy:
         acc = run_stage("accuracy", data_dir, run_id)
         out["accuracy"] = acc["rows"]
@@ -126,7 +127,11 @@ def markdown(runs: list[dict], command: str, info: dict) -> str:
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
     ]
-    stages = [s["stage"] for s in runs[0]["stages"] if s["stage"] != "generate"]
+    # Every stage any run has, in the newest run's order (older runs may lack new stages).
+    newest = max(runs, key=lambda r: r.get("finished", ""))
+    stages = [s["stage"] for s in newest["stages"] if s["stage"] != "generate"]
+    for r in runs:
+        stages += [s["stage"] for s in r["stages"] if s["stage"] not in {*stages, "generate"}]
     header = "| stage | " + " | ".join(f"{r['people']:,} people: s / MB" for r in runs) + " |"
     lines += [header, "|---" * (len(runs) + 1) + "|"]
     for stage in stages:
