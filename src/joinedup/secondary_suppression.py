@@ -40,6 +40,7 @@ import duckdb
 from joinedup.privacy_report.differencing import (
     COLUMN_MARGINS,
     FLAG,
+    MARGIN_SUMS,
     SECONDARY,
     AggregateMart,
     aggregate_marts,
@@ -170,21 +171,7 @@ def _choose(
             select row_id, col, lo, hi from _d_iv
             where suppressed and lo <= hi and {_condition(criterion, t)}
         ),
-        m as (
-            select g.group_id, g.role, g.row_id, g.col, iv.lo, iv.hi, iv.suppressed
-            from _d_members as g
-            inner join _d_iv as iv on g.row_id = iv.row_id and g.col = iv.col
-        ),
-        sums as (
-            select
-                group_id,
-                sum(lo) filter (where role = 'child') as c_lo,
-                sum(hi) filter (where role = 'child') as c_hi,
-                max(lo) filter (where role = 'parent') as p_lo,
-                max(hi) filter (where role = 'parent') as p_hi
-            from m
-            group by group_id
-        ),
+        {MARGIN_SUMS},
         bounds as (
             select
                 m.group_id,

@@ -268,27 +268,34 @@ def _intervals(
     con.execute("create or replace temp table _d_iv as " + " union all ".join(selects))
 
 
+# Every margin's members with their current intervals (``m``) and the margin's sums
+# (``sums``): shared by the propagation here and by secondary suppression's choice of cells.
+MARGIN_SUMS = """
+    m as (
+        select g.group_id, g.role, g.row_id, g.col, iv.lo, iv.hi, iv.suppressed
+        from _d_members as g
+        inner join _d_iv as iv on g.row_id = iv.row_id and g.col = iv.col
+    ),
+    sums as (
+        select
+            group_id,
+            sum(lo) filter (where role = 'child') as c_lo,
+            sum(hi) filter (where role = 'child') as c_hi,
+            max(lo) filter (where role = 'parent') as p_lo,
+            max(hi) filter (where role = 'parent') as p_hi
+        from m
+        group by group_id
+    )
+"""
+
+
 def _propagate(con: duckdb.DuckDBPyConnection) -> int:
     """Narrow every interval by its sums until a fixed point; returns the rounds taken."""
     for round_number in range(1, MAX_ROUNDS + 1):
         con.execute(
-            """
+            f"""
             create or replace temp table _d_new as
-            with m as (
-                select g.group_id, g.role, iv.row_id, iv.col, iv.lo, iv.hi
-                from _d_members as g
-                inner join _d_iv as iv on g.row_id = iv.row_id and g.col = iv.col
-            ),
-            sums as (
-                select
-                    group_id,
-                    sum(lo) filter (where role = 'child') as c_lo,
-                    sum(hi) filter (where role = 'child') as c_hi,
-                    max(lo) filter (where role = 'parent') as p_lo,
-                    max(hi) filter (where role = 'parent') as p_hi
-                from m
-                group by group_id
-            ),
+            with {MARGIN_SUMS},
             bounds as (
                 select
                     m.row_id, m.col,
