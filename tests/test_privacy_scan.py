@@ -47,7 +47,13 @@ def test_finds_identifiers_in_every_format(data_dir: Path, tmp_path: Path) -> No
         "<td>Okafor-Smith</td>"
     )
     con = duckdb.connect(str(tmp_path / "e.duckdb"))
-    con.execute("CREATE TABLE people AS SELECT 'ls61aa' AS home, DATE '1962-07-30' AS born")
+    # Values are scanned in their own type: a date of birth as a DATE, a TIMESTAMP
+    # (its time is no identifier) or a number written YYYYMMDD is still one.
+    con.execute(
+        "CREATE TABLE people AS SELECT 'ls61aa' AS home, DATE '1962-07-30' AS born, "
+        "TIMESTAMP '1962-07-30 08:15:00' AS born_at, 19751123::BIGINT AS born_int, "
+        "TRUE AS flag, 7::SMALLINT AS visits"
+    )
     con.close()
     assert findings(data_dir, tmp_path) == {
         ("a.parquet", "notes", "whitaker"),
@@ -60,6 +66,8 @@ def test_finds_identifiers_in_every_format(data_dir: Path, tmp_path: Path) -> No
         ("d.html", "(text)", "smith"),
         ("e.duckdb", "main.people.home", "LS61AA"),
         ("e.duckdb", "main.people.born", "1962-07-30"),
+        ("e.duckdb", "main.people.born_at", "1962-07-30"),
+        ("e.duckdb", "main.people.born_int", "1975-11-23"),
     }
 
 
@@ -92,6 +100,32 @@ def test_the_privacy_gate_scans_the_published_marts_wherever_they_are_published(
     monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(published))
     assert "analytics.duckdb" not in privacy_gate(data_dir)["scanned"]
     con = duckdb.connect(str(published / "analytics.duckdb"))
+    con.execute("CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
+    con.close()
+    with pytest.raises(PrivacyLeakError, match=r"analytics\.duckdb"):
+        privacy_gate(data_dir)
+
+
+def test_a_published_file_a_finished_run_recorded_is_not_rescanned_until_it_changes(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joinedup.pipeline import finalise, privacy_gate
+
+    published = tmp_path / "published"
+    published.mkdir()
+    monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(published))
+    analytics = published / "analytics.duckdb"
+    con = duckdb.connect(str(analytics))
+    con.execute("CREATE TABLE mart AS SELECT 'E06000901' AS la_code, 12 AS people")
+    con.close()
+    assert "analytics.duckdb" in privacy_gate(data_dir)["scanned"]
+    # The run that published it finishes: its record lists the file's checksum.
+    finalise(data_dir, "run-1", {"published": {"analytics": str(analytics)}})
+    gate = privacy_gate(data_dir)
+    assert "analytics.duckdb" not in gate["scanned"]
+    assert gate["not_rescanned"] == {"analytics.duckdb": "unchanged since run run-1"}
+    # Changed since (by hand, or by a run that never finished): scanned again, leak found.
+    con = duckdb.connect(str(analytics))
     con.execute("CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
     con.close()
     with pytest.raises(PrivacyLeakError, match=r"analytics\.duckdb"):

@@ -103,8 +103,15 @@ class PrivacyLeakError(RuntimeError):
     """Identifiers from the landing zone were found in files meant to be de-identified."""
 
 
-def _candidates_sql(cells: str) -> str:
-    """SQL: (file, col, kind, token) for each candidate token in ``cells(file, col, value)``."""
+def _candidates_sql(cells: str, by_kind: bool = False) -> str:
+    """SQL: (file, col, kind, token) for each candidate token in ``cells(file, col, value)``.
+
+    ``by_kind``: cells also carry ``id_kind``, the one kind of identifier their column
+    holds (or NULL): such a cell is cut only into tokens of its own kind, which is all the
+    landing identifiers need and a seventh of the regex work on a million people's names.
+    The output then carries ``id_kind`` too.
+    """
+    kind_col = ", id_kind" if by_kind else ""
     parts = []
     for name, (pattern, to_token) in _PATTERNS.items():
         kind = _KIND_OF.get(name, name)
@@ -115,13 +122,14 @@ def _candidates_sql(cells: str) -> str:
             if name == "name"
             else ""
         )
+        own_kind = f" WHERE id_kind IS NULL OR id_kind = '{kind}'" if by_kind else ""
         parts.append(
-            f"SELECT file, col, '{kind}' AS kind, {to_token} AS token FROM ("
-            f"SELECT file, col, unnest(regexp_extract_all(v, '{pattern}')) AS t FROM prepared)"
-            + where
+            f"SELECT file, col, '{kind}' AS kind, {to_token} AS token{kind_col} FROM ("
+            f"SELECT file, col{kind_col}, unnest(regexp_extract_all(v, '{pattern}')) AS t "
+            f"FROM prepared{own_kind})" + where
         )
     return (
-        "WITH prepared AS (SELECT DISTINCT file, col, regexp_replace(replace("
+        f"WITH prepared AS (SELECT DISTINCT file, col{kind_col}, regexp_replace(replace("
         "strip_accents(value), '_', ' '), '(\\d)T(\\d)', '\\1 \\2', 'g') AS v "
         f"FROM {cells} WHERE value IS NOT NULL AND NOT regexp_full_match(value, "
         f"'{_OPAQUE}')) " + " UNION ALL ".join(parts)
@@ -178,8 +186,7 @@ def identifiers(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> int:
     con.register("landing_cells", _landing_cells(landing_dir))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE landing_tokens AS "
-        "SELECT c.*, l.id_kind FROM (" + _candidates_sql("landing_cells") + ") c "
-        "JOIN (SELECT DISTINCT file, col, id_kind FROM landing_cells) l USING (file, col)"
+        + _candidates_sql("landing_cells", by_kind=True)
     )
     con.register("common_words", pl.DataFrame({"token": sorted(COMMON_WORDS)}))
     con.execute(
@@ -217,18 +224,41 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _unpivot(file: str, relation: str, columns: list[str], prefix: str = "") -> str:
-    if not columns:
-        return ""
-    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
-    return (
-        f"SELECT {_quote(file)} AS file, {_quote(prefix)} || col AS col, value FROM "
-        f"(UNPIVOT (SELECT {cols} FROM {relation}) ON COLUMNS(*) INTO NAME col VALUE value)"
-    )
+# Types that cannot hold a name, NHS number, date of birth, postcode or local id (at
+# most five digits, no letters), and types whose text is a date (the time is no identifier).
+_CANNOT_HOLD = {"BOOLEAN", "TINYINT", "SMALLINT", "UTINYINT", "USMALLINT"}
+_DATES = {"DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
 
 
-def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
-    return [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+def _distinct_cells(
+    file: str, relation: str, columns: list[tuple[str, str]], prefix: str = ""
+) -> str:
+    """SQL: (file, col, value) with each column's *distinct* values as text.
+
+    Distinct in the column's own type first, then cast: a million-row table has a few
+    thousand distinct dates or codes, and casting and tokenising them is what costs.
+    Opaque text (tokens, keys, Bloom filters) is dropped before the distinct, so a
+    column of millions of unique keys builds no hash table.
+    """
+    selects = []
+    for column, type_ in columns:
+        if type_ in _CANNOT_HOLD:
+            continue
+        ident = '"' + column.replace('"', '""') + '"'
+        value = f"CAST({ident} AS DATE)" if type_ in _DATES else ident
+        where = f"{ident} IS NOT NULL"
+        if type_ == "VARCHAR":
+            where += f" AND NOT regexp_full_match({ident}, '{_OPAQUE}')"
+        selects.append(
+            f"SELECT {_quote(file)} AS file, {_quote(prefix + column)} AS col, "
+            f"CAST(v AS VARCHAR) AS value FROM "
+            f"(SELECT DISTINCT {value} AS v FROM {relation} WHERE {where})"
+        )
+    return " UNION ALL ".join(selects)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
 def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -> list[str]:
@@ -237,11 +267,11 @@ def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -
     p = _quote(path.as_posix())
     if suffix == ".parquet":
         rel = f"read_parquet({p})"
-        return [_unpivot(label, rel, _columns(con, rel))]
+        return [_distinct_cells(label, rel, _columns(con, rel))]
     if suffix == ".csv":
         rel = f"read_csv({p}, all_varchar = true, header = true)"
         try:
-            return [_unpivot(label, rel, _columns(con, rel))]
+            return [_distinct_cells(label, rel, _columns(con, rel))]
         except duckdb.Error:
             log.warning("%s: not readable as CSV, scanned as text", label)
     if suffix in {".duckdb", ".db"}:
@@ -254,7 +284,7 @@ def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -
         out = []
         for schema, table in tables:
             rel = f'{alias}."{schema}"."{table}"'
-            out.append(_unpivot(label, rel, _columns(con, rel), prefix=f"{schema}.{table}."))
+            out.append(_distinct_cells(label, rel, _columns(con, rel), prefix=f"{schema}.{table}."))
         return [sql for sql in out if sql]
     if suffix in HTML_SUFFIXES:
         # Charts embed minified third-party JavaScript whose words and URLs collide
