@@ -60,7 +60,9 @@ COMMON_WORDS = frozenset(_COMMON.split())
 # Regexes (RE2). Values are pre-normalised: accents stripped, '_' -> ' ', digit T digit -> ' '.
 _PATTERNS: dict[str, tuple[str, str]] = {
     # kind: (pattern, SQL turning the match `t` into the comparable token)
-    "name": (r"\b[A-Za-z]+\b", "lower(t)"),
+    # Names of three letters or more and local ids of six characters or more: the only
+    # lengths `identifiers` keeps, so shorter words and numbers are never cut out.
+    "name": (r"\b[A-Za-z]{3,}\b", "lower(t)"),
     "nhs_number": (r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b", "regexp_replace(t, '[ -]', '', 'g')"),
     "iso_date": (r"\b\d{4}-\d{2}-\d{2}\b", "t"),
     "uk_date": (
@@ -72,7 +74,7 @@ _PATTERNS: dict[str, tuple[str, str]] = {
         "substr(t, 1, 4) || '-' || substr(t, 5, 2) || '-' || substr(t, 7, 2)",
     ),
     "postcode": (r"\b[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}\b", "upper(replace(t, ' ', ''))"),
-    "local_id": (r"\b[A-Za-z0-9]+\b", "upper(t)"),
+    "local_id": (r"\b[A-Za-z0-9]{6,}\b", "upper(t)"),
 }
 # A whole value that is a keyed token, a person id, a surrogate key (lower-case hex) or a
 # Bloom filter has no word boundary
