@@ -263,10 +263,11 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, s
     return [(r[0], r[1]) for r in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
-def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -> list[str]:
-    """SQL selecting (file, col, value) cells of one output file."""
-    suffix = path.suffix.lower()
-    p = _quote(path.as_posix())
+def _table_cells_sql(con: duckdb.DuckDBPyConnection, path: Path, n: int) -> list[str] | None:
+    """SQL selecting (file, col, value) cells of one tabular file (one per DuckDB table);
+    None for a CSV that does not parse, to be scanned as text."""
+    suffix, label = path.suffix.lower(), path.as_posix()
+    p = _quote(label)
     if suffix == ".parquet":
         rel = f"read_parquet({p})"
         return [_distinct_cells(label, rel, _columns(con, rel))]
@@ -276,47 +277,71 @@ def _cells_sql(con: duckdb.DuckDBPyConnection, path: Path, label: str, n: int) -
             return [_distinct_cells(label, rel, _columns(con, rel))]
         except duckdb.Error:
             log.warning("%s: not readable as CSV, scanned as text", label)
-    if suffix in {".duckdb", ".db"}:
-        alias = f"scan_db_{n}"
-        con.execute(f"ATTACH {p} AS {alias} (READ_ONLY)")
-        tables = con.sql(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?",
-            params=[alias],
-        ).fetchall()
-        out = []
-        for schema, table in tables:
-            rel = f'{alias}."{schema}"."{table}"'
-            out.append(_distinct_cells(label, rel, _columns(con, rel), prefix=f"{schema}.{table}."))
-        return [sql for sql in out if sql]
-    if suffix in HTML_SUFFIXES:
+            return None
+    alias = f"scan_db_{n}"
+    con.execute(f"ATTACH {p} AS {alias} (READ_ONLY)")
+    tables = con.sql(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?",
+        params=[alias],
+    ).fetchall()
+    out = []
+    for schema, table in tables:
+        rel = f'{alias}."{schema}"."{table}"'
+        out.append(_distinct_cells(label, rel, _columns(con, rel), prefix=f"{schema}.{table}."))
+    return out
+
+
+def _text_cells_sql(paths: list[Path]) -> list[str]:
+    """SQL selecting (file, col, value) lines of text files, all files in one read:
+    Data Docs and charts are hundreds of small pages, and a query each would cost more
+    than reading them."""
+    html = [p for p in paths if p.suffix.lower() in HTML_SUFFIXES]
+    other = [p for p in paths if p.suffix.lower() not in HTML_SUFFIXES]
+    selects = []
+    if html:
+        files = "read_text([" + ", ".join(_quote(p.as_posix()) for p in html) + "])"
         # Charts embed minified third-party JavaScript whose words and URLs collide
         # with names ("Starcounter-Jack", "Mar"). Names are looked for in the data
         # the chart embeds (JSON values) and in the visible text of the page (text
         # between tags, scripts and styles removed); every other kind everywhere.
         visible = f"regexp_replace(content, '{_SCRIPT_OR_STYLE}', ' ', 'g')"
-        return [
-            f"SELECT {_quote(label)} AS file, '{HTML_COLUMN}' AS col, "
-            f"unnest(string_split(content, chr(10))) AS value FROM read_text({p})",
-            f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
+        selects += [
+            f"SELECT filename AS file, '{HTML_COLUMN}' AS col, "
+            f"unnest(string_split(content, chr(10))) AS value FROM {files}",
+            f"SELECT filename AS file, '{TEXT_COLUMN}' AS col, "
             f'unnest(regexp_extract_all(content, \':\\s*"([^"]{{1,200}})"\', 1)) AS value '
-            f"FROM read_text({p})",
-            f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
+            f"FROM {files}",
+            f"SELECT filename AS file, '{TEXT_COLUMN}' AS col, "
             f"unnest(regexp_extract_all({visible}, '>([^<]{{1,500}})<', 1)) AS value "
-            f"FROM read_text({p})",
+            f"FROM {files}",
         ]
-    return [
-        f"SELECT {_quote(label)} AS file, '{TEXT_COLUMN}' AS col, "
-        f"unnest(string_split(content, chr(10))) AS value FROM read_text({p})"
-    ]
+    if other:
+        files = "read_text([" + ", ".join(_quote(p.as_posix()) for p in other) + "])"
+        selects.append(
+            f"SELECT filename AS file, '{TEXT_COLUMN}' AS col, "
+            f"unnest(string_split(content, chr(10))) AS value FROM {files}"
+        )
+    return selects
+
+
+def _cells_sql(con: duckdb.DuckDBPyConnection, files: list[Path], first: int = 0) -> list[str]:
+    """SQL selects of (file, col, value): one per table of a tabular file, then the text."""
+    selects: list[str] = []
+    texts: list[Path] = []
+    for n, path in enumerate(files, start=first):
+        tables = _table_cells_sql(con, path, n) if path.suffix.lower() in TABULAR else None
+        if tables is None:
+            texts.append(path)
+        else:
+            selects.extend(s for s in tables if s)
+    return selects + _text_cells_sql(texts)
 
 
 def _drop_vocabulary(con: duckdb.DuckDBPyConnection, vocabulary: Iterable[Path]) -> None:
     """Tokens written in the project's own files (a gate's date bound, a code list's
     wording) reach outputs from the code, not from a person, wherever they also occur
     in the landing data: they are ambiguous, like a value in a non-identifier column."""
-    selects: list[str] = []
-    for n, path in enumerate(_files(vocabulary)):
-        selects.extend(s for s in _cells_sql(con, path, path.as_posix(), 10_000 + n) if s)
+    selects = _cells_sql(con, _files(vocabulary), first=10_000)
     if not selects:
         return
     con.execute("CREATE OR REPLACE TEMP VIEW vocabulary_cells AS " + " UNION ALL ".join(selects))
@@ -350,9 +375,7 @@ def scan(
         n_identifiers = identifiers(con, landing_dir)
         _drop_vocabulary(con, vocabulary)
         files = _files(targets)
-        selects: list[str] = []
-        for n, path in enumerate(files):
-            selects.extend(s for s in _cells_sql(con, path, path.as_posix(), n) if s)
+        selects = _cells_sql(con, files)
         empty = pl.DataFrame(schema={k: pl.String for k in ("file", "column", "kind", "value")})
         if not selects:
             return empty
