@@ -56,10 +56,17 @@ def build_warehouse(data_dir: Path, run_id: str) -> None:
     stage(data_dir)
 
 
-def publish_analytics(data_dir: Path, run_id: str) -> None:
-    from joinedup.warehouse import publish_analytics as stage
+def stage_analytics(data_dir: Path, run_id: str) -> None:
+    from joinedup.warehouse import stage_analytics as stage
 
     stage(data_dir)
+
+
+def publish_analytics(data_dir: Path, run_id: str) -> None:
+    """The candidate stage_analytics wrote, renamed into place as the DAG's publish does."""
+    from joinedup.warehouse import publish_candidate
+
+    publish_candidate(data_dir)
 
 
 def quality_gates(data_dir: Path, run_id: str) -> None:
@@ -91,9 +98,11 @@ def privacy_gate(data_dir: Path, run_id: str) -> int:
 
 
 def privacy_report(data_dir: Path, run_id: str) -> None:
+    """On the staged candidate, before publish, as the DAG runs it."""
     from joinedup.pipeline import privacy_report_stage
+    from joinedup.warehouse import candidate_path
 
-    privacy_report_stage(data_dir, run_id)
+    privacy_report_stage(data_dir, run_id, candidate=str(candidate_path(data_dir)))
 
 
 SOURCES = ("gp", "hospital", "social_care", "opt_outs", "reference")
@@ -106,8 +115,9 @@ STAGES: dict[str, Callable[[Path, str], int | None]] = {
     "build_warehouse": build_warehouse,
     "quality_gates": quality_gates,
     "privacy_gate": privacy_gate,
-    "publish_analytics": publish_analytics,
+    "stage_analytics": stage_analytics,
     "privacy_report": privacy_report,
+    "publish_analytics": publish_analytics,
     "docs": docs,
     "finalise_ledger": finalise_ledger,
 }
@@ -115,6 +125,7 @@ STAGES: dict[str, Callable[[Path, str], int | None]] = {
 GATES = ("quality_gates", "privacy_gate")
 _NEEDS = {
     "build_warehouse": "joinedup.warehouse",
+    "stage_analytics": "joinedup.warehouse",
     "publish_analytics": "joinedup.warehouse",
     "quality_gates": "joinedup.quality",
     "docs": "joinedup.quality",

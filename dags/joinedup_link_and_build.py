@@ -32,20 +32,26 @@ DOC = """
 9. `build_warehouse` - `dbt build` (models and their tests) into `warehouse.duckdb`;
 10. `quality_gates_marts` - suites on the marts (suppression, rates, reconciliation);
 11. `privacy_gate` - no landing identifier may appear in any output;
-12. `publish` - the marts alone replace `analytics.duckdb` (never reached if a gate failed,
-    so analysts and the dashboard keep the last good one);
-13. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
-14. `privacy_report` - re-identification risk of what was published (k-anonymity of the
+12. `stage_analytics` - the marts alone, as the candidate `.analytics.duckdb.candidate`
+    beside `analytics.duckdb` (hidden, owner-only; the published file is untouched);
+13. `privacy_report` - re-identification risk of the candidate (k-anonymity of the
     person-level marts, differencing of the suppressed ones) and the data protection
-    pack, in `privacy/`; warns, or fails where JOINEDUP_PRIVACY_ON_* say so;
-15. `finalise` - the ledger must balance (received = loaded + quarantined + opted out);
+    pack, in `privacy/`; warns, or fails where JOINEDUP_PRIVACY_ON_* say so (the
+    candidate is then removed and nothing is published);
+14. `publish` - the candidate the report measured (same SHA-256) is renamed over
+    `analytics.duckdb` (never reached if a gate or the report failed, so analysts and
+    the dashboard keep the last good one);
+15. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
+16. `finalise` - the ledger must balance (received = loaded + quarantined + opted out);
     writes `runs/<run id>.json` with the run's provenance (code version, linkage model
     hash, every input's and output's SHA-256).
 
 **When it fails**: read the failed task's log; every error says what was wrong, where,
 and what to do. Tasks are idempotent: fix the cause and clear the failed task.
 A `privacy_gate` failure means an output holds identifiers: do not publish, find the
-stage that wrote them.
+stage that wrote them. A `privacy_report` failure means the new marts break a
+re-identification rule set to fail: read `privacy/report.html`, fix, and run again from
+`stage_analytics` (the candidate was removed).
 """
 
 
@@ -139,10 +145,16 @@ def joinedup_link_and_build():
         return pipeline.privacy_gate(run["data_dir"])
 
     @task(pool=DUCKDB_POOL)
-    def publish(run: dict, _privacy: dict) -> dict:
+    def stage_analytics(run: dict, _privacy: dict) -> dict:
         from joinedup import pipeline
 
-        return pipeline.publish_stage(run["data_dir"], run["run_id"])
+        return pipeline.stage_analytics_stage(run["data_dir"], run["run_id"])
+
+    @task(pool=DUCKDB_POOL)
+    def publish(run: dict, risk: dict) -> dict:
+        from joinedup import pipeline
+
+        return pipeline.publish_stage(run["data_dir"], run["run_id"], risk["sha256"])
 
     @task
     def docs(run: dict, _published: dict) -> dict:
@@ -151,13 +163,14 @@ def joinedup_link_and_build():
         return pipeline.docs_stage(run["data_dir"])
 
     @task(retries=0, execution_timeout=timedelta(hours=1))
-    def privacy_report(run: dict, _published: dict, opt_outs: dict, linked_opt_outs: dict) -> dict:
+    def privacy_report(run: dict, staged: dict, opt_outs: dict, linked_opt_outs: dict) -> dict:
         from joinedup import pipeline
 
         return pipeline.privacy_report_stage(
             run["data_dir"],
             run["run_id"],
             {"opt_outs": opt_outs, "linked_opt_outs": linked_opt_outs},
+            candidate=staged["candidate"],
         )
 
     @task(retries=0)
@@ -177,9 +190,10 @@ def joinedup_link_and_build():
     warehouse = build_warehouse(run, input_gates)
     marts_gate = quality_gates_marts(run, warehouse)
     privacy = privacy_gate(run, marts_gate)
-    published = publish(run, privacy)
+    staged = stage_analytics(run, privacy)
+    risk = privacy_report(run, staged, removed, linked_removed)
+    published = publish(run, risk)
     documented = docs(run, published)
-    risk = privacy_report(run, published, removed, linked_removed)
     finalise(
         run,
         {

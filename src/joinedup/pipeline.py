@@ -151,11 +151,22 @@ def build_warehouse_stage(data_dir: Path, run_id: str | None = None) -> dict[str
     return build_warehouse(Path(data_dir), run_id=run_id)
 
 
-def publish_stage(data_dir: Path, run_id: str | None = None) -> dict[str, Any]:
-    """Replace analytics.duckdb with the marts; only reached when every gate passed."""
-    from joinedup.warehouse import publish_analytics
+def stage_analytics_stage(data_dir: Path, run_id: str | None = None) -> dict[str, Any]:
+    """Write the next analytics.duckdb as a candidate beside it; the published file is untouched."""
+    from joinedup.warehouse import stage_analytics
 
-    return {"analytics": str(publish_analytics(Path(data_dir), run_id))}
+    return {"candidate": str(stage_analytics(Path(data_dir), run_id))}
+
+
+def publish_stage(data_dir: Path, run_id: str | None, sha256: str) -> dict[str, Any]:
+    """Rename the candidate over analytics.duckdb; only reached when every gate passed.
+
+    ``sha256`` is the privacy report's checksum of the candidate it measured: any other
+    file is refused, so what analysts get is exactly what the report passed.
+    """
+    from joinedup.warehouse import publish_candidate
+
+    return {"analytics": str(publish_candidate(Path(data_dir), sha256=sha256, run_id=run_id))}
 
 
 def docs_stage(data_dir: Path) -> dict[str, Any]:
@@ -170,16 +181,30 @@ def docs_stage(data_dir: Path) -> dict[str, Any]:
 
 
 def privacy_report_stage(
-    data_dir: Path, run_id: str, stages: dict[str, Any] | None = None
+    data_dir: Path,
+    run_id: str,
+    stages: dict[str, Any] | None = None,
+    candidate: str | None = None,
 ) -> dict[str, Any]:
-    """Re-identification risk of what was published and the data protection pack (privacy/).
+    """Re-identification risk of the candidate and the data protection pack (privacy/).
 
-    ``stages`` are this run's opt-out summaries, for the pack's opt-out figures. Raises
-    ``PrivacyRiskError`` (after writing the report) when a finding is set to fail the run.
+    ``candidate`` is the file ``stage_analytics_stage`` wrote (default: the published
+    file). ``stages`` are this run's opt-out summaries, for the pack's opt-out figures.
+    Raises ``PrivacyRiskError`` (after writing the report) when a finding is set to fail
+    the run; the candidate is then removed, so it cannot be published later by mistake.
     """
-    from joinedup.privacy_report.report import write_privacy_report
+    from joinedup.privacy_report.report import PrivacyRiskError, write_privacy_report
+    from joinedup.warehouse import candidate_path, discard_candidate
 
-    return write_privacy_report(Path(data_dir), run_id=run_id, stages=stages)
+    measured = Path(candidate) if candidate else None
+    try:
+        return write_privacy_report(
+            Path(data_dir), run_id=run_id, stages=stages, analytics=measured
+        )
+    except PrivacyRiskError:
+        if measured is not None and measured.resolve() == candidate_path(Path(data_dir)):
+            discard_candidate(Path(data_dir))
+        raise
 
 
 def finalise(data_dir: Path, run_id: str, stages: dict[str, Any] | None = None) -> dict[str, Any]:

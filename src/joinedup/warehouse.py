@@ -1,13 +1,15 @@
 """The care-pathway warehouse: run the dbt project, publish its marts, document it.
 
-Three stage functions for the DAG, each a plain call:
+The stage functions for the DAG, each a plain call:
 
 * :func:`build_warehouse` runs ``dbt build`` (seeds, models, data tests, unit
   tests) on the pseudonymised tables and ``linked/record_person.parquet``, then
   secondary suppression on the commissioner marts (joinedup.secondary_suppression),
   and writes ``DATA/warehouse.duckdb``;
-* :func:`publish_analytics` copies the marts alone into ``DATA/analytics.duckdb``,
-  the read-only file analysts open;
+* :func:`stage_analytics` copies the marts alone into a candidate file beside
+  ``analytics.duckdb``, and :func:`publish_candidate` renames it into place once the
+  privacy report has measured it (:func:`publish_analytics` does both at once);
+  ``analytics.duckdb`` is the read-only file analysts open;
 * :func:`generate_docs` writes the dbt documentation site to ``DATA/docs/dbt/``.
 
 dbt's own files (``target/``, ``logs/``) go under ``DATA/dbt/``, never into the
@@ -40,7 +42,7 @@ import duckdb
 
 from joinedup.atomic import atomic_path, remove_stale_temporaries
 from joinedup.permissions import make_private_dirs, make_private_file
-from joinedup.provenance import run_stamp, stamp_duckdb
+from joinedup.provenance import read_stamp, run_stamp, sha256_file, stamp_duckdb
 from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 WAREHOUSE = "warehouse.duckdb"
 ANALYTICS = "analytics.duckdb"
+# The staged analytics file is ".analytics.duckdb.candidate" (candidate_path).
+CANDIDATE_SUFFIX = ".candidate"
 DBT_DIR = "dbt"
 DOCS_DIR = "docs/dbt"
 MART_SCHEMA = "marts"
@@ -396,23 +400,40 @@ def analytics_path(data_dir: Path) -> Path:
     return (Path(published) if published else Path(data_dir)).resolve() / ANALYTICS
 
 
-def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
-    """Copy the marts (and their descriptions) into ``DATA/analytics.duckdb``, atomically.
+def candidate_path(data_dir: Path) -> Path:
+    """Where :func:`stage_analytics` leaves the next ``analytics.duckdb`` until it is published.
+
+    In the published file's folder, so publishing is one rename (atomic), and named so that
+    nothing mistakes it for the published file: hidden, and not ending in ``.duckdb``, so
+    the dashboard (which opens ``analytics.duckdb`` by name) and an analyst's ``*.duckdb``
+    never open it. Not named as a temporary (``.<name>.tmp-<pid>``) either: the process
+    that staged it has finished by design, and stale-temporary cleanup would take it
+    before the privacy report and publish, which may run in other processes.
+    """
+    target = analytics_path(data_dir)
+    return target.with_name(f".{target.name}{CANDIDATE_SUFFIX}")
+
+
+def stage_analytics(data_dir: Path, run_id: str | None = None) -> Path:
+    """Write the next ``analytics.duckdb`` as the candidate (:func:`candidate_path`), atomically.
 
     Only tables of the ``marts`` schema named ``dim_``/``fct_``/``mart_`` are copied, as
     tables in ``main`` (views would point back into the warehouse). A mart with an
-    identifier-like column or token-shaped values stops the publish. The file is left
-    read-only: analysts open it with ``duckdb.connect(path, read_only=True)``. With a
-    ``run_id`` it also gets ``main._joinedup_run``, the run that published it.
+    identifier-like column or token-shaped values stops it. With a ``run_id`` the file
+    gets ``main._joinedup_run``, the run that staged it. The candidate is readable by the
+    pipeline's account alone (0400) until :func:`publish_candidate` makes it the published
+    file; the previous ``analytics.duckdb`` is not touched.
     """
     data_dir = Path(data_dir).resolve()
     warehouse = data_dir / WAREHOUSE
     if not warehouse.exists():
         raise WarehouseError(f"{warehouse} not found: run build_warehouse first.")
-    target = analytics_path(data_dir)
-    published: list[str] = []
+    target = candidate_path(data_dir)
+    staged: list[str] = []
     with atomic_path(target) as tmp:
         con = duckdb.connect(str(tmp), config={"memory_limit": Settings().duckdb_memory_limit})
+        # Not yet checked by the privacy report: the pipeline's account alone reads it.
+        tmp.chmod(stat.S_IRUSR | stat.S_IWUSR)
         try:
             con.execute(f"attach {_literal(str(warehouse))} as warehouse (read_only)")
             tables = _mart_tables(con)
@@ -433,17 +454,78 @@ def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
                             f"comment on column main.{_quote(table)}.{_quote(name)} "
                             f"is {_literal(col_comment)}"
                         )
-                published.append(table)
+                staged.append(table)
             con.execute("detach warehouse")
             if run_id is not None:
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
             con.execute("checkpoint")
         finally:
             con.close()
-        tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        tmp.chmod(stat.S_IRUSR)
         _drop_stale_wal(target)
-    log.info("published %d marts to %s: %s", len(published), target, ", ".join(published))
+    log.info("staged %d marts at %s: %s", len(staged), target, ", ".join(staged))
     return target
+
+
+def publish_candidate(
+    data_dir: Path, *, sha256: str | None = None, run_id: str | None = None
+) -> Path:
+    """Make the staged candidate the published ``analytics.duckdb``: one rename.
+
+    ``sha256`` is the checksum of the file the privacy report measured, ``run_id`` the
+    run that must have staged it: a candidate that is not that file, or was staged by
+    another run, is refused and nothing is published. The published file is read-only
+    for everyone (0444): analysts open it with ``duckdb.connect(path, read_only=True)``.
+    """
+    candidate = candidate_path(data_dir)
+    target = analytics_path(data_dir)
+    rerun = "Nothing was published; re-run the run (same --run-id) so stage_analytics and "
+    rerun += "the privacy report run again before publish."
+    if not candidate.exists():
+        raise WarehouseError(
+            f"nothing to publish: {candidate} not found (stage_analytics writes it, the "
+            f"privacy report removes it when it fails). {rerun}"
+        )
+    if sha256 is not None:
+        found = sha256_file(candidate)
+        if found != sha256:
+            raise WarehouseError(
+                f"{candidate} is not the file the privacy report measured (SHA-256 "
+                f"{found[:12]}..., the report measured {sha256[:12]}...). {rerun}"
+            )
+    if run_id is not None:
+        stamp = read_stamp(candidate) or {}
+        if stamp.get("run_id") != run_id:
+            raise WarehouseError(
+                f"{candidate} was staged by run {stamp.get('run_id')!r}, not {run_id!r}. {rerun}"
+            )
+    candidate.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    _drop_stale_wal(target)
+    os.replace(candidate, target)
+    log.info("published %s", target)
+    return target
+
+
+def discard_candidate(data_dir: Path) -> bool:
+    """Remove a staged candidate that must not be published; True if there was one."""
+    candidate = candidate_path(data_dir)
+    found = candidate.exists()
+    candidate.unlink(missing_ok=True)
+    candidate.with_name(candidate.name + ".wal").unlink(missing_ok=True)
+    if found:
+        log.warning("removed %s: it was not published", candidate)
+    return found
+
+
+def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
+    """Stage the marts and publish them at once, with no privacy report in between.
+
+    For tests, tools and benchmarks of the warehouse alone. The pipeline runs the two
+    steps as tasks of their own (``stage_analytics``, ``privacy_report``, ``publish``)
+    so the report checks the very file that is then published.
+    """
+    stage_analytics(data_dir, run_id)
+    return publish_candidate(data_dir, run_id=run_id)
 
 
 def generate_docs(

@@ -58,3 +58,22 @@ def test_dags_are_documented_tagged_and_take_a_data_dir(dagbag) -> None:
         assert dag.max_active_runs == 1
         for t in dag.tasks:
             assert t.execution_timeout is not None, (dag.dag_id, t.task_id)
+
+
+def test_the_privacy_report_gates_publish(dagbag) -> None:
+    """The report measures the staged candidate; publish waits for it, docs for publish."""
+    dag = dagbag.dags["joinedup_link_and_build"]
+
+    def upstream(task_id: str) -> set[str]:
+        return dag.get_task(task_id).upstream_task_ids
+
+    assert "privacy_gate" in upstream("stage_analytics")
+    assert "stage_analytics" in upstream("privacy_report")
+    assert upstream("publish") == {"resolve_run", "privacy_report"}
+    assert "publish" in upstream("docs")
+    assert {"publish", "docs", "privacy_report"} <= upstream("finalise")
+    # Nothing reaches publish but through the report: every gate lies upstream of it.
+    before_publish = {t.task_id for t in dag.get_task("publish").get_flat_relatives(upstream=True)}
+    gates = {"quality_gate_landing", "quality_gates_inputs", "quality_gates_marts"}
+    assert gates | {"privacy_gate", "stage_analytics", "privacy_report"} <= before_publish
+    assert "docs" not in before_publish

@@ -246,7 +246,14 @@ def render_report(report: Mapping[str, Any]) -> str:
     body = [
         f"<h1>{escape(report['title'])}</h1>",
         f'<p class="meta">run {_e(report["run_id"])} &middot; {_e(report["generated_at"])} '
-        f"&middot; {_e(report['database'])}</p>",
+        f"&middot; {_e(report['database'])}"
+        + (
+            f" (the candidate, published as {_e(report['published_as'])} only if this "
+            "report does not fail)"
+            if report.get("published_as")
+            else ""
+        )
+        + "</p>",
         f"<p>Status: {_status(report['status'])}</p>",
         '<p class="note">Pseudonymised is not anonymous. The analysts\' marts carry no '
         "name, NHS number, full date of birth or postcode, but a few published facts about "

@@ -429,7 +429,7 @@ def _contents_of(files: list[Path]) -> dict[str, Any]:
 
 
 def access(data_dir: Path, analytics: Path) -> list[dict[str, Any]]:
-    """Who each zone is for, and the mode it has on disk now."""
+    """Who each zone is for, and the mode it has on disk now (``analytics``: the published file)."""
     rows = [
         {
             "zone": zone,
@@ -481,7 +481,12 @@ def build_pack(
     coarsening: Coarsening,
     threshold: int,
     base: int,
+    published_as: Path | None = None,
 ) -> dict[str, Any]:
+    """The pack for the marts in ``analytics``; ``published_as`` is where analysts get them.
+
+    The two differ when the pipeline measures its candidate before publishing it.
+    """
     data_dir = Path(data_dir)
     with duckdb.connect(str(analytics), read_only=True) as con:
         published = analytics_inventory(con, threshold, base)
@@ -511,6 +516,6 @@ def build_pack(
         "opt_outs": opt_out_figures(data_dir, run_id, stages, threshold, base),
         "linkage": linkage_figures(data_dir, threshold, base),
         "retention": retention(data_dir),
-        "access": access(data_dir, analytics),
+        "access": access(data_dir, published_as or analytics),
         "open_questions": list(OPEN_QUESTIONS),
     }

@@ -1,4 +1,8 @@
-"""Measure what was published, write the report and the pack, and decide: ok, warn or fail.
+"""Measure what is about to be published, write the report and the pack, and decide.
+
+The pipeline measures the candidate file that ``stage_analytics`` wrote beside
+``analytics.duckdb`` and publishes it only if this report does not fail (the verdict is
+ok, warn or fail); ``joinedup privacy-report`` measures the published file itself.
 
 ``DATA/privacy/`` receives ``report.json`` and ``report.html`` (re-identification risk)
 and ``data_protection_pack.json`` and ``.html``. They are written before any failure
@@ -48,7 +52,7 @@ GATED_SCENARIO = "demographics"
 
 
 class PrivacyRiskError(RuntimeError):
-    """The published data breaks a privacy rule that is set to fail the run."""
+    """The measured marts break a privacy rule that is set to fail the run."""
 
 
 def _settings_dict(settings: Any, base: int) -> dict[str, Any]:
@@ -248,21 +252,31 @@ def write_privacy_report(
 ) -> dict[str, Any]:
     """Write ``DATA/privacy/`` and return the summary that goes into the run summary.
 
-    ``analytics`` defaults to the published ``analytics.duckdb``; ``stages`` (the run's
+    ``analytics`` defaults to the published ``analytics.duckdb``; the pipeline passes the
+    candidate it staged, which is published only if this returns. ``stages`` (the run's
     stage summaries, for the opt-out split) default to the run summary of ``run_id``.
-    Raises :class:`PrivacyRiskError` after writing, when a finding is set to fail.
+    Raises :class:`PrivacyRiskError` after writing, when a finding is set to fail. The
+    summary carries the SHA-256 of the file measured: publish checks it is the file it
+    renames into place.
     """
+    from joinedup.provenance import sha256_file
     from joinedup.settings import Settings
     from joinedup.warehouse import analytics_path
 
     settings = settings or Settings()
     data_dir = Path(data_dir).resolve()
-    analytics = Path(analytics) if analytics else analytics_path(data_dir)
+    published = analytics_path(data_dir)
+    analytics = Path(analytics).resolve() if analytics else published
     if not analytics.exists():
         raise kanon.RiskInputError(
             f"{analytics} not found: the privacy report measures the published marts; run "
             f"the pipeline first (`joinedup run --data-dir {data_dir}`)."
+            if analytics == published
+            else f"{analytics} not found: stage_analytics writes the candidate the report "
+            "measures; re-run the run (same --run-id) from stage_analytics."
         )
+    # Hashed before it is measured: what publish renames must be these bytes.
+    measured_sha256 = sha256_file(analytics)
     run_id = run_id or _latest_run(data_dir)
     stages = stages if stages is not None else _stages(data_dir, run_id)
     base = rounding_base()
@@ -275,6 +289,9 @@ def write_privacy_report(
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "run_id": run_id,
         "database": str(analytics),
+        "database_sha256": measured_sha256,
+        # A candidate is published as this file only if the report does not fail.
+        "published_as": str(published) if analytics != published else None,
         "settings": _settings_dict(settings, base),
         "status": status,
         "findings": found,
@@ -283,6 +300,7 @@ def write_privacy_report(
     pack = build_pack(
         data_dir,
         analytics,
+        published_as=published,
         run_id=run_id,
         stages=stages,
         settings=_settings_dict(settings, base),
@@ -297,6 +315,8 @@ def write_privacy_report(
     write_text(json.dumps(pack, indent=2, default=str), out / PACK_JSON)
     write_text(html.render_pack(pack), out / PACK_HTML)
     summary = run_summary(report, out)
+    summary["database"] = str(analytics)
+    summary["sha256"] = measured_sha256
     for f in found:
         if f["severity"] in ("warn", "fail"):
             log.warning("privacy report (%s): %s", f["severity"], f["what"])
@@ -305,9 +325,14 @@ def write_privacy_report(
         raise PrivacyRiskError(
             "the published marts break a privacy rule set to fail the run:\n"
             + "\n".join(f"  {f['what']} What to do: {f['do']}" for f in failing)
-            + f"\nEvidence: {out / REPORT_HTML}. analytics.duckdb has been published already: "
-            "withdraw it from analysts until this is resolved (the settings are "
-            "JOINEDUP_PRIVACY_ON_LOW_K and JOINEDUP_PRIVACY_ON_RECOVERABLE)."
+            + f"\nEvidence: {out / REPORT_HTML}. "
+            + (
+                f"{published.name} has been published already: withdraw it from analysts "
+                "until this is resolved"
+                if analytics == published
+                else f"Nothing was published: {published} is as the last good run left it"
+            )
+            + " (the settings are JOINEDUP_PRIVACY_ON_LOW_K and JOINEDUP_PRIVACY_ON_RECOVERABLE)."
         )
     return summary
 
