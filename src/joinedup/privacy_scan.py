@@ -130,11 +130,17 @@ def _candidates_sql(cells: str, by_kind: bool = False) -> str:
             f"SELECT file, col{kind_col}, unnest(regexp_extract_all(v, '{pattern}')) AS t "
             f"FROM prepared{own_kind})" + where
         )
+    # Cells come distinct per column. Each normalising step is guarded by a cheap test
+    # (ASCII has no accents; no 'T', no ISO datetime; short text is no token) because at
+    # a million people the landing zone alone is six million distinct cells.
+    ascii_ = "CASE WHEN strlen(value) = length(value) THEN value ELSE strip_accents(value) END"
+    spaced = f"replace({ascii_}, '_', ' ')"
     return (
-        f"WITH prepared AS (SELECT DISTINCT file, col{kind_col}, regexp_replace(replace("
-        "strip_accents(value), '_', ' '), '(\\d)T(\\d)', '\\1 \\2', 'g') AS v "
-        f"FROM {cells} WHERE value IS NOT NULL AND NOT regexp_full_match(value, "
-        f"'{_OPAQUE}')) " + " UNION ALL ".join(parts)
+        f"WITH prepared AS (SELECT file, col{kind_col}, CASE WHEN contains(u, 'T') "
+        "THEN regexp_replace(u, '(\\d)T(\\d)', '\\1 \\2', 'g') ELSE u END AS v "
+        f"FROM (SELECT file, col{kind_col}, {spaced} AS u FROM {cells} "
+        "WHERE value IS NOT NULL AND NOT (length(value) >= 16 AND regexp_full_match(value, "
+        f"'{_OPAQUE}')))) " + " UNION ALL ".join(parts)
     )
 
 
