@@ -1,7 +1,8 @@
 """The batch each suite validates, built from the data directory.
 
 GX 1.x validates pandas or SQL, not Polars: each batch is built with Polars or
-DuckDB and crosses into pandas only here, at GX's boundary (:func:`to_pandas`).
+DuckDB (lazily where it is read from a file, so only the columns a suite reads are
+read) and crosses into pandas only at GX's boundary (:mod:`joinedup.quality.frames`).
 Set work - volumes per organisation, cluster sizes, coverage, reconciliation -
 is done before GX sees it, so GX checks a small frame of figures rather than
 re-deriving them row by row.
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 import polars as pl
 
 from joinedup.atomic import read_csv, write_csv
@@ -37,7 +37,7 @@ from joinedup.quality.suites import (
     commissioner_marts,
 )
 
-Batches = dict[str, Callable[[], pl.DataFrame]]
+Batches = dict[str, Callable[[], pl.DataFrame | pl.LazyFrame]]
 
 VOLUMES = "volumes.csv"
 VOLUME_SCHEMA = {
@@ -60,26 +60,6 @@ class BatchError(RuntimeError):
     """A batch could not be built (a missing input); the message says which and why."""
 
 
-def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """Hand a Polars frame to GX: dates as ``datetime.date`` objects, nullable integers.
-
-    GX compares a date column with the suites' ISO dates and the run day only when
-    both are ``datetime.date``; pandas' datetime64 would make every comparison fail.
-    """
-    out = {}
-    for name, dtype in frame.schema.items():
-        series = frame[name]
-        if dtype == pl.Date:
-            out[name] = pd.Series(series.to_list(), dtype=object)
-        elif dtype.is_integer():
-            out[name] = pd.Series(series.to_list(), dtype="Int64")
-        elif dtype == pl.Boolean and series.null_count():
-            out[name] = pd.Series(series.to_list(), dtype="boolean")
-        else:
-            out[name] = series.to_pandas()
-    return pd.DataFrame(out)
-
-
 def _require(path: Path, stage: str) -> Path:
     if not path.exists():
         raise BatchError(f"{path} not found: run {stage} before this quality gate.")
@@ -97,14 +77,13 @@ def _landing_columns(table: Table) -> list[str]:
     return keep + status
 
 
-def _landing_table(data_dir: Path, table: Table) -> pl.DataFrame:
+def _landing_table(data_dir: Path, table: Table) -> pl.LazyFrame:
     path = _require(validated_path(data_dir, table), f"ingest for {table.source}")
     names = pl.read_parquet_schema(path)
     # A table of identifiers only (the opt-out list) is checked by its size: its line numbers.
     columns = [c for c in _landing_columns(table) if c in names] or ["source_line"]
-    frame = pl.read_parquet(path, columns=columns)
-    # Checked by day: the suites' date bounds are dates.
-    return frame.with_columns(pl.col(pl.Datetime).dt.date())
+    # Checked by day: the suites' date bounds are days.
+    return pl.scan_parquet(path).select(columns).with_columns(pl.col(pl.Datetime).dt.date())
 
 
 def current_volumes(data_dir: Path) -> pl.DataFrame:
@@ -310,7 +289,9 @@ NOT_IN_FORMAT = "(not in format #"
 KEY_COLUMNS = frozenset({"record_token", "spell_token", "attendance_token", "person_id"})
 
 
-def mask_nonconforming(frame: pl.DataFrame, formats: dict[str, str]) -> pl.DataFrame:
+def mask_nonconforming(
+    frame: pl.DataFrame | pl.LazyFrame, formats: dict[str, str]
+) -> pl.DataFrame | pl.LazyFrame:
     """The frame GX sees: format-checked columns masked or emptied.
 
     GX keeps sample failing values in its results and Data Docs. A token column holding
@@ -323,11 +304,12 @@ def mask_nonconforming(frame: pl.DataFrame, formats: dict[str, str]) -> pl.DataF
     filters to pandas.
     """
     masked = []
+    schema = frame.collect_schema()
     for column, regex in formats.items():
-        if column not in frame.columns:
+        if column not in schema:
             continue
         if column not in KEY_COLUMNS:
-            masked.append(pl.lit(None, dtype=frame.schema[column]).alias(column))
+            masked.append(pl.lit(None, dtype=schema[column]).alias(column))
             continue
         value = pl.col(column)
         bad = value.is_not_null() & ~value.cast(pl.String).str.contains(regex)
@@ -344,7 +326,7 @@ def pseudonymised_batches(data_dir: Path) -> Batches:
         source, name = qualified.split(".")
         path = pseudonymised_path(data_dir, source, name)
         batches[f"pseudonymised.{qualified}"] = lambda p=path, q=qualified: mask_nonconforming(
-            pl.read_parquet(_require(p, "pseudonymise")).with_columns(
+            pl.scan_parquet(_require(p, "pseudonymise")).with_columns(
                 pl.col(pl.Datetime).dt.date()
             ),
             PSEUDONYMISED_FORMATS[q],
@@ -433,7 +415,8 @@ def coverage(data_dir: Path) -> pl.DataFrame:
 def linked_batches(data_dir: Path) -> Batches:
     return {
         "linked.record_person": lambda: mask_nonconforming(
-            _record_person(data_dir), LINKED_FORMATS["record_person"]
+            pl.scan_parquet(_require(Path(data_dir) / RECORD_PERSON, "linkage")),
+            LINKED_FORMATS["record_person"],
         ),
         "linked.formats": lambda: format_scan(
             {"record_person": _require(Path(data_dir) / RECORD_PERSON, "linkage")}, LINKED_FORMATS

@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from joinedup.quality import batches as b
+from joinedup.quality import frames
 from joinedup.quality.project import ZONES, docs_dir, open_context
 from joinedup.settings import Settings
 
@@ -39,8 +42,10 @@ class QualityGateError(RuntimeError):
 
 def _parameters(run_date: date | None) -> dict[str, Any]:
     threshold = Settings().suppression_threshold
+    # Dates reach GX as datetime64 (see frames), so the bound is the run day's midnight.
+    day = run_date or date.today()
     return {
-        "run_date": run_date or date.today(),
+        "run_date": datetime(day.year, day.month, day.day),
         "small_counts": list(range(1, threshold)),
     }
 
@@ -60,10 +65,16 @@ def _sample(value: Any, column: str | None = None) -> str:
         return "{" + ", ".join(f"{k}={_sample(v, k)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "(" + ", ".join(_sample(v, column) for v in value) + ")"
+    if isinstance(value, np.datetime64):
+        value = value.astype("datetime64[us]").item()
+    if isinstance(value, datetime) and value == datetime(value.year, value.month, value.day):
+        value = value.date()  # dates cross to GX as midnights
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # integer columns with nulls cross to GX as floats
     text = str(value)
     if _HEX_TOKEN.match(text):
         return f"{text[:8]}…"
@@ -158,8 +169,8 @@ def run_gates(
     try:
         with open_context(data_dir) as context:
             for name, build in batches.items():
-                frame = b.to_pandas(build())
                 checkpoint = context.checkpoints.get(name)
+                frame = frames.to_pandas(build(), frames.checkpoint_reads(checkpoint))
                 result = checkpoint.run(
                     batch_parameters={"dataframe": frame},
                     expectation_parameters=parameters,

@@ -26,6 +26,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +145,14 @@ def _dates(column: str, earliest: str, severity: str = CRITICAL, why: str = "") 
         f"{column} from {earliest} to the run day: a date in the future or a century ago "
         "is a default or a broken extract, not care"
     )
+    # A midnight, not a date: dates reach GX as datetime64, which it compares vectorised
+    # with datetimes (and cannot compare with dates); the run day is a midnight too.
     return _e(
         "ExpectColumnValuesToBeBetween",
         severity,
         why,
         column=column,
-        min_value=earliest,
+        min_value=datetime.fromisoformat(earliest),
         max_value=RUN_DATE,
     )
 
