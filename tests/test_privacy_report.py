@@ -10,6 +10,7 @@ stage, the run summary and the HTML on a real population.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -380,9 +381,15 @@ def test_fail_mode_fails_after_writing_the_evidence(planted: Path) -> None:
         write_privacy_report(planted, run_id="r1", settings=_settings(privacy_on_low_k="fail"))
     message = str(raised.value)
     assert "k < 5" in message and "report.html" in message and "JOINEDUP_COARSEN" in message
+    # Measured where analysts read it (the CLI's default), so it is out already.
+    assert "published marts break" in message and "has been published already" in message
     assert (planted / "privacy" / "report.html").exists()
     report = json.loads((planted / "privacy" / "report.json").read_text())
     assert report["status"] == "fail"
+    assert report["published_as"] is None
+    assert (
+        report["database_sha256"] == hashlib.sha256((planted / ANALYTICS).read_bytes()).hexdigest()
+    )
     # With coarsening on, the planted person is in a crowd of 41: no k finding is left.
     again = write_privacy_report(
         planted,

@@ -106,9 +106,11 @@ def test_a_failing_report_publishes_nothing(
 
     # The population has people with k < 5 on their demographics: set to fail, it fails.
     monkeypatch.setenv("JOINEDUP_PRIVACY_ON_LOW_K", "fail")
-    with pytest.raises(PrivacyRiskError, match="Nothing was published") as raised:
+    with pytest.raises(PrivacyRiskError, match="marts staged to publish break") as raised:
         pipeline.privacy_report_stage(population, "run-2", candidate=staged["candidate"])
-    assert "k < 5" in str(raised.value) and "published already" not in str(raised.value)
+    message = str(raised.value)
+    assert "k < 5" in message and f"Nothing was published: {published} is as" in message
+    assert "published already" not in message
 
     # The previous file, byte for byte; the failed candidate gone; only the report left.
     assert (published.read_bytes(), _mode(published), published.stat().st_mtime_ns) == before

@@ -323,7 +323,8 @@ def write_privacy_report(
     if status == "fail":
         failing = [f for f in found if f["severity"] == "fail"]
         raise PrivacyRiskError(
-            "the published marts break a privacy rule set to fail the run:\n"
+            f"the {'published marts' if analytics == published else 'marts staged to publish'} "
+            "break a privacy rule set to fail the run:\n"
             + "\n".join(f"  {f['what']} What to do: {f['do']}" for f in failing)
             + f"\nEvidence: {out / REPORT_HTML}. "
             + (
