@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -195,17 +196,25 @@ def _nhs_number_valid(value: str) -> bool:
 
 
 def _scan_column(series: pl.Series) -> dict[str, float]:
-    values = series.drop_nulls()
-    n = values.len()
+    # Each distinct value is tested once and weighs as many rows as hold it: code lists
+    # (a few thousand SNOMED codes over millions of events) cost their distinct values.
+    name = series.name or "value"
+    counts = series.drop_nulls().rename(name).value_counts(name="rows")
+    n = int(counts["rows"].sum())
     if n == 0:
         return dict.fromkeys(("nhs_number", "postcode", "full_date", "name"), 0.0)
-    ten_digits = values.filter(values.str.contains(_NHS_NUMBER))
-    nhs = sum(1 for v in ten_digits.to_list() if _nhs_number_valid(v))
-    names = values.str.contains(_NAME).sum() if values.n_unique() >= NAME_MIN_DISTINCT else 0
+    values = pl.col(name)
+
+    def rows(regex: str) -> int:
+        return int(counts.filter(values.str.contains(regex))["rows"].sum())
+
+    ten_digits = counts.filter(values.str.contains(_NHS_NUMBER))
+    nhs = sum(r for v, r in ten_digits.iter_rows() if _nhs_number_valid(v))
+    names = rows(_NAME) if counts.height >= NAME_MIN_DISTINCT else 0
     return {
         "nhs_number": nhs / n,
-        "postcode": values.str.contains(_POSTCODE).sum() / n,
-        "full_date": values.str.contains(_FULL_DATE).sum() / n,
+        "postcode": rows(_POSTCODE) / n,
+        "full_date": rows(_FULL_DATE) / n,
         "name": names / n,
     }
 
@@ -242,25 +251,36 @@ def format_scan(tables: dict[str, Path], formats: dict[str, dict[str, str]]) -> 
     """Per (table, column): non-null values, and how many are not in the column's format.
 
     Whole tables, vectorised in Polars; a missing column counts all the table's rows as
-    nonconforming. Values are never kept.
+    nonconforming. Each distinct value is tested once (Bloom filters and most tokens
+    repeat: one per name, date of birth or postcode), and rows are counted only in a
+    column that has a value out of format. Values are never kept.
     """
     rows = []
     for name, columns in formats.items():
         path = tables[name]
         present = [c for c in columns if c in pl.read_parquet_schema(path)]
+        text = {c: pl.col(c).cast(pl.String) for c in present}
         counts = (
             pl.scan_parquet(path)
             .select(
                 pl.len().alias("(rows)"),
                 *[pl.col(c).count().alias(f"{c}:values") for c in present],
                 *[
-                    (~pl.col(c).cast(pl.String).str.contains(columns[c])).sum().alias(c)
+                    (~text[c].drop_nulls().unique().str.contains(columns[c])).sum().alias(c)
                     for c in present
                 ],
             )
             .collect()
             .row(0, named=True)
         )
+        failing = [c for c in present if counts[c]]
+        if failing:
+            counts |= (
+                pl.scan_parquet(path)
+                .select(*[(~text[c].str.contains(columns[c])).sum().alias(c) for c in failing])
+                .collect()
+                .row(0, named=True)
+            )
         for column in columns:
             missing = column not in present
             rows.append(
@@ -282,6 +302,13 @@ def format_scan(tables: dict[str, Path], formats: dict[str, dict[str, str]]) -> 
     )
 
 
+def conforming(scan: pl.DataFrame, table: str) -> frozenset[str]:
+    """Columns of ``table`` whose every value is in format, by a :func:`format_scan`."""
+    return frozenset(
+        scan.filter((pl.col("table") == table) & (pl.col("nonconforming") == 0))["column"]
+    )
+
+
 NOT_IN_FORMAT = "(not in format #"
 
 
@@ -290,7 +317,9 @@ KEY_COLUMNS = frozenset({"record_token", "spell_token", "attendance_token", "per
 
 
 def mask_nonconforming(
-    frame: pl.DataFrame | pl.LazyFrame, formats: dict[str, str]
+    frame: pl.DataFrame | pl.LazyFrame,
+    formats: dict[str, str],
+    conforming: frozenset[str] = frozenset(),
 ) -> pl.DataFrame | pl.LazyFrame:
     """The frame GX sees: format-checked columns masked or emptied.
 
@@ -301,7 +330,8 @@ def mask_nonconforming(
     still see duplicates, but nothing of the value survives. The other format-checked
     columns (encodings, birth month) are read by no GX expectation beyond the column
     list, so they cross empty, which also spares converting 512-character Bloom
-    filters to pandas.
+    filters to pandas. Key columns in ``conforming`` (a format scan found every value in
+    format) have nothing to mask and are passed as they are.
     """
     masked = []
     schema = frame.collect_schema()
@@ -311,9 +341,12 @@ def mask_nonconforming(
         if column not in KEY_COLUMNS:
             masked.append(pl.lit(None, dtype=schema[column]).alias(column))
             continue
+        if column in conforming:
+            continue
         value = pl.col(column)
         bad = value.is_not_null() & ~value.cast(pl.String).str.contains(regex)
-        number = value.cast(pl.String).rank("dense").over(bad).cast(pl.String)
+        # Ranked among the out-of-format values only (the others rank as null).
+        number = pl.when(bad).then(value.cast(pl.String)).rank("dense").cast(pl.String)
         masked.append(
             pl.when(bad).then(pl.lit(NOT_IN_FORMAT) + number + ")").otherwise(value).alias(column)
         )
@@ -321,6 +354,16 @@ def mask_nonconforming(
 
 
 def pseudonymised_batches(data_dir: Path) -> Batches:
+    # One format scan serves the formats suite and tells the tables' masks what to mask.
+    formats = cache(
+        lambda: format_scan(
+            {
+                q: _require(pseudonymised_path(data_dir, *q.split(".")), "pseudonymise")
+                for q in PSEUDONYMISED_FORMATS
+            },
+            PSEUDONYMISED_FORMATS,
+        )
+    )
     batches: Batches = {}
     for qualified in [*RECORD_COLUMNS, *EVENT_COLUMNS]:
         source, name = qualified.split(".")
@@ -330,14 +373,9 @@ def pseudonymised_batches(data_dir: Path) -> Batches:
                 pl.col(pl.Datetime).dt.date()
             ),
             PSEUDONYMISED_FORMATS[q],
+            conforming(formats(), q),
         )
-    batches["pseudonymised.formats"] = lambda: format_scan(
-        {
-            qualified: _require(pseudonymised_path(data_dir, *qualified.split(".")), "pseudonymise")
-            for qualified in PSEUDONYMISED_FORMATS
-        },
-        PSEUDONYMISED_FORMATS,
-    )
+    batches["pseudonymised.formats"] = formats
     batches["pseudonymised.identifier_scan"] = lambda: identifier_scan(data_dir)
     return batches
 
@@ -369,60 +407,111 @@ def _removed_by_linkage(data_dir: Path) -> pl.DataFrame:
 
 
 def persons(record_person: pl.DataFrame) -> pl.DataFrame:
-    return (
-        record_person.group_by("person_id")
+    """One row per person: records, distinct sources, and records from each source."""
+    sources = list(RECORD_TABLES)
+    per_source = [f"{s}_records" for s in sources]
+    # Counting sources from the per-source counts spares a distinct count per person; it
+    # holds only while every source is a known one (the record_person suite checks that).
+    known = bool(record_person["source"].is_in(sources).fill_null(False).all())
+    frame = (
+        record_person.lazy()
+        .with_columns(
+            (pl.col("source") == s).cast(pl.UInt32).alias(c)
+            for s, c in zip(sources, per_source, strict=True)
+        )
+        .group_by("person_id")
         .agg(
             pl.len().alias("records"),
-            pl.col("source").n_unique().alias("sources"),
-            *[(pl.col("source") == s).sum().alias(f"{s}_records") for s in RECORD_TABLES],
+            *([] if known else [pl.col("source").n_unique().alias("sources")]),
+            *[pl.col(c).sum() for c in per_source],
         )
-        .sort("person_id")
+    )
+    if known:
+        frame = frame.with_columns(
+            pl.sum_horizontal(pl.col(c) > 0 for c in per_source).cast(pl.UInt32).alias("sources")
+        )
+    return frame.select("person_id", "records", "sources", *per_source).sort("person_id").collect()
+
+
+def coverage(
+    data_dir: Path, linked: pl.DataFrame | None = None, people: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Per source: where every pseudonymised record went, and how many link across sources.
+
+    ``linked`` is ``record_person`` and ``people`` its :func:`persons`, when the caller has
+    them already.
+    """
+    linked = _record_person(data_dir) if linked is None else linked
+    people = persons(linked) if people is None else people
+    keys = ["source", "record_token"]
+    pseudonymised = _pseudonymised_records(data_dir).lazy()
+    removed = _removed_by_linkage(data_dir).lazy()
+    links = linked.lazy().select(keys)
+
+    def per_source(frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
+        return frame.group_by("source").agg(pl.len().alias(name))
+
+    # A person's records are all across sources or none are: the share of a source's
+    # linked records is its records held by people with more than one source.
+    identified = people.lazy().filter(pl.col("person_id").is_not_null())
+    several = pl.col("sources") > 1
+    totals = (
+        identified.select(
+            *[pl.col(f"{s}_records").sum().alias(f"{s}:all") for s in RECORD_TABLES],
+            *[
+                pl.col(f"{s}_records").filter(several).sum().alias(f"{s}:across")
+                for s in RECORD_TABLES
+            ],
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    counted = pl.collect_all(
+        [
+            per_source(pseudonymised, "records_pseudonymised"),
+            per_source(links, "records_linked"),
+            per_source(removed, "records_removed_for_opt_out"),
+            per_source(
+                pseudonymised.join(links, on=keys, how="anti").join(removed, on=keys, how="anti"),
+                "records_missing",
+            ),
+            per_source(links.join(pseudonymised, on=keys, how="anti"), "records_unknown"),
+        ]
+    )
+    out = pl.DataFrame(
+        {
+            "source": list(RECORD_TABLES),
+            "linked_across_sources_share": [
+                round(totals[f"{s}:across"] / totals[f"{s}:all"], 6) if totals[f"{s}:all"] else None
+                for s in RECORD_TABLES
+            ],
+        },
+        schema={"source": pl.String, "linked_across_sources_share": pl.Float64},
+    )
+    for frame in counted:
+        out = out.join(frame, on="source", how="left")
+    counts = [c for c in out.columns if c.startswith("records_")]
+    return out.select(
+        "source", pl.col(counts).fill_null(0).cast(pl.Int64), "linked_across_sources_share"
     )
 
 
-def coverage(data_dir: Path) -> pl.DataFrame:
-    """Per source: where every pseudonymised record went, and how many link across sources."""
-    linked = _record_person(data_dir)
-    pseudonymised = _pseudonymised_records(data_dir)
-    removed = _removed_by_linkage(data_dir)
-    keys = ["source", "record_token"]
-    cross = linked.join(
-        persons(linked).select("person_id", "sources"), on="person_id", how="left"
-    ).with_columns((pl.col("sources") > 1).alias("across"))
-    out = []
-    for source in RECORD_TABLES:
-        mine = pseudonymised.filter(pl.col("source") == source)
-        links = cross.filter(pl.col("source") == source)
-        gone = removed.filter(pl.col("source") == source)
-        missing = mine.join(links, on=keys, how="anti").join(gone, on=keys, how="anti")
-        unknown = links.join(mine, on=keys, how="anti")
-        out.append(
-            {
-                "source": source,
-                "records_pseudonymised": mine.height,
-                "records_linked": links.height,
-                "records_removed_for_opt_out": gone.height,
-                "records_missing": missing.height,
-                "records_unknown": unknown.height,
-                "linked_across_sources_share": (
-                    round(links["across"].mean(), 6) if links.height else None
-                ),
-            }
-        )
-    return pl.DataFrame(out)
-
-
 def linked_batches(data_dir: Path) -> Batches:
+    # record_person is read once per gate; persons serve their suite and the coverage.
+    linked = cache(lambda: _record_person(data_dir))
+    people = cache(lambda: persons(linked()))
+    formats = cache(
+        lambda: format_scan(
+            {"record_person": _require(Path(data_dir) / RECORD_PERSON, "linkage")}, LINKED_FORMATS
+        )
+    )
     return {
         "linked.record_person": lambda: mask_nonconforming(
-            pl.scan_parquet(_require(Path(data_dir) / RECORD_PERSON, "linkage")),
-            LINKED_FORMATS["record_person"],
+            linked().lazy(), LINKED_FORMATS["record_person"], conforming(formats(), "record_person")
         ),
-        "linked.formats": lambda: format_scan(
-            {"record_person": _require(Path(data_dir) / RECORD_PERSON, "linkage")}, LINKED_FORMATS
-        ),
-        "linked.coverage": lambda: coverage(data_dir),
-        "linked.persons": lambda: persons(_record_person(data_dir)),
+        "linked.formats": formats,
+        "linked.coverage": lambda: coverage(data_dir, linked(), people()),
+        "linked.persons": people,
     }
 
 

@@ -10,7 +10,8 @@ cheapest form that keeps everything the suite's expectations can observe of it:
 * a column only checked for nulls crosses as a one-category marker, null where
   the value is null (a failing sample of a not-null check is a null anyway);
 * text crosses as pandas ``category`` (what GX compares and samples are the
-  values; set, null and uniqueness checks work on the codes);
+  values; set, null and uniqueness checks work on the codes), except text only
+  matched against a pattern, which GX reads as text;
 * dates cross as ``datetime64[ns]``, which GX compares vectorised (the suites'
   date bounds are datetimes for that reason);
 * integers cross as ``int64``, or ``float64`` where there are nulls (GX drops
@@ -23,7 +24,7 @@ column as it is, so a new kind of check is never handed an emptied column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,23 +53,31 @@ UNDERSTOOD = frozenset(
 )
 # Expectations that see only whether a value is null (their failing samples are nulls).
 NULLNESS_ONLY = frozenset({"expect_column_values_to_not_be_null"})
+# GX tests a pattern on text (``astype(str)``): a category column would be rebuilt as text.
+AS_TEXT = NULLNESS_ONLY | {"expect_column_values_to_match_regex"}
 COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
 PRESENT = "(a value)"
+# Uses that are not an expectation: result index columns and row conditions read values.
+INDEX = "(index column)"
+CONDITION = "(row condition)"
 
 
 @dataclass(frozen=True)
 class Reads:
-    """What a suite reads of its batch's columns."""
+    """Which expectations read each column of a suite's batch (``everything``: keep all)."""
 
-    values: frozenset[str]
-    nullness: frozenset[str]
+    uses: Mapping[str, frozenset[str]]
     everything: bool = False
 
     def keeps(self, column: str) -> bool:
-        return self.everything or column in self.values or column in self.nullness
+        return self.everything or column in self.uses
+
+    def only(self, column: str, kinds: frozenset[str]) -> bool:
+        """Whether every use of ``column`` is one of ``kinds``."""
+        return not self.everything and column in self.uses and self.uses[column] <= kinds
 
 
-EVERYTHING = Reads(frozenset(), frozenset(), everything=True)
+EVERYTHING = Reads({}, everything=True)
 
 
 def _condition_columns(condition: Any) -> set[str] | None:
@@ -97,9 +106,8 @@ def _condition_columns(condition: Any) -> set[str] | None:
 
 
 def reads(expectations: Iterable[Any], index_columns: Iterable[str] = ()) -> Reads:
-    """The columns these GX expectations (and the result's index columns) read."""
-    values: set[str] = set(index_columns)
-    nullness: set[str] = set()
+    """The columns these GX expectations (and the result's index columns) read, and how."""
+    uses: dict[str, set[str]] = {c: {INDEX} for c in index_columns}
     for expectation in expectations:
         kind = expectation.expectation_type
         kwargs = expectation.configuration.kwargs
@@ -112,9 +120,11 @@ def reads(expectations: Iterable[Any], index_columns: Iterable[str] = ()) -> Rea
             in_condition = _condition_columns(condition)
             if in_condition is None:
                 return EVERYTHING
-            values |= in_condition
-        (nullness if kind in NULLNESS_ONLY else values).update(named)
-    return Reads(frozenset(values), frozenset(nullness - values))
+            for column in in_condition:
+                uses.setdefault(column, set()).add(CONDITION)
+        for column in named:
+            uses.setdefault(column, set()).add(kind)
+    return Reads({c: frozenset(k) for c, k in uses.items()})
 
 
 def checkpoint_reads(checkpoint: Any) -> Reads:
@@ -138,10 +148,11 @@ def _text(series: pl.Series) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=categories, validate=False)
 
 
-def _column(series: pl.Series) -> Any:
+def _column(series: pl.Series, as_text: bool = False) -> Any:
     dtype = series.dtype
     if dtype in (pl.String, pl.Categorical, pl.Enum):
-        return _text(series.cast(pl.String))
+        text = series.cast(pl.String)
+        return text.to_pandas() if as_text else _text(text)
     if dtype == pl.Date or (dtype == pl.Datetime and getattr(dtype, "time_zone", None) is None):
         return series.cast(pl.Datetime("ns")).to_numpy()
     if dtype.is_integer():
@@ -170,8 +181,8 @@ def to_pandas(frame: pl.DataFrame | pl.LazyFrame, columns: Reads = EVERYTHING) -
     for name in schema.names():
         if not columns.keeps(name):
             out[name] = _empty(rows)
-        elif not columns.everything and name in columns.nullness:
+        elif columns.only(name, NULLNESS_ONLY):
             out[name] = _marker(data[name])
         else:
-            out[name] = _column(data[name])
+            out[name] = _column(data[name], as_text=columns.only(name, AS_TEXT))
     return pd.DataFrame(out, index=pd.RangeIndex(rows))
