@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -25,8 +27,9 @@ from joinedup import linkage
 from joinedup.atomic import write_parquet
 from joinedup.ingest import ingest_source
 from joinedup.privacy_scan import assert_clean
-from joinedup.quality import ZONES, BatchError, QualityGateError, build_data_docs, run_gates
-from joinedup.quality.batches import VOLUMES
+from joinedup.quality import ZONES, BatchError, QualityGateError, build_data_docs, frames, run_gates
+from joinedup.quality.batches import VOLUMES, persons
+from joinedup.quality.gates import _sample
 from joinedup.quality.project import expectations_dir, open_context
 from joinedup.quality.suites import all_suites, commissioner_marts, result_format
 from joinedup.settings import DEMO_KEY
@@ -298,6 +301,171 @@ def test_linkage_that_drops_records_fails_the_linked_gate(copy: Path) -> None:
     message = _fails(copy, "linked")
     assert "linked.coverage: expect_column_values_to_be_between(records_missing)" in message
     assert "source=social_care" in message
+
+
+def test_an_event_dated_after_the_run_day_fails_the_landing_gate(copy: Path) -> None:
+    """Dates reach GX as datetime64 and the suites' bounds are midnights: still by day."""
+    path = copy / "landing" / "_validated" / "gp" / "events.parquet"
+    frame = pl.read_parquet(path)
+    future = date.today() + timedelta(days=1)
+    last = pl.int_range(pl.len()) == frame.height - 1
+    write_parquet(
+        frame.with_columns(event_date=pl.when(last).then(future).otherwise("event_date")), path
+    )
+    message = _fails(copy, "landing")
+    assert "landing.gp.events: expect_column_values_to_be_between(event_date)" in message
+    assert f"1 of {frame.height:,} rows unexpected - e.g. {future.isoformat()} -" in message
+
+
+def test_persons_count_unknown_sources_too() -> None:
+    """The per-source shortcut for ``sources`` gives way to a distinct count off the list."""
+    record_person = pl.DataFrame(
+        {
+            "source": ["gp", "hospital", "elsewhere", "gp", "gp", None],
+            "record_token": list("abcdef"),
+            "person_id": ["p1", "p1", "p1", "p2", "p2", "p3"],
+        }
+    )
+    known = persons(record_person.filter(pl.col("source") != "elsewhere"))
+    assert dict(zip(known["person_id"], known["sources"], strict=True)) == {"p1": 2, "p2": 1}
+    every = persons(record_person)
+    assert dict(zip(every["person_id"], every["sources"], strict=True)) == {
+        "p1": 3,
+        "p2": 1,
+        "p3": 1,
+    }
+    assert every.filter(pl.col("person_id") == "p1")["gp_records"].item() == 1
+
+
+# --- batches as GX sees them --------------------------------------------------------------------
+
+_NOW = datetime(2026, 6, 1)
+_ROWS = 40
+_GX_FRAME = pl.DataFrame(
+    {
+        "code": (["a", "b", "a", "x", None] * 8),
+        "key": [f"{i:064x}" for i in range(_ROWS - 2)] + [f"{3:064x}", None],
+        "day": [date(2026, 1, 1) + timedelta(days=i) for i in range(_ROWS - 2)]
+        + [date(2027, 1, 1), None],
+        "later": [date(2026, 1, 2) + timedelta(days=i) for i in range(_ROWS - 1)]
+        + [date(2025, 1, 1)],
+        "count": [0, 3, 8, 11, None] * 8,
+        "flag": [True, False, None, False] * 10,
+        "unread": ["whatever"] * _ROWS,
+    }
+)
+
+
+def _gx_cases() -> list:
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column as GxColumn
+
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=10),
+        gxe.ExpectTableRowCountToEqual(value=_ROWS),
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(_GX_FRAME.columns), exact_match=True),
+        gxe.ExpectColumnValuesToNotBeNull(column="key"),
+        gxe.ExpectColumnValuesToNotBeNull(column="code", mostly=0.5),
+        gxe.ExpectColumnValuesToBeNull(column="count", row_condition=GxColumn("flag") == True),  # noqa: E712
+        gxe.ExpectColumnValuesToBeInSet(column="code", value_set=["a", "b"]),
+        gxe.ExpectColumnValuesToNotBeInSet(column="count", value_set=[1, 2, 3, 4, 5, 6]),
+        gxe.ExpectColumnValuesToBeBetween(column="count", min_value=0, max_value=10),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="day", min_value=datetime(1990, 1, 1), max_value=_NOW
+        ),
+        gxe.ExpectColumnValuesToMatchRegex(column="code", regex=r"^[ab]$"),
+        gxe.ExpectColumnValuesToBeUnique(column="key"),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["code", "key"]),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="later", column_B="day", or_equal=True, ignore_row_if="either_value_is_missing"
+        ),
+        gxe.ExpectColumnMaxToBeBetween(column="count", min_value=0, max_value=5),
+        gxe.ExpectColumnMeanToBeBetween(column="count", min_value=0, max_value=1),
+    ]
+
+
+def _plain(frame: pl.DataFrame) -> pd.DataFrame:
+    """The frame without any of frames' economies: text as objects, nullable integers."""
+    columns = {}
+    for name, dtype in frame.schema.items():
+        values = frame[name].to_list()
+        if dtype == pl.Date:
+            columns[name] = pd.to_datetime(pd.Series(values))
+        elif dtype.is_integer():
+            columns[name] = pd.Series(values, dtype="Int64")
+        elif dtype == pl.Boolean:
+            columns[name] = pd.Series(values, dtype="boolean")
+        else:
+            columns[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns)
+
+
+def _observed(result: object) -> tuple:
+    outcome = result.result or {}
+    samples = outcome.get("partial_unexpected_index_list") or outcome.get("partial_unexpected_list")
+    return (
+        result.success,
+        bool(result.exception_info and result.exception_info.get("raised_exception")),
+        outcome.get("unexpected_count"),
+        outcome.get("element_count"),
+        _sample(outcome.get("observed_value")),
+        [_sample(s) for s in samples or []],
+    )
+
+
+@pytest.mark.parametrize("index", [[], ["count", "code"]], ids=["values", "index-columns"])
+def test_batches_cross_to_gx_without_changing_any_result(
+    index: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every expectation type the suites use gives the same verdict, counts and samples on
+    frames' batch (emptied, marked, categorised, datetime64, integers as floats) as on the
+    plain frame, passing and failing."""
+    import great_expectations as gx
+
+    cases = _gx_cases()
+    assert {e.expectation_type for e in cases} == frames.UNDERSTOOD
+    used = {e.expectation_type for suite in all_suites() for e in suite.expectations}
+    assert used <= frames.UNDERSTOOD, "add the new expectation type to frames and this test"
+
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
+    source = gx.get_context(mode="ephemeral").data_sources.add_pandas("frames")
+    fmt = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
+    if index:
+        fmt["unexpected_index_column_names"] = index
+    verdicts = set()
+    for n, expectation in enumerate(cases):
+        crossed = frames.to_pandas(_GX_FRAME.lazy(), frames.reads([expectation], index))
+        observed = []
+        for label, frame in (("plain", _plain(_GX_FRAME)), ("crossed", crossed)):
+            asset = source.add_dataframe_asset(f"{label}-{n}")
+            batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
+                batch_parameters={"dataframe": frame}
+            )
+            observed.append(_observed(batch.validate(expectation, result_format=fmt)))
+        assert observed[0] == observed[1], expectation.expectation_type
+        assert not observed[0][1], observed[0]  # an exception would hide a difference
+        verdicts.add(observed[0][0])
+    assert verdicts == {True, False}
+
+
+def test_frames_read_only_what_the_suites_read() -> None:
+    frame = _GX_FRAME.lazy()
+    for expectation in _gx_cases():
+        reads = frames.reads([expectation])
+        assert not reads.everything
+        crossed = frames.to_pandas(frame, reads)
+        assert list(crossed.columns) == _GX_FRAME.columns
+        assert crossed["unread"].isna().all()
+    not_null = frames.to_pandas(frame, frames.reads(_gx_cases()[3:4]))
+    assert set(not_null["key"].dropna()) == {frames.PRESENT}
+    import great_expectations.expectations as gxe
+
+    # A type frames does not know reads every column as it is.
+    unknown = frames.reads(
+        [*_gx_cases(), gxe.ExpectColumnValueLengthsToEqual(column="key", value=64)]
+    )
+    assert unknown.everything
+    assert (frames.to_pandas(frame, unknown)["unread"] == "whatever").all()
 
 
 # --- errors a person can act on -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from joinedup.quality import batches as b
 from joinedup.quality import frames
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES = 5
 WITHHELD = "(withheld: not a token)"
+NULL = "null"
 _HEX_TOKEN = re.compile(r"^[0-9a-f]{32,}$")
 
 
@@ -65,6 +67,8 @@ def _sample(value: Any, column: str | None = None) -> str:
         return "{" + ", ".join(f"{k}={_sample(v, k)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "(" + ", ".join(_sample(v, column) for v in value) + ")"
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return NULL  # however the column's type spells it: None, NaN, NA or NaT
     if isinstance(value, np.datetime64):
         value = value.astype("datetime64[us]").item()
     if isinstance(value, datetime) and value == datetime(value.year, value.month, value.day):
@@ -78,7 +82,7 @@ def _sample(value: Any, column: str | None = None) -> str:
     text = str(value)
     if _HEX_TOKEN.match(text):
         return f"{text[:8]}…"
-    return WITHHELD if _opaque(column) and value is not None else text
+    return WITHHELD if _opaque(column) else text
 
 
 def _describe(result: Any) -> dict[str, Any]:
