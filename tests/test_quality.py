@@ -211,22 +211,28 @@ def test_an_identifier_column_leaked_into_pseudonymised_fails_without_showing_it
 
 
 def test_values_out_of_format_fail_the_format_scan_with_counts_only(copy: Path) -> None:
-    """A name where a Bloom filter belongs, a raw NHS number as a spell token: caught over
-    the whole table, reported by table, column and count, never by value."""
+    """A name where a Bloom filter belongs, raw NHS numbers as a spell token and as an NHS
+    number token: caught over the whole table (a column of repeating values and one of
+    distinct values), reported by table, column and count, never by value."""
     patients = copy / "pseudonymised" / "hospital" / "patients.parquet"
     frame = pl.read_parquet(patients)
     landing = pl.read_parquet(copy / "landing" / "_validated" / "hospital" / "apc_episodes.parquet")
     name = landing["family_name"].drop_nulls()[0]
-    bloom = pl.when(pl.int_range(pl.len()) == frame.height - 1).then(pl.lit(name))
+    number = landing["nhs_number"].drop_nulls()[0]
+    last = pl.int_range(pl.len()) == frame.height - 1
     write_parquet(
-        frame.with_columns(family_name_bloom=bloom.otherwise("family_name_bloom")), patients
+        frame.with_columns(
+            family_name_bloom=pl.when(last).then(pl.lit(name)).otherwise("family_name_bloom"),
+            nhs_number_token=pl.when(last).then(pl.lit(number)).otherwise("nhs_number_token"),
+        ),
+        patients,
     )
     episodes = copy / "pseudonymised" / "hospital" / "apc_episodes.parquet"
-    number = landing["nhs_number"].drop_nulls()[0]
     write_parquet(pl.read_parquet(episodes).with_columns(spell_token=pl.lit(number)), episodes)
     message = _fails(copy, "pseudonymised")
     assert "pseudonymised.formats: expect_column_values_to_be_between(nonconforming)" in message
     assert "{nonconforming=1, table=hospital.patients, column=family_name_bloom}" in message
+    assert "{nonconforming=1, table=hospital.patients, column=nhs_number_token}" in message
     rows = pl.read_parquet(episodes).height
     assert f"{{nonconforming={rows}, table=hospital.apc_episodes, column=spell_token}}" in message
     # The same values also break the spell key's uniqueness: that sample is withheld too.

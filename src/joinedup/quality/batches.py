@@ -29,6 +29,7 @@ from joinedup.contracts import TABLES, Table
 from joinedup.ingest.ledger import PSEUDONYMISED_TABLES, read_ledger
 from joinedup.ingest.paths import pseudonymised_path, validated_path
 from joinedup.linkage.inputs import RECORD_TABLES
+from joinedup.quality.frames import DISTINCT_SAMPLE
 from joinedup.quality.project import quality_dir
 from joinedup.quality.suites import (
     EVENT_COLUMNS,
@@ -195,15 +196,16 @@ def _nhs_number_valid(value: str) -> bool:
     return (0 if check == 11 else check) == int(digits[9]) and check != 10
 
 
-def _scan_column(series: pl.Series) -> dict[str, float]:
-    # Each distinct value is tested once and weighs as many rows as hold it: code lists
-    # (a few thousand SNOMED codes over millions of events) cost their distinct values.
-    name = series.name or "value"
-    counts = series.drop_nulls().rename(name).value_counts(name="rows")
+def _shares(counts: pl.DataFrame) -> dict[str, float]:
+    """Shares of identifier-like values, from a column's distinct values and their rows.
+
+    Each distinct value is tested once and weighs as many rows as hold it: code lists (a
+    few thousand SNOMED codes over millions of events) cost their distinct values.
+    """
     n = int(counts["rows"].sum())
     if n == 0:
         return dict.fromkeys(("nhs_number", "postcode", "full_date", "name"), 0.0)
-    values = pl.col(name)
+    values = pl.col("value")
 
     def rows(regex: str) -> int:
         return int(counts.filter(values.str.contains(regex))["rows"].sum())
@@ -223,61 +225,78 @@ def identifier_scan(data_dir: Path) -> pl.DataFrame:
     """One row per text column of each pseudonymised table: shares of identifier-like values.
 
     Token and Bloom filter columns are skipped: their format checks would fail first if
-    they held anything else.
+    they held anything else. Every column's distinct values are counted at once, in
+    parallel.
     """
-    rows = []
+    where: list[tuple[str, str]] = []
+    queries: list[pl.LazyFrame] = []
     for qualified in [*RECORD_COLUMNS, *EVENT_COLUMNS]:
         source, name = qualified.split(".")
         path = _require(pseudonymised_path(data_dir, source, name), "pseudonymise")
         schema = pl.read_parquet_schema(path)
-        text = [
-            c for c, t in schema.items() if t == pl.String and not c.endswith(("_token", "_bloom"))
-        ]
-        frame = pl.read_parquet(path, columns=text)
-        for column in text:
-            shares = _scan_column(frame[column])
-            rows.append(
-                {
-                    "table": f"{source}/{name}",
-                    "column": column,
-                    "values": frame[column].len() - frame[column].null_count(),
-                    **{f"{k}_share": round(v, 6) for k, v in shares.items()},
-                }
+        for column, dtype in schema.items():
+            if dtype != pl.String or column.endswith(("_token", "_bloom")):
+                continue
+            where.append((f"{source}/{name}", column))
+            queries.append(
+                pl.scan_parquet(path)
+                .select(pl.col(column).alias("value"))
+                .drop_nulls()
+                .group_by("value")
+                .agg(pl.len().alias("rows"))
             )
+    rows = []
+    for (table, column), counts in zip(where, pl.collect_all(queries), strict=True):
+        rows.append(
+            {
+                "table": table,
+                "column": column,
+                "values": int(counts["rows"].sum()),
+                **{f"{k}_share": round(v, 6) for k, v in _shares(counts).items()},
+            }
+        )
     return pl.DataFrame(rows)
+
+
+def _out_of_format(column: str, regex: str, *, distinct: bool = False) -> pl.Expr:
+    """How many values (``distinct``: distinct values) of ``column`` do not match ``regex``."""
+    values = pl.col(column).cast(pl.String)
+    if distinct:
+        values = values.drop_nulls().unique()
+    return (~values.str.contains(regex)).sum().alias(column)
 
 
 def format_scan(tables: dict[str, Path], formats: dict[str, dict[str, str]]) -> pl.DataFrame:
     """Per (table, column): non-null values, and how many are not in the column's format.
 
     Whole tables, vectorised in Polars; a missing column counts all the table's rows as
-    nonconforming. Each distinct value is tested once (Bloom filters and most tokens
-    repeat: one per name, date of birth or postcode), and rows are counted only in a
-    column that has a value out of format. Values are never kept.
+    nonconforming. Where values repeat (Bloom filters and most tokens: one per name, date
+    of birth or postcode; a sample of the table's first rows says which) each distinct
+    value is tested once, and rows are counted only in a column that has a value out of
+    format. Values are never kept.
     """
     rows = []
     for name, columns in formats.items():
         path = tables[name]
         present = [c for c in columns if c in pl.read_parquet_schema(path)]
-        text = {c: pl.col(c).cast(pl.String) for c in present}
+        sample = pl.read_parquet(path, columns=present, n_rows=DISTINCT_SAMPLE)
+        repeats = {c for c in present if sample[c].n_unique() * 2 <= sample.height}
         counts = (
             pl.scan_parquet(path)
             .select(
                 pl.len().alias("(rows)"),
                 *[pl.col(c).count().alias(f"{c}:values") for c in present],
-                *[
-                    (~text[c].drop_nulls().unique().str.contains(columns[c])).sum().alias(c)
-                    for c in present
-                ],
+                *[_out_of_format(c, columns[c], distinct=c in repeats) for c in present],
             )
             .collect()
             .row(0, named=True)
         )
-        failing = [c for c in present if counts[c]]
+        # Distinct values out of format, in a repeating column: count their rows.
+        failing = [c for c in repeats if counts[c]]
         if failing:
             counts |= (
                 pl.scan_parquet(path)
-                .select(*[(~text[c].str.contains(columns[c])).sum().alias(c) for c in failing])
+                .select(*[_out_of_format(c, columns[c]) for c in failing])
                 .collect()
                 .row(0, named=True)
             )
