@@ -90,44 +90,45 @@ def test_assert_clean_reports_counts_not_values(data_dir: Path, tmp_path: Path) 
     assert "Whitaker" not in str(err.value)
 
 
+@pytest.fixture
+def published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where analytics.duckdb is published: a folder of its own (JOINEDUP_PUBLISHED_DIR)."""
+    folder = tmp_path / "published"
+    folder.mkdir()
+    monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(folder))
+    return folder / "analytics.duckdb"
+
+
+def _add_table(database: Path, sql: str) -> None:
+    with duckdb.connect(str(database)) as con:
+        con.execute(sql)
+
+
 def test_the_privacy_gate_scans_the_published_marts_wherever_they_are_published(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, published: Path
 ) -> None:
     from joinedup.pipeline import privacy_gate
 
-    published = tmp_path / "published"
-    published.mkdir()
-    monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(published))
     assert "analytics.duckdb" not in privacy_gate(data_dir)["scanned"]
-    con = duckdb.connect(str(published / "analytics.duckdb"))
-    con.execute("CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
-    con.close()
+    _add_table(published, "CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
     with pytest.raises(PrivacyLeakError, match=r"analytics\.duckdb"):
         privacy_gate(data_dir)
 
 
 def test_a_published_file_a_finished_run_recorded_is_not_rescanned_until_it_changes(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, published: Path
 ) -> None:
     from joinedup.pipeline import finalise, privacy_gate
 
-    published = tmp_path / "published"
-    published.mkdir()
-    monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(published))
-    analytics = published / "analytics.duckdb"
-    con = duckdb.connect(str(analytics))
-    con.execute("CREATE TABLE mart AS SELECT 'E06000901' AS la_code, 12 AS people")
-    con.close()
+    _add_table(published, "CREATE TABLE mart AS SELECT 'E06000901' AS la_code, 12 AS people")
     assert "analytics.duckdb" in privacy_gate(data_dir)["scanned"]
     # The run that published it finishes: its record lists the file's checksum.
-    finalise(data_dir, "run-1", {"published": {"analytics": str(analytics)}})
+    finalise(data_dir, "run-1", {"published": {"analytics": str(published)}})
     gate = privacy_gate(data_dir)
     assert "analytics.duckdb" not in gate["scanned"]
     assert gate["not_rescanned"] == {"analytics.duckdb": "unchanged since run run-1"}
     # Changed since (by hand, or by a run that never finished): scanned again, leak found.
-    con = duckdb.connect(str(analytics))
-    con.execute("CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
-    con.close()
+    _add_table(published, "CREATE TABLE leak AS SELECT 'Mrs Whitaker' AS note")
     with pytest.raises(PrivacyLeakError, match=r"analytics\.duckdb"):
         privacy_gate(data_dir)
 
