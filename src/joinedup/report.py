@@ -86,9 +86,12 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
             f"{len(zones)} zones; {warnings} warning(s)"
         )
     if summary.get("privacy"):
-        lines.append(
-            f"privacy gate: no identifier found in {', '.join(summary['privacy']['scanned'])}"
-        )
+        privacy = summary["privacy"]
+        lines.append(f"privacy gate: no identifier found in {', '.join(privacy['scanned'])}")
+        lines += [
+            f"  {name} not rescanned: {why}, when that run's gate scanned it"
+            for name, why in (privacy.get("not_rescanned") or {}).items()
+        ]
     lines += privacy_report_lines(summary.get("privacy_report"))
     lines += _provenance(summary.get("provenance"))
     lines += [
