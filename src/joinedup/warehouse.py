@@ -511,7 +511,7 @@ def discard_candidate(data_dir: Path) -> bool:
     candidate = candidate_path(data_dir)
     found = candidate.exists()
     candidate.unlink(missing_ok=True)
-    candidate.with_name(candidate.name + ".wal").unlink(missing_ok=True)
+    _drop_stale_wal(candidate)
     if found:
         log.warning("removed %s: it was not published", candidate)
     return found

@@ -29,7 +29,7 @@ from joinedup.contracts import TABLES, Table
 from joinedup.ingest.ledger import PSEUDONYMISED_TABLES, read_ledger
 from joinedup.ingest.paths import pseudonymised_path, validated_path
 from joinedup.linkage.inputs import RECORD_TABLES
-from joinedup.quality.frames import DISTINCT_SAMPLE
+from joinedup.quality.frames import DISTINCT_SAMPLE, mostly_distinct
 from joinedup.quality.project import quality_dir
 from joinedup.quality.suites import (
     EVENT_COLUMNS,
@@ -280,7 +280,7 @@ def format_scan(tables: dict[str, Path], formats: dict[str, dict[str, str]]) -> 
         path = tables[name]
         present = [c for c in columns if c in pl.read_parquet_schema(path)]
         sample = pl.read_parquet(path, columns=present, n_rows=DISTINCT_SAMPLE)
-        repeats = {c for c in present if sample[c].n_unique() * 2 <= sample.height}
+        repeats = {c for c in present if not mostly_distinct(sample[c])}
         counts = (
             pl.scan_parquet(path)
             .select(

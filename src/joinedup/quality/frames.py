@@ -145,9 +145,13 @@ def _marker(series: pl.Series) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=[PRESENT])
 
 
+def mostly_distinct(sample: pl.Series) -> bool:
+    """Whether a sample of a column looks like a key (mostly distinct) rather than a code list."""
+    return sample.n_unique() * 2 > sample.len()
+
+
 def _text(series: pl.Series) -> pd.Categorical:
-    sample = series.gather_every(max(1, series.len() // DISTINCT_SAMPLE))
-    if sample.n_unique() * 2 > sample.len():
+    if mostly_distinct(series.gather_every(max(1, series.len() // DISTINCT_SAMPLE))):
         # Mostly distinct (a key): Polars' dense rank codes a million tokens in a fraction
         # of the time pandas' factorize takes; the categories come out sorted.
         ranked = series.to_frame("value").with_columns(
