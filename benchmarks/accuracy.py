@@ -18,9 +18,9 @@ from typing import Any
 import polars as pl
 from stages import KEY
 
+from joinedup.catalogue import cleared_path
 from joinedup.contracts import TABLES
-from joinedup.ingest.encodings import Encoder
-from joinedup.ingest.paths import cleared_path
+from joinedup.deidentify.encodings import Encoder
 from joinedup.ingest.records import source_records
 from joinedup.linkage.evaluate import evaluate, pairwise
 from joinedup.linkage.model import load_model

@@ -42,7 +42,7 @@ def _prepare_step(name: str, data_dir: str, people: int, seed: int) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from joinedup import ingest, linkage, warehouse
+    from joinedup import deidentify, ingest, linkage, warehouse
     from joinedup.settings import DEMO_KEY
 
     path, key = Path(data_dir), DEMO_KEY.encode()
@@ -53,8 +53,8 @@ def _prepare_step(name: str, data_dir: str, people: int, seed: int) -> None:
     elif name == "ingest":
         for source in ingest.SOURCES:
             ingest.ingest_source(path, source, RUN_ID)
-        ingest.remove_opt_outs(path, RUN_ID)
-        ingest.pseudonymise(path, key, RUN_ID)
+        deidentify.remove_opt_outs(path, RUN_ID)
+        deidentify.pseudonymise(path, key, RUN_ID)
         ingest.finalise_ledger(path, RUN_ID)
     elif name == "link":
         linkage.link(path, RUN_ID, key, charts=False)

@@ -26,13 +26,13 @@ def _ingest(source: str) -> Callable[[Path, str], int]:
 
 
 def remove_opt_outs(data_dir: Path, run_id: str) -> int:
-    from joinedup.ingest import remove_opt_outs as stage
+    from joinedup.deidentify import remove_opt_outs as stage
 
     return sum(stage(data_dir, run_id)["rows_removed"].values())
 
 
 def pseudonymise(data_dir: Path, run_id: str) -> int:
-    from joinedup.ingest import pseudonymise as stage
+    from joinedup.deidentify import pseudonymise as stage
 
     return sum(stage(data_dir, KEY, run_id)["rows"].values())
 
@@ -44,7 +44,7 @@ def link(data_dir: Path, run_id: str) -> int:
 
 
 def remove_linked_opt_outs(data_dir: Path, run_id: str) -> int:
-    from joinedup.ingest import remove_linked_opt_outs as stage
+    from joinedup.linkage import remove_linked_opt_outs as stage
 
     removed = stage(data_dir, KEY, run_id)["rows_removed"]
     return sum(removed.values()) if isinstance(removed, dict) else removed

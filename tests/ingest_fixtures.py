@@ -20,12 +20,8 @@ from joinedup.contracts import (
 from joinedup.contracts import (
     TABLES,
 )
-from joinedup.ingest import (
-    finalise_ledger,
-    ingest_source,
-    pseudonymise,
-    remove_opt_outs,
-)
+from joinedup.deidentify import pseudonymise, remove_opt_outs
+from joinedup.ingest import finalise_ledger, ingest_source
 from joinedup.ingest.load import SOURCES
 from joinedup.settings import DEMO_KEY
 

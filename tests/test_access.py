@@ -29,8 +29,9 @@ from ingest_fixtures import run_all, write_landing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the dashboard package
 
 from dashboard import data as dashboard_data
-from joinedup import permissions, pipeline, warehouse
+from joinedup import pipeline, warehouse
 from joinedup.atomic import write_text
+from joinedup.privacy import permissions
 from joinedup.settings import DEMO_KEY, MissingKeyError, Settings
 
 MARTS = ("mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care")
@@ -88,16 +89,16 @@ def test_zones_are_owner_only_whatever_the_umask(
 
 
 def test_every_identifiable_or_record_level_path_is_in_a_private_zone(tmp_path: Path) -> None:
-    from joinedup.ingest import paths
+    from joinedup import catalogue as paths
 
     (tmp_path / "landing").mkdir()
     for relative in (
-        paths.VALIDATED,
-        paths.CLEARED,
+        paths.VALIDATED.path,
+        paths.CLEARED.path,
         paths.OPTED_OUT_RECORDS,
         paths.OPTED_OUT_REASONS,
-        paths.QUARANTINE,
-        paths.PSEUDONYMISED,
+        paths.QUARANTINE.path,
+        paths.PSEUDONYMISED.path,
         paths.RESTRICTED_OPTED_OUT_ENCODINGS,
         paths.LINKAGE_OPTED_OUT_RECORDS,
         paths.LINKAGE_OPTED_OUT_APPLIED,

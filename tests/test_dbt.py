@@ -19,10 +19,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from joinedup import ingest
+from joinedup import deidentify, ingest
 from joinedup.atomic import write_parquet
 from joinedup.contracts import ADMISSION_METHOD_EMERGENCY
-from joinedup.privacy_scan import scan
+from joinedup.privacy.scan import scan
 from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
 from joinedup.truth import record_person_from_truth
@@ -65,8 +65,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     generate(data, PEOPLE, seed=SEED)
     for source in ingest.SOURCES:
         ingest.ingest_source(data, source, "t1")
-    ingest.remove_opt_outs(data, "t1")
-    ingest.pseudonymise(data, DEMO_KEY.encode(), "t1")
+    deidentify.remove_opt_outs(data, "t1")
+    deidentify.pseudonymise(data, DEMO_KEY.encode(), "t1")
     ingest.finalise_ledger(data, "t1")
     write_parquet(record_person_from_truth(data, DEMO_KEY.encode()), data / RECORD_PERSON)
     summary = build_warehouse(data)
@@ -364,7 +364,7 @@ def test_no_published_count_is_between_1_and_7(built: dict) -> None:
 
 
 def test_secondary_suppression_leaves_no_cell_recovered_exactly(built: dict) -> None:
-    from joinedup.privacy_report import differencing
+    from joinedup.privacy import differencing
 
     summary = built["summary"]["secondary_suppression"]
     assert {m["mart"] for m in summary["marts"]} == {

@@ -34,6 +34,7 @@ from ingest_fixtures import (
 )
 
 from joinedup.atomic import read_csv, write_csv
+from joinedup.catalogue import quarantine_path, validated_path
 from joinedup.contracts import GP_EVENTS, GP_PATIENTS, TABLES
 from joinedup.ingest import ingest_source
 from joinedup.ingest.errors import (
@@ -44,7 +45,6 @@ from joinedup.ingest.errors import (
     UnsafeFileError,
 )
 from joinedup.ingest.ledger import read_ledger
-from joinedup.ingest.paths import quarantine_path, validated_path
 from joinedup.ingest.read import MAX_FIELD_BYTES
 from joinedup.quality.batches import current_volumes, read_volumes, record_volumes
 from joinedup.settings import DEMO_KEY

@@ -21,6 +21,7 @@ from ingest_fixtures import (
     write_table,
 )
 
+from joinedup.catalogue import quarantine_path, validated_path
 from joinedup.contracts import GP_EVENTS, GP_PATIENTS, TABLES
 from joinedup.ingest import (
     LedgerImbalanceError,
@@ -30,7 +31,6 @@ from joinedup.ingest import (
     ingest_source,
 )
 from joinedup.ingest.ledger import CONTRACT_SCHEMA, LEDGER_SCHEMA, read_ledger
-from joinedup.ingest.paths import quarantine_path, validated_path
 
 RUN = "run-1"
 

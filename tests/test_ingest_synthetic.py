@@ -8,15 +8,10 @@ import polars as pl
 import pytest
 from ingest_fixtures import KEY
 
-from joinedup.ingest import (
-    SOURCES,
-    finalise_ledger,
-    ingest_source,
-    pseudonymise,
-    remove_opt_outs,
-)
-from joinedup.ingest.paths import OPTED_OUT_RECORDS
-from joinedup.privacy_scan import scan
+from joinedup.catalogue import OPTED_OUT_RECORDS
+from joinedup.deidentify import pseudonymise, remove_opt_outs
+from joinedup.ingest import SOURCES, finalise_ledger, ingest_source
+from joinedup.privacy.scan import scan
 from joinedup.synth import generate
 from joinedup.truth import truth_records
 

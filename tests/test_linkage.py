@@ -12,7 +12,7 @@ from ingest_fixtures import KEY, run_all
 from joinedup.linkage import link, load_model
 from joinedup.linkage.evaluate import evaluate, format_table, pairwise
 from joinedup.linkage.person_ids import assign_person_ids
-from joinedup.privacy_scan import scan
+from joinedup.privacy.scan import scan
 from joinedup.synth import generate
 
 PEOPLE = 6000

@@ -22,13 +22,12 @@ from sqlglot import exp
 from typer.testing import CliRunner
 
 from joinedup import pipeline
+from joinedup.catalogue import RECORD_TABLES, pseudonymised_path
 from joinedup.cli import app
-from joinedup.ingest.encodings import ENCODING_SCHEMA, Encoder, dice, normalise_name_expr
-from joinedup.ingest.paths import pseudonymised_path
+from joinedup.deidentify.encodings import ENCODING_SCHEMA, Encoder, dice, normalise_name_expr
 from joinedup.linkage import link, load_model
 from joinedup.linkage.backend import open_backend
 from joinedup.linkage.evaluate import evaluate
-from joinedup.linkage.inputs import RECORD_TABLES
 from joinedup.linkage.spark_sql import to_spark
 from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate

@@ -18,17 +18,18 @@ import pytest
 from ingest_fixtures import KEY, LA, TODAY, run_all, write_landing
 
 from joinedup import pipeline
-from joinedup.ingest import IngestError, finalise_ledger, ingest_source, remove_linked_opt_outs
-from joinedup.ingest.encodings import Encoder
-from joinedup.ingest.ledger import read_ledger
-from joinedup.ingest.linked_opt_outs import LINKAGE, PSEUDONYMISED
-from joinedup.ingest.paths import (
+from joinedup.catalogue import (
     LINKAGE_OPTED_OUT_APPLIED,
     LINKAGE_OPTED_OUT_RECORDS,
     RESTRICTED_OPTED_OUT_ENCODINGS,
     pseudonymised_path,
 )
-from joinedup.linkage import link
+from joinedup.catalogue import PSEUDONYMISED_TABLES as PSEUDONYMISED
+from joinedup.deidentify.encodings import Encoder
+from joinedup.ingest import IngestError, finalise_ledger, ingest_source
+from joinedup.ingest.ledger import read_ledger
+from joinedup.linkage import link, remove_linked_opt_outs
+from joinedup.linkage.linked_opt_outs import LINKAGE
 from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
 from joinedup.truth import truth_records

@@ -22,20 +22,15 @@ from ingest_fixtures import (
     write_table,
 )
 
+from joinedup.catalogue import RESTRICTED_OPTED_OUT_ENCODINGS, cleared_path
 from joinedup.contracts import SNOMED_TYPE1_OBJECTION as OBJECT
 from joinedup.contracts import SNOMED_TYPE1_WITHDRAWN as WITHDRAW
 from joinedup.contracts import TABLES
-from joinedup.ingest import (
-    IngestError,
-    OptOutListMissingError,
-    ingest_source,
-    pseudonymise,
-    remove_opt_outs,
-)
-from joinedup.ingest.encodings import Encoder
+from joinedup.deidentify import pseudonymise, remove_opt_outs
+from joinedup.deidentify.encodings import Encoder
+from joinedup.ingest import IngestError, OptOutListMissingError, ingest_source
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.load import SOURCES
-from joinedup.ingest.paths import RESTRICTED_OPTED_OUT_ENCODINGS, cleared_path
 
 RUN = "run-1"
 RECORD_TABLES = ("gp/patients", "hospital/patients", "social_care/clients")

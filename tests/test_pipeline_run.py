@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from joinedup.pipeline import PROJECT_VOCABULARY
-from joinedup.privacy_scan import scan, summarise
+from joinedup.privacy.scan import scan, summarise
 from joinedup.settings import DEMO_KEY
 
 

@@ -23,9 +23,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from joinedup.privacy_report import differencing, kanon
-from joinedup.privacy_report.coarsening import WITHHELD, Coarsening
-from joinedup.privacy_report.report import PrivacyRiskError, write_privacy_report
+from joinedup.privacy import differencing, kanon
+from joinedup.privacy.coarsening import WITHHELD, Coarsening
+from joinedup.privacy.report import PrivacyRiskError, write_privacy_report
 from joinedup.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

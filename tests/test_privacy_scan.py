@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from ingest_fixtures import baseline_rows, gp_id, run_all, write_landing
 
-from joinedup.privacy_scan import SPILL_DIR, PrivacyLeakError, assert_clean, scan
+from joinedup.privacy.scan import SPILL_DIR, PrivacyLeakError, assert_clean, scan
 
 
 @pytest.fixture(scope="module")

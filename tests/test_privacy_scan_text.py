@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ingest_fixtures import PEOPLE, write_landing
 
-from joinedup.privacy_scan import scan
+from joinedup.privacy.scan import scan
 
 
 def test_code_words_are_not_names_but_embedded_data_is(tmp_path: Path) -> None:

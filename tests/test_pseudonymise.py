@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 from ingest_fixtures import KEY, PRACTICE, gp_id, hosp_id, run_all, write_landing
 
-from joinedup.ingest import pseudonymise
-from joinedup.ingest.encodings import (
+from joinedup.catalogue import RESTRICTED_OPTED_OUT_ENCODINGS
+from joinedup.deidentify import pseudonymise
+from joinedup.deidentify.encodings import (
     BLOOM_BITS,
     ENCODING_SCHEMA,
     Encoder,
@@ -24,11 +25,10 @@ from joinedup.ingest.encodings import (
     encode_demographics,
     soundex,
 )
+from joinedup.deidentify.pseudonymise import GP_EXTRA, RECORD_SCHEMA
 from joinedup.ingest.ledger import read_ledger
-from joinedup.ingest.paths import RESTRICTED_OPTED_OUT_ENCODINGS
-from joinedup.ingest.pseudonymise import GP_EXTRA, RECORD_SCHEMA
 from joinedup.ingest.records import DEMOGRAPHICS
-from joinedup.privacy_scan import scan
+from joinedup.privacy.scan import scan
 from joinedup.settings import DEMO_KEY, MissingKeyError
 
 RUN = "run-1"

@@ -34,7 +34,7 @@ import pytest
 
 from joinedup import pipeline, warehouse
 from joinedup.atomic import remove_stale_temporaries
-from joinedup.privacy_report.report import PrivacyRiskError
+from joinedup.privacy.report import PrivacyRiskError
 from joinedup.provenance import read_stamp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the dashboard package

@@ -26,7 +26,7 @@ import pytest
 from joinedup import linkage
 from joinedup.atomic import write_parquet
 from joinedup.ingest import ingest_source
-from joinedup.privacy_scan import assert_clean
+from joinedup.privacy.scan import assert_clean
 from joinedup.quality import ZONES, BatchError, QualityGateError, build_data_docs, frames, run_gates
 from joinedup.quality.batches import VOLUMES, persons
 from joinedup.quality.gates import _sample

@@ -15,10 +15,10 @@ import polars as pl
 import pytest
 from ingest_fixtures import PRACTICE, TODAY, gp_id, run_all, write_landing, write_table
 
+from joinedup.catalogue import quarantine_path, validated_path
 from joinedup.contracts import GP_EVENTS
 from joinedup.ingest import finalise_ledger, ingest_source
 from joinedup.ingest.ledger import read_ledger
-from joinedup.ingest.paths import quarantine_path, validated_path
 
 EVENTS = "landing/gp/events.csv"
 

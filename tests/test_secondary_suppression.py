@@ -18,8 +18,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from joinedup.privacy_report import differencing
-from joinedup.secondary_suppression import (
+from joinedup.privacy import differencing
+from joinedup.privacy.secondary_suppression import (
     SecondarySuppressionError,
     apply_secondary_suppression,
     suppress_mart,

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joinedup.atomic import remove_stale_temporaries
+from joinedup.catalogue import DAGS_DIR
 
-DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+DAGS_FOLDER = DAGS_DIR
 RUN_LOCK = "run.lock"
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from joinedup.permissions import make_private_dirs, make_private_file, private_zone
+from joinedup.privacy.permissions import make_private_dirs, make_private_file, private_zone
 
 
 @contextmanager

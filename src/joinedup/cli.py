@@ -168,8 +168,8 @@ def privacy_report(
     run_id: Annotated[str, typer.Option(help="run the pack describes (default: the last)")] = "",
 ) -> None:
     """Measure re-identification risk of the published marts; write DATA/privacy/ (report, pack)."""
-    from joinedup.privacy_report.kanon import RiskInputError
-    from joinedup.privacy_report.report import (
+    from joinedup.privacy.kanon import RiskInputError
+    from joinedup.privacy.report import (
         PrivacyRiskError,
         summary_lines,
         write_privacy_report,

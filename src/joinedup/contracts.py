@@ -298,9 +298,6 @@ TABLES: dict[str, Table] = {
     )
 }
 
-# Sources whose records are people (and are linked); the others are lists/lookups.
-PERSON_SOURCES: tuple[str, ...] = ("gp", "hospital", "social_care")
-
 # The table that carries each person source's demographics, per source.
 DEMOGRAPHIC_TABLES: dict[str, tuple[Table, ...]] = {
     "gp": (GP_PATIENTS,),

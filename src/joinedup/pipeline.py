@@ -18,27 +18,22 @@ from typing import Any
 import polars as pl
 
 from joinedup.atomic import write_text
-from joinedup.ingest import (
-    finalise_ledger,
-    ingest_source,
-    pseudonymise,
-    remove_linked_opt_outs,
-    remove_opt_outs,
-)
+from joinedup.catalogue import EXPECTATIONS_DIR, SEEDS_DIR
+from joinedup.deidentify import pseudonymise, remove_opt_outs
+from joinedup.ingest import finalise_ledger, ingest_source
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.load import SOURCES
-from joinedup.linkage import link
-from joinedup.permissions import secure_data_dir
-from joinedup.privacy_scan import assert_clean
+from joinedup.linkage import link, remove_linked_opt_outs
+from joinedup.privacy.permissions import secure_data_dir
+from joinedup.privacy.scan import assert_clean
 from joinedup.provenance import run_provenance, run_record_path, trace
 from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RUNS = "runs"
-_REPO = Path(__file__).resolve().parents[2]
 # The project's own text (gate bounds, code lists) that outputs repeat by design.
-PROJECT_VOCABULARY = (_REPO / "expectations", _REPO / "seeds")
+PROJECT_VOCABULARY = (EXPECTATIONS_DIR, SEEDS_DIR)
 
 
 def _key() -> bytes:
@@ -193,7 +188,7 @@ def privacy_report_stage(
     Raises ``PrivacyRiskError`` (after writing the report) when a finding is set to fail
     the run; the candidate is then removed, so it cannot be published later by mistake.
     """
-    from joinedup.privacy_report.report import PrivacyRiskError, write_privacy_report
+    from joinedup.privacy.report import PrivacyRiskError, write_privacy_report
     from joinedup.warehouse import candidate_path, discard_candidate
 
     measured = Path(candidate) if candidate else None

@@ -37,9 +37,11 @@ from typing import Any
 
 import duckdb
 
+from joinedup.catalogue import REPO_ROOT
+
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 RUNS = "runs"
 RUN_TABLE = "_joinedup_run"
 MODEL = "linked/model.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from joinedup.privacy_report.report import summary_lines as privacy_report_lines
+from joinedup.privacy.report import summary_lines as privacy_report_lines
 from joinedup.provenance import run_record_path as run_summary_path
 
 

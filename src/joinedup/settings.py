@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     )
     # Smallest count shown in any published aggregate (OpenSAFELY-style rule).
     suppression_threshold: int = Field(8, ge=1)
-    # Re-identification risk report (joinedup.privacy_report), run at the end of every run.
+    # Re-identification risk report (joinedup.privacy), run at the end of every run.
     privacy_min_k: int = Field(
         5, ge=2, description="smallest equivalence class of people the report accepts (k)"
     )
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     privacy_on_low_k: Literal["warn", "fail"] = Field(
         "warn", description="when the demographics in dim_person have k below privacy_min_k"
     )
-    # fail by default: secondary suppression (joinedup.secondary_suppression) leaves no
+    # fail by default: secondary suppression (joinedup.privacy.secondary_suppression) leaves no
     # withheld cell that subtraction recovers exactly; cells it only narrows are a warning.
     privacy_on_recoverable: Literal["warn", "fail"] = Field(
         "fail",

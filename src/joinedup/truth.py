@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from joinedup.ingest.encodings import Encoder
+from joinedup.deidentify.encodings import Encoder
 
 TRUTH_FILE = "truth/records.csv"
 

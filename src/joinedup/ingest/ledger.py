@@ -28,9 +28,15 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.atomic import read_csv, write_csv
+from joinedup.catalogue import (
+    LANDED_PSEUDONYMISED,
+    LEDGER,
+    cleared_path,
+    pseudonymised_path,
+    validated_path,
+)
 from joinedup.contracts import TABLES
 from joinedup.ingest.errors import LedgerImbalanceError
-from joinedup.ingest.paths import LEDGER, cleared_path, pseudonymised_path, validated_path
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +68,9 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = CONTRACT_SCHEMA | DELIVERY_SCHEMA
 COUNTS = ["rows_received", "rows_loaded", "rows_quarantined", "rows_opted_out"]
 LOADED, DUPLICATE, REPLACED = "loaded", "duplicate", "replaced"
 
-# Person tables whose loaded rows must all arrive, one for one, in pseudonymised/.
-PSEUDONYMISED_TABLES: dict[str, tuple[str, str]] = {
-    "gp/patients": ("gp", "patients"),
-    "gp/events": ("gp", "events"),
-    "hospital/apc_episodes": ("hospital", "apc_episodes"),
-    "hospital/ae_attendances": ("hospital", "ae_attendances"),
-    "social_care/clients": ("social_care", "clients"),
-    "social_care/events": ("social_care", "events"),
-}
-
 
 def ledger_path(data_dir: Path) -> Path:
-    return Path(data_dir) / LEDGER
+    return LEDGER.under(data_dir)
 
 
 def empty_ledger() -> pl.DataFrame:
@@ -202,8 +198,8 @@ def record_opt_outs(data_dir: Path, run_id: str, removed: pl.DataFrame) -> None:
 def _output_rows(data_dir: Path, qualified: str) -> tuple[Path, int] | None:
     """The file whose row count must equal a table's loaded rows, and that count."""
     table = TABLES[qualified]
-    if qualified in PSEUDONYMISED_TABLES:
-        path = pseudonymised_path(data_dir, *PSEUDONYMISED_TABLES[qualified])
+    if qualified in LANDED_PSEUDONYMISED:
+        path = pseudonymised_path(data_dir, *LANDED_PSEUDONYMISED[qualified])
     elif cleared_path(data_dir, table).exists():
         path = cleared_path(data_dir, table)
     else:

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.atomic import write_parquet
+from joinedup.catalogue import validated_path
 from joinedup.contracts import TABLES, Table
 from joinedup.ingest.ledger import (
     DELIVERY_SCHEMA,
@@ -18,7 +19,6 @@ from joinedup.ingest.ledger import (
     read_ledger,
     replace_source_rows,
 )
-from joinedup.ingest.paths import validated_path
 from joinedup.ingest.quarantine import reason_counts, write_quarantine
 from joinedup.ingest.read import FILE, LandingFile, check_headers, read_table
 from joinedup.ingest.redelivery import Delivery, resolve

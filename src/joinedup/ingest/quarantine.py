@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.atomic import write_parquet
+from joinedup.catalogue import quarantine_path
 from joinedup.contracts import Table
-from joinedup.ingest.paths import quarantine_path
 
 
 def write_quarantine(data_dir: Path, table: Table, rows: pl.DataFrame) -> Path:

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import polars as pl
 
+from joinedup.catalogue import landing_files, relative
 from joinedup.contracts import Table
 from joinedup.ingest.csv_shape import RecordShape, scan_records
 from joinedup.ingest.errors import MalformedCsvError, MalformedHeaderError, MissingColumnsError
-from joinedup.ingest.paths import landing_files, relative
 from joinedup.ingest.sniff import check_location, read_header_line
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,7 @@ from typing import Any
 import polars as pl
 
 from joinedup.atomic import write_text
-from joinedup.ingest.paths import pseudonymised_path
-from joinedup.linkage.inputs import RECORD_TABLES
+from joinedup.catalogue import RECORD_TABLES, pseudonymised_path
 from joinedup.truth import truth_records
 
 

@@ -11,10 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from joinedup.ingest.paths import RESTRICTED_OPTED_OUT_ENCODINGS, pseudonymised_path
-
-# Record-grain table of each person source: one row per source record.
-RECORD_TABLES: dict[str, str] = {"gp": "patients", "hospital": "patients", "social_care": "clients"}
+from joinedup.catalogue import RECORD_TABLES, RESTRICTED_OPTED_OUT_ENCODINGS, pseudonymised_path
 
 TOKEN_COLUMNS = (
     "nhs_number_token",

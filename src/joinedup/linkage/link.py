@@ -11,7 +11,7 @@ and writes to ``DATA/linked/``:
 
 and ``DATA/restricted/linkage_opted_out_records.parquet`` (source, record_token):
 records without a valid NHS number that match an opted-out person. They are left
-out of record_person here; the next stage, ``joinedup.ingest.remove_linked_opt_outs``,
+out of record_person here; the next stage, ``joinedup.linkage.remove_linked_opt_outs``,
 removes them with all their rows from ``pseudonymised/`` and counts them in the ledger.
 
 Splink runs on DuckDB (default) or Spark (``JOINEDUP_LINKAGE_BACKEND``; see
@@ -31,9 +31,8 @@ import polars as pl
 from splink import Linker
 
 from joinedup.atomic import atomic_path, write_parquet, write_text
-from joinedup.ingest.paths import LINKAGE_OPTED_OUT_RECORDS
+from joinedup.catalogue import LINKAGE_OPTED_OUT_RECORDS, RECORD_TABLES
 from joinedup.linkage.backend import BackendName, LinkageBackend, LinkageError, open_backend
-from joinedup.linkage.inputs import RECORD_TABLES
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
 from joinedup.linkage.person_ids import assign_person_ids
 from joinedup.settings import Settings

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from joinedup.catalogue import LINKAGE_MODEL_DIR
+
 # The repository's linkage/ folder (the package is installed from the repository).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "linkage"
+DEFAULT_MODEL_DIR = LINKAGE_MODEL_DIR
 
 
 @dataclass(frozen=True)

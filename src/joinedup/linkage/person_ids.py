@@ -29,7 +29,7 @@ import hmac
 
 import polars as pl
 
-from joinedup.ingest.encodings import derive_key
+from joinedup.deidentify.encodings import derive_key
 
 
 def _fresh_id(key: bytes, seed: str, taken: set[str]) -> str:

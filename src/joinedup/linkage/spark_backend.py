@@ -26,9 +26,9 @@ from typing import Any
 import polars as pl
 from splink import Linker
 
-from joinedup.ingest.paths import PSEUDONYMISED, RESTRICTED_OPTED_OUT_ENCODINGS
+from joinedup.catalogue import PSEUDONYMISED, RECORD_TABLES, RESTRICTED_OPTED_OUT_ENCODINGS
 from joinedup.linkage.backend import LinkageError
-from joinedup.linkage.inputs import RECORD_TABLES, TOKEN_COLUMNS
+from joinedup.linkage.inputs import TOKEN_COLUMNS
 from joinedup.linkage.spark_sql import (
     bloom_bits_sql,
     bloom_words_sql,
@@ -179,7 +179,7 @@ class SparkBackend:
     def load_records(self) -> dict[str, int]:
         counts = {}
         for source, table in RECORD_TABLES.items():
-            url = f"{self.root}/{PSEUDONYMISED}/{source}/{table}.parquet"
+            url = f"{self.root}/{PSEUDONYMISED.path}/{source}/{table}.parquet"
             if not self._exists(url):
                 raise FileNotFoundError(f"{url} not found: run pseudonymisation before linkage")
             self.create_table(f"records_{source}", self._select(url))

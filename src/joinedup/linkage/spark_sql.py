@@ -23,7 +23,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from joinedup.ingest.encodings import BLOOM_BITS
+from joinedup.deidentify.encodings import BLOOM_BITS
 
 WORD_BITS = 64
 BLOOM_WORDS = BLOOM_BITS // WORD_BITS

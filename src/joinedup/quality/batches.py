@@ -25,10 +25,17 @@ import duckdb
 import polars as pl
 
 from joinedup.atomic import read_csv, write_csv
+from joinedup.catalogue import (
+    LANDED_PSEUDONYMISED,
+    LINKAGE_OPTED_OUT_RECORDS,
+    RECORD_PERSON,
+    RECORD_TABLES,
+    WAREHOUSE,
+    pseudonymised_path,
+    validated_path,
+)
 from joinedup.contracts import TABLES, Table
-from joinedup.ingest.ledger import PSEUDONYMISED_TABLES, read_ledger
-from joinedup.ingest.paths import pseudonymised_path, validated_path
-from joinedup.linkage.inputs import RECORD_TABLES
+from joinedup.ingest.ledger import read_ledger
 from joinedup.quality.frames import DISTINCT_SAMPLE, mostly_distinct
 from joinedup.quality.project import quality_dir
 from joinedup.quality.suites import (
@@ -53,9 +60,6 @@ VOLUME_SCHEMA = {
 ALL_ORGANISATIONS = "(all)"
 # Below this many rows last time, a ratio says more about chance than about the extract.
 MIN_PREVIOUS_ROWS = 20
-RECORD_PERSON = "linked/record_person.parquet"
-LINKAGE_REMOVED = "restricted/linkage_opted_out_records.parquet"
-WAREHOUSE = "warehouse.duckdb"
 
 
 class BatchError(RuntimeError):
@@ -419,7 +423,7 @@ def _pseudonymised_records(data_dir: Path) -> pl.DataFrame:
 
 def _removed_by_linkage(data_dir: Path) -> pl.DataFrame:
     """Records linkage removed because they matched an opted-out person (source, record_token)."""
-    path = Path(data_dir) / LINKAGE_REMOVED
+    path = Path(data_dir) / LINKAGE_OPTED_OUT_RECORDS
     if not path.exists():
         return pl.DataFrame(schema={"source": pl.String, "record_token": pl.String})
     return pl.read_parquet(path, columns=["source", "record_token"])
@@ -562,7 +566,7 @@ def reconciliation(data_dir: Path, run_id: str, con: duckdb.DuckDBPyConnection) 
 
     def unlinked_rows(qualified: str) -> int:
         """Rows of a pseudonymised table whose record linkage removed for opt-out."""
-        source, name = PSEUDONYMISED_TABLES[qualified]
+        source, name = LANDED_PSEUDONYMISED[qualified]
         path = _require(pseudonymised_path(data_dir, source, name), "pseudonymise")
         rows = pl.read_parquet(path, columns=["record_token"])
         mine = linked.filter(pl.col("source") == source).select("record_token")
@@ -652,7 +656,7 @@ def readmission_intervals(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def marts_batches(data_dir: Path, run_id: str) -> tuple[Batches, Callable[[], None]]:
     """Batches read from ``DATA/warehouse.duckdb`` (read-only), and a function to close it."""
-    path = _require(Path(data_dir) / WAREHOUSE, "build_warehouse")
+    path = _require(WAREHOUSE.under(data_dir), "build_warehouse")
     con = duckdb.connect(str(path), read_only=True)
     batches: Batches = {
         f"marts.{name}": (lambda name=name: _query(con, f'select * from marts."{name}"'))

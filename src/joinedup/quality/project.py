@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PROJECT_DIR = Path(__file__).resolve().parents[3]
+from joinedup.catalogue import EXPECTATIONS_DIR
+
 # An installed package (a Docker image, say) points this at its copy of expectations/.
 EXPECTATIONS_DIR_ENV = "JOINEDUP_EXPECTATIONS_DIR"
 QUALITY_DIR_ENV = "JOINEDUP_QUALITY_DIR"
@@ -40,7 +41,7 @@ _LOCK = threading.RLock()
 def expectations_dir() -> Path:
     """The committed GX project: ``$JOINEDUP_EXPECTATIONS_DIR`` or the repository's."""
     configured = os.environ.get(EXPECTATIONS_DIR_ENV)
-    return Path(configured) if configured else PROJECT_DIR / "expectations"
+    return Path(configured) if configured else EXPECTATIONS_DIR
 
 
 def quality_dir(data_dir: Path) -> Path:

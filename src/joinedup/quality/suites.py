@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from joinedup.catalogue import REPO_ROOT
 from joinedup.contracts import (
     ADMISSION_METHOD_CODES,
     ADMISSION_SOURCE_CODES,
@@ -42,12 +43,11 @@ from joinedup.contracts import (
     SOCIAL_CARE_ROUTES,
     SOCIAL_CARE_SERVICE_TYPES,
 )
-from joinedup.ingest.encodings import BLOOM_BITS, ENCODING_SCHEMA
-from joinedup.ingest.pseudonymise import GP_EXTRA, RECORD_SCHEMA
+from joinedup.deidentify.encodings import BLOOM_BITS, ENCODING_SCHEMA
+from joinedup.deidentify.pseudonymise import GP_EXTRA, RECORD_SCHEMA
 from joinedup.quality.project import (
     BATCH_DEFINITION,
     DATASOURCE,
-    PROJECT_DIR,
     expectations_dir,
     open_context,
 )
@@ -105,7 +105,7 @@ MART_BREAKDOWNS = [
     "la_code+imd_quintile",
     "month+la_code+age_band+sex+imd_quintile",
 ]
-COMMISSIONER_MARTS_DIR = PROJECT_DIR / "models" / "marts" / "commissioning"
+COMMISSIONER_MARTS_DIR = REPO_ROOT / "models" / "marts" / "commissioning"
 
 
 @dataclass

@@ -32,12 +32,20 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.atomic import write_parquet
+from joinedup.catalogue import (
+    OPTED_OUT_REASONS,
+    OPTED_OUT_RECORDS,
+    PERSON_SOURCES,
+    cleared_path,
+    landing_files,
+    quarantine_path,
+    validated_path,
+)
 from joinedup.contracts import (
     DEMOGRAPHIC_TABLES,
     GP_EVENTS,
     GP_PATIENTS,
     NATIONAL_DATA_OPT_OUT,
-    PERSON_SOURCES,
     SNOMED_TYPE1_OBJECTION,
     SNOMED_TYPE1_WITHDRAWN,
     TABLES,
@@ -45,14 +53,6 @@ from joinedup.contracts import (
 )
 from joinedup.ingest.errors import IngestError, OptOutListMissingError
 from joinedup.ingest.ledger import record_opt_outs
-from joinedup.ingest.paths import (
-    OPTED_OUT_REASONS,
-    OPTED_OUT_RECORDS,
-    cleared_path,
-    landing_files,
-    quarantine_path,
-    validated_path,
-)
 from joinedup.ingest.read import FILE
 from joinedup.ingest.records import DEMOGRAPHICS, record_columns, source_records
 from joinedup.ingest.validate import normalise_nhs_number

@@ -35,11 +35,11 @@ from typing import Any
 import duckdb
 
 from joinedup.atomic import write_text
-from joinedup.privacy_report import differencing, html, kanon
-from joinedup.privacy_report.coarsening import Coarsening, alternatives
-from joinedup.privacy_report.html import share_text
-from joinedup.privacy_report.pack import build_pack
-from joinedup.privacy_report.rules import rounding_base
+from joinedup.privacy import differencing, html, kanon
+from joinedup.privacy.coarsening import Coarsening, alternatives
+from joinedup.privacy.html import share_text
+from joinedup.privacy.pack import build_pack
+from joinedup.privacy.rules import rounding_base
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def findings(measured: Mapping[str, Any], settings: Any) -> list[dict[str, str]]
                 "do": (
                     (
                         "Rebuild the warehouse (dbt build is followed by secondary "
-                        "suppression, joinedup.secondary_suppression); if cells are still "
+                        "suppression, joinedup.privacy.secondary_suppression); if cells are still "
                         "recovered exactly, publish fewer overlapping breakdowns "
                         "(macros/commissioner_breakdowns.sql)."
                     )

@@ -25,6 +25,8 @@ from typing import Any
 
 import duckdb
 
+from joinedup.sql import quote
+
 PERSON_TABLE = "dim_person"
 
 # Published columns that describe a person and that someone may know from outside.
@@ -107,10 +109,6 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """Table -> column names of the database's main schema."""
     rows = con.execute(
@@ -147,24 +145,24 @@ def _classes_sql(scenario: Scenario, qis: Sequence[str]) -> tuple[str, list[str]
     """SQL of one row per (person, combination) with its class size k and record count."""
     extra = list(scenario.columns)
     if scenario.table is None:
-        selected = "".join(f"{_quote(c)}, " for c in [*qis, *extra])
+        selected = "".join(f"{quote(c)}, " for c in [*qis, *extra])
         rows = f"select person_id, {selected}1 as records from {PERSON_TABLE}"
     else:
-        person_cols = ", ".join(f"p.{_quote(c)}" for c in qis)
-        event_cols = ", ".join(_quote(c) for c in extra)
+        person_cols = ", ".join(f"p.{quote(c)}" for c in qis)
+        event_cols = ", ".join(quote(c) for c in extra)
         rows = f"""
             select p.person_id{", " + person_cols if person_cols else ""},
                    e.* exclude (person_id)
             from (
                 select person_id, {event_cols}, count(*) as records
-                from {_quote(scenario.table)}
+                from {quote(scenario.table)}
                 group by all
             ) as e
             inner join {PERSON_TABLE} as p
                 on e.person_id = p.person_id
         """
     group = [*qis, *extra]
-    partition = ", ".join(map(_quote, group)) if group else "1"
+    partition = ", ".join(map(quote, group)) if group else "1"
     sql = f"""
         select *, count(*) over (partition by {partition}) as k
         from ({rows}) as person_rows
@@ -234,7 +232,7 @@ def measure(
 
 def _figures(con: duckdb.DuckDBPyConnection, min_k: int, group: Sequence[str]) -> dict[str, Any]:
     # Classes are counted by grouping, not ranked: a rank orders millions of rows.
-    partition = ", ".join(map(_quote, group)) if group else "1"
+    partition = ", ".join(map(quote, group)) if group else "1"
     (persons, classes, records, min_seen, median_k, unique, below, records_below) = con.execute(
         f"""
         with persons as (
@@ -283,7 +281,7 @@ def _examples(
     """A few combinations with k below the threshold: published values and k, never a person."""
     if not group or limit <= 0:
         return []
-    cols = ", ".join(_quote(c) for c in group)
+    cols = ", ".join(quote(c) for c in group)
     rows = con.execute(
         f"""
         select {cols}, min(k) as k

@@ -60,21 +60,22 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.atomic import write_parquet
-from joinedup.contracts import TABLES, Table
-from joinedup.ingest.encodings import Encoder
-from joinedup.ingest.errors import IngestError
-from joinedup.ingest.ledger import record_opt_outs
-from joinedup.ingest.opt_outs import person_tables
-from joinedup.ingest.paths import (
+from joinedup.catalogue import (
     LINKAGE_OPTED_OUT_APPLIED,
     LINKAGE_OPTED_OUT_RECORDS,
     OPTED_OUT_REASONS,
+    PSEUDONYMISED_TABLES,
     RESTRICTED_OPTED_OUT_ENCODINGS,
     cleared_path,
     pseudonymised_path,
     validated_path,
 )
-from joinedup.ingest.pseudonymise import _read_cleared, record_token_map, resolve_key
+from joinedup.contracts import TABLES, Table
+from joinedup.deidentify.encodings import Encoder
+from joinedup.deidentify.opt_outs import person_tables
+from joinedup.deidentify.pseudonymise import _read_cleared, record_token_map, resolve_key
+from joinedup.ingest.errors import IngestError
+from joinedup.ingest.ledger import record_opt_outs
 from joinedup.ingest.read import FILE
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,6 @@ LINKAGE = "linkage"
 RECORD_KEY = ["source", "org_code", "local_id"]
 TOKEN_KEY = ["source", "record_token"]
 TOKENS_SCHEMA: dict[str, pl.DataType] = {"source": pl.String(), "record_token": pl.String()}
-
-# Every pseudonymised table of each person source, record grain first; all carry record_token.
-PSEUDONYMISED: dict[str, tuple[str, ...]] = {
-    "gp": ("patients", "events"),
-    "hospital": ("patients", "apc_episodes", "ae_attendances"),
-    "social_care": ("clients", "events"),
-}
 
 
 def _require(path: Path, what: str) -> Path:
@@ -135,7 +129,7 @@ def _record_keys(table: Table, rows: pl.DataFrame) -> pl.DataFrame:
 def _pseudonymised_tokens(data_dir: Path, source: str) -> pl.DataFrame:
     """Every record_token present in any pseudonymised table of a source."""
     frames = []
-    for name in PSEUDONYMISED[source]:
+    for name in PSEUDONYMISED_TABLES[source]:
         path = _require(pseudonymised_path(data_dir, source, name), "a pseudonymised table")
         frames.append(pl.scan_parquet(path).select("record_token"))
     tokens = pl.concat(frames).unique().collect()
@@ -151,7 +145,7 @@ def _read_tokens(path: Path) -> pl.DataFrame:
 def _remove_from_pseudonymised(data_dir: Path, applied: pl.DataFrame) -> dict[str, int]:
     """Rewrite (atomically) each pseudonymised table that still holds a removed record."""
     removed: dict[str, int] = {}
-    for source, names in PSEUDONYMISED.items():
+    for source, names in PSEUDONYMISED_TABLES.items():
         tokens = applied.filter(pl.col("source") == source)["record_token"].implode()
         for name in names:
             path = pseudonymised_path(data_dir, source, name)
@@ -192,7 +186,7 @@ def remove_linked_opt_outs(data_dir: Path, key: bytes | None, run_id: str) -> di
     keys: dict[str, pl.DataFrame] = {}  # qualified table -> file, source, org_code, local_id
     token_maps = []
     present = []
-    for source in PSEUDONYMISED:
+    for source in PSEUDONYMISED_TABLES:
         tables = [t for t in person_tables() if t.source == source]
         cleared = {t.qualified_name: _read_cleared(data_dir, t, [FILE, *t.record]) for t in tables}
         tokens = record_token_map(encoder, source, [(t, cleared[t.qualified_name]) for t in tables])

@@ -33,8 +33,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from joinedup.contracts import PERSON_SOURCES, TABLES, Kind, Table
+from joinedup.catalogue import PERSON_SOURCES
+from joinedup.contracts import TABLES, Kind, Table
 from joinedup.settings import Settings
+from joinedup.sql import literal
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +230,6 @@ def _files(targets: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 # Types that cannot hold a name, NHS number, date of birth, postcode or local id (at
 # most five digits, no letters), and types whose text is a date (the time is no identifier).
 _CANNOT_HOLD = {"BOOLEAN", "TINYINT", "SMALLINT", "UTINYINT", "USMALLINT"}
@@ -258,7 +256,7 @@ def _distinct_cells(
         if type_ == "VARCHAR":
             where += f" AND NOT regexp_full_match({ident}, '{_OPAQUE}')"
         selects.append(
-            f"SELECT {_quote(file)} AS file, {_quote(prefix + column)} AS col, "
+            f"SELECT {literal(file)} AS file, {literal(prefix + column)} AS col, "
             f"CAST(v AS VARCHAR) AS value FROM "
             f"(SELECT DISTINCT {value} AS v FROM {relation} WHERE {where})"
         )
@@ -273,7 +271,7 @@ def _table_cells_sql(con: duckdb.DuckDBPyConnection, path: Path, n: int) -> list
     """SQL selecting (file, col, value) cells of one tabular file (one per DuckDB table);
     None for a CSV that does not parse, to be scanned as text."""
     suffix, label = path.suffix.lower(), path.as_posix()
-    p = _quote(label)
+    p = literal(label)
     if suffix == ".parquet":
         rel = f"read_parquet({p})"
         return [_distinct_cells(label, rel, _columns(con, rel))]
@@ -305,7 +303,7 @@ def _text_cells_sql(paths: list[Path]) -> list[str]:
     other = [p for p in paths if p.suffix.lower() not in HTML_SUFFIXES]
     selects = []
     if html:
-        files = "read_text([" + ", ".join(_quote(p.as_posix()) for p in html) + "])"
+        files = "read_text([" + ", ".join(literal(p.as_posix()) for p in html) + "])"
         # Charts embed minified third-party JavaScript whose words and URLs collide
         # with names ("Starcounter-Jack", "Mar"). Names are looked for in the data
         # the chart embeds (JSON values) and in the visible text of the page (text
@@ -322,7 +320,7 @@ def _text_cells_sql(paths: list[Path]) -> list[str]:
             f"FROM {files}",
         ]
     if other:
-        files = "read_text([" + ", ".join(_quote(p.as_posix()) for p in other) + "])"
+        files = "read_text([" + ", ".join(literal(p.as_posix()) for p in other) + "])"
         selects.append(
             f"SELECT filename AS file, '{TEXT_COLUMN}' AS col, "
             f"unnest(string_split(content, chr(10))) AS value FROM {files}"

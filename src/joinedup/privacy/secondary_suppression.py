@@ -3,7 +3,7 @@
 Primary suppression (``macros/suppress_small_numbers.sql``) withholds every count from
 1 to threshold-1. The marts are published at overlapping breakdowns, so a withheld cell
 can still be the whole minus its published parts: the differencing audit
-(:mod:`joinedup.privacy_report.differencing`) finds such cells. This step withholds, in
+(:mod:`joinedup.privacy.differencing`) finds such cells. This step withholds, in
 every margin that lets a withheld cell be pinned down, the smallest published part of
 that margin as well, then audits again, until no withheld cell is recovered exactly.
 Narrowed cells remain (a withheld whole with k non-empty parts is at least k whatever
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from joinedup.privacy_report.differencing import (
+from joinedup.privacy.differencing import (
     COLUMN_MARGINS,
     FLAG,
     MARGIN_SUMS,
@@ -47,6 +47,7 @@ from joinedup.privacy_report.differencing import (
     audited,
     recoverable_sql,
 )
+from joinedup.sql import literal, quote
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,6 @@ class SecondarySuppressionError(RuntimeError):
     """The marts cannot be made safe against differencing by withholding more cells."""
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _columns(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> list[tuple[str, str]]:
     return con.execute(
         "select column_name, data_type from duckdb_columns() "
@@ -122,7 +115,7 @@ def _related(
         raise SecondarySuppressionError(
             f"{mart.schema}.{mart.name}: column(s) {', '.join(unknown)} are neither a count, "
             "a dimension nor listed as derived from a count; add them to RELATED in "
-            "src/joinedup/secondary_suppression.py so a withheld count takes them with it."
+            "src/joinedup/privacy/secondary_suppression.py so a withheld count takes them with it."
         )
     return mine
 
@@ -210,7 +203,7 @@ def _withhold(
 ) -> None:
     """Withhold the chosen cells (and what goes with them) in the mart itself."""
     keys = ["breakdown", *mart.dimensions]
-    cols = ", ".join(f"r.{_quote(k)}" for k in keys)
+    cols = ", ".join(f"r.{quote(k)}" for k in keys)
     con.execute(
         f"create or replace temp table _ss_cells as select {cols}, c.col "
         "from _ss_chosen as c inner join _d_rows as r on r.row_id = c.row_id"
@@ -220,19 +213,19 @@ def _withhold(
         # A margin column repeats on every row of its cell (one per part): withhold it on all.
         over = {o for m, _p, o in COLUMN_MARGINS if m == root}
         on = " and ".join(
-            f"m.{_quote(k)} is not distinct from s.{_quote(k)}" for k in keys if k not in over
+            f"m.{quote(k)} is not distinct from s.{quote(k)}" for k in keys if k not in over
         )
         for count in _closure(root, related, mart.counts):
             derived = [d for d in related.get(count, ()) if d not in mart.counts]
             sets = [
-                f"{_quote(count)} = null",
-                f"{_quote(count + FLAG)} = true",
-                *(f"{_quote(d)} = null" for d in derived),
+                f"{quote(count)} = null",
+                f"{quote(count + FLAG)} = true",
+                *(f"{quote(d)} = null" for d in derived),
             ]
             # A 0 stays 0 and a count already withheld keeps its flags.
             con.execute(
                 f"update {mart.relation} as m set {', '.join(sets)} from _ss_cells as s "
-                f"where s.col = {_literal(root)} and {on} and m.{_quote(count)} > 0"
+                f"where s.col = {literal(root)} and {on} and m.{quote(count)} > 0"
             )
 
 
@@ -253,7 +246,7 @@ def suppress_mart(
     """
     mine = _related(con, mart, RELATED if related is None else related)
     withheld_before = _withheld_cells(con, mart)
-    con.execute(f"update {mart.relation} set {_quote(SECONDARY)} = true")
+    con.execute(f"update {mart.relation} set {quote(SECONDARY)} = true")
     first = None
     rounds = 0  # rounds that withheld cells; one audit more confirms the last of them
     while True:
@@ -295,7 +288,7 @@ def suppress_mart(
 
 
 def _withheld_cells(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> int:
-    total = " + ".join(f"count(*) filter (where {_quote(c + FLAG)})" for c in mart.counts)
+    total = " + ".join(f"count(*) filter (where {quote(c + FLAG)})" for c in mart.counts)
     return int(con.execute(f"select {total or 0} from {mart.relation}").fetchone()[0])
 
 

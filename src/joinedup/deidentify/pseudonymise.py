@@ -29,6 +29,13 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.atomic import write_parquet
+from joinedup.catalogue import (
+    OPTED_OUT_RECORDS,
+    RESTRICTED_OPTED_OUT_ENCODINGS,
+    cleared_path,
+    pseudonymised_path,
+    validated_path,
+)
 from joinedup.contracts import (
     AE_ATTENDANCES,
     APC_EPISODES,
@@ -39,15 +46,8 @@ from joinedup.contracts import (
     SOCIAL_CARE_EVENTS,
     Table,
 )
-from joinedup.ingest.encodings import ENCODING_SCHEMA, Encoder, encode_demographics
+from joinedup.deidentify.encodings import ENCODING_SCHEMA, Encoder, encode_demographics
 from joinedup.ingest.errors import IngestError
-from joinedup.ingest.paths import (
-    OPTED_OUT_RECORDS,
-    RESTRICTED_OPTED_OUT_ENCODINGS,
-    cleared_path,
-    pseudonymised_path,
-    validated_path,
-)
 from joinedup.ingest.records import hospital_records, one_row_records
 from joinedup.settings import MissingKeyError, Settings
 

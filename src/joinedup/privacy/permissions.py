@@ -17,27 +17,18 @@ import os
 import stat
 from pathlib import Path
 
+from joinedup import catalogue
+from joinedup.catalogue import PRIVATE_ZONES
+
 log = logging.getLogger(__name__)
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
-# Relative to the data directory. landing/ itself belongs to whoever delivers the
-# extracts; the pipeline tightens it when it is ours (secure_data_dir).
-PRIVATE_ZONES: tuple[str, ...] = (
-    "landing/_validated",  # identifiable rows that passed the contract
-    "landing/_cleared",  # the same minus opted-out records
-    "landing/_opted_out",  # identifiable opted-out records, for their encodings only
-    "quarantine",  # rejected rows with their original (identifiable) values
-    "restricted",  # opted-out people's encodings: the pipeline only
-    # Record-level keyed tokens and Bloom-filter encodings of names: not identifying
-    # without the key, but frequent-pattern attacks on Bloom filters need no key.
-    "pseudonymised",
-    "linked",  # record -> person map, the trained model and its record-level charts
-    ".tmp",  # DuckDB spill files of the linkage stage (pseudonymised rows)
-)
-LANDING = "landing"
-SPILL = ".tmp"
+# landing/ itself belongs to whoever delivers the extracts; the pipeline tightens it
+# when it is ours (secure_data_dir). The private zones are the catalogue's.
+LANDING = catalogue.LANDING.path
+SPILL = catalogue.SPILL.path
 
 
 def _zone_parts() -> list[tuple[str, ...]]:

@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parents[3]
+from joinedup.catalogue import REPO_ROOT
+
+PROJECT_DIR = REPO_ROOT
 
 
 def rounding_base(project_dir: Path = PROJECT_DIR) -> int:

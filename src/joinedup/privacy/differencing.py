@@ -34,6 +34,8 @@ from typing import Any
 
 import duckdb
 
+from joinedup.sql import literal, quote
+
 # Counts of distinct people: one person falls in several cells (two months, say), so
 # cells do not add up to their margin and subtraction tells nothing about them.
 DISTINCT_COUNTS = frozenset({"people"})
@@ -49,7 +51,7 @@ COLUMN_MARGINS: tuple[tuple[str, str, str], ...] = (
 
 FLAG = "_suppressed"
 # True on the rows of a mart that went through secondary suppression
-# (joinedup.secondary_suppression): some withheld counts there are not small, and
+# (joinedup.privacy.secondary_suppression): some withheld counts there are not small, and
 # nothing says which, so a withheld count is read as 1 to unbounded, not 1 to
 # threshold-1. It is still recoverable when the margins pin it inside 1 to threshold-1.
 SECONDARY = "secondary_suppression"
@@ -66,14 +68,6 @@ def breakdown_dimensions(label: str) -> frozenset[str]:
     return frozenset("activity_month" if p == "month" else p for p in label.split("+"))
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 @dataclass(frozen=True)
 class AggregateMart:
     name: str
@@ -84,7 +78,7 @@ class AggregateMart:
 
     @property
     def relation(self) -> str:
-        return f"{_quote(self.schema)}.{_quote(self.name)}"
+        return f"{quote(self.schema)}.{quote(self.name)}"
 
     @property
     def additive(self) -> tuple[str, ...]:
@@ -131,7 +125,7 @@ def check_rule(
     t, b = int(threshold), int(rounding_base)
     parts = []
     for c in mart.counts:
-        v, f = _quote(c), _quote(c + FLAG)
+        v, f = quote(c), quote(c + FLAG)
         parts.append(
             f"""
             select
@@ -180,9 +174,7 @@ def _labels(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> dict[str, fr
 
 def _match(left: str, right: str, dims: Sequence[str]) -> str:
     # A null in a dimension of the breakdown is the "not known" cell, so nulls must match.
-    return " and ".join(
-        f"{left}.{_quote(d)} is not distinct from {right}.{_quote(d)}" for d in dims
-    )
+    return " and ".join(f"{left}.{quote(d)} is not distinct from {right}.{quote(d)}" for d in dims)
 
 
 def _build_constraints(
@@ -197,7 +189,7 @@ def _build_constraints(
     summed = [c for c in additive if c not in margins]
     label_dims = set().union(*labels.values()) if labels else set()
     always = [d for d in mart.dimensions if d not in label_dims]
-    columns = ", ".join(f"({_literal(c)})" for c in summed)
+    columns = ", ".join(f"({literal(c)})" for c in summed)
     pair = 0
     for parent, parent_dims in labels.items():
         for child, child_dims in labels.items():
@@ -213,7 +205,7 @@ def _build_constraints(
                     select p.row_id as parent_row, c.row_id as child_row
                     from _d_rows as p
                     inner join _d_rows as c
-                        on p.breakdown = {_literal(parent)} and c.breakdown = {_literal(child)}
+                        on p.breakdown = {literal(parent)} and c.breakdown = {literal(child)}
                         and {on}
                 ),
                 cols(col) as (values {columns})
@@ -231,9 +223,9 @@ def _build_constraints(
         con.execute(
             f"""
             insert into _d_members
-            select 'm{n}:' || r.row_id, r.row_id, {_literal(margin)}, 'parent' from _d_rows as r
+            select 'm{n}:' || r.row_id, r.row_id, {literal(margin)}, 'parent' from _d_rows as r
             union all
-            select 'm{n}:' || r.row_id, s.row_id, {_literal(part)}, 'child'
+            select 'm{n}:' || r.row_id, s.row_id, {literal(part)}, 'child'
             from _d_rows as r
             inner join _d_rows as s on {_match("r", "s", key)}
             """
@@ -249,15 +241,15 @@ def _intervals(
     below, above = b // 2, (b + 1) // 2 - 1  # round half away from zero, as the macro does
     selects = []
     for c in mart.additive:
-        v, f = _quote(c), _quote(c + FLAG)
+        v, f = quote(c), quote(c + FLAG)
         withheld_hi = (
-            f"case when coalesce({_quote(SECONDARY)}, false) then {_UNBOUNDED} else {t - 1} end"
+            f"case when coalesce({quote(SECONDARY)}, false) then {_UNBOUNDED} else {t - 1} end"
             if mart.secondary
             else str(t - 1)
         )
         selects.append(
             f"""
-            select row_id, {_literal(c)} as col, coalesce({f}, false) as suppressed,
+            select row_id, {literal(c)} as col, coalesce({f}, false) as suppressed,
                 case when {f} then 1 when {v} = 0 then 0
                      when {v} is null then 0 else greatest({t}, {v} - {below}) end as lo,
                 case when {f} then {withheld_hi} when {v} is null then {_UNBOUNDED}
@@ -399,7 +391,7 @@ def suppressed_intervals(
     """
     try:
         _audit(con, mart, threshold, rounding_base)
-        dims = "".join(f", r.{_quote(d)}" for d in mart.dimensions)
+        dims = "".join(f", r.{quote(d)}" for d in mart.dimensions)
         rows = con.execute(
             f"""
             select r.breakdown{dims}, iv.col, iv.lo, iv.hi
@@ -473,7 +465,7 @@ def _recovered_examples(
     con: duckdb.DuckDBPyConnection, mart: AggregateMart, threshold: int, limit: int
 ) -> list[dict[str, Any]]:
     """Recoverable cells: where they are and how narrowly, never the value they narrow to."""
-    dims = ", ".join(f"r.{_quote(d)}" for d in mart.dimensions)
+    dims = ", ".join(f"r.{quote(d)}" for d in mart.dimensions)
     rows = con.execute(
         f"""
         select r.breakdown, {dims}, iv.col, iv.lo, iv.hi

@@ -10,7 +10,7 @@ from what the pipeline does:
   and whether a coarsening option withheld them;
 * the opt-out and linkage figures of the run, each passed through the disclosure rule;
 * what is kept in the identifiable zones (landing, quarantine, restricted) and how old;
-* who can read each zone: the owner-only zones of ``joinedup.permissions`` and the
+* who can read each zone: the owner-only zones of ``joinedup.privacy.permissions`` and the
   file modes on disk.
 
 It supports a DPIA; it is not one. What only people can decide (the lawful basis, the
@@ -29,14 +29,13 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from joinedup.catalogue import PRIVATE_ZONES, PSEUDONYMISED, RECORD_TABLES
 from joinedup.contracts import DEMOGRAPHIC_TABLES, TABLES, Table
+from joinedup.deidentify.pseudonymise import RECORD_ATTRIBUTES
 from joinedup.ingest.ledger import read_ledger
-from joinedup.ingest.paths import PSEUDONYMISED
-from joinedup.ingest.pseudonymise import RECORD_ATTRIBUTES
-from joinedup.permissions import PRIVATE_ZONES
-from joinedup.privacy_report.coarsening import Coarsening, withheld_by
-from joinedup.privacy_report.kanon import PERSON_TABLE, QUASI_IDENTIFIERS, SCENARIOS
-from joinedup.privacy_report.rules import publish_count
+from joinedup.privacy.coarsening import Coarsening, withheld_by
+from joinedup.privacy.kanon import PERSON_TABLE, QUASI_IDENTIFIERS, SCENARIOS
+from joinedup.privacy.rules import publish_count
 
 KEPT, TOKENISED, COARSENED, DROPPED = "kept", "tokenised", "coarsened", "dropped"
 PUBLISHED = "published"
@@ -56,7 +55,7 @@ assert {c for cs in COARSENED_AT_PSEUDONYMISATION.values() for c in cs} <= set(R
 MART_PREFIXES = ("dim_", "fct_", "mart_")
 
 # Zones that are not owner-only, with who they are for (the owner-only ones are the
-# pipeline account's: joinedup.permissions.PRIVATE_ZONES).
+# pipeline account's: joinedup.privacy.permissions.PRIVATE_ZONES).
 SHARED_ZONES: tuple[tuple[str, str, str], ...] = (
     ("landing", "extracts as received (identifiable)", "whoever delivers them; the pipeline"),
     ("ledger.csv", "row counts per file and run", "data engineers"),
@@ -103,24 +102,17 @@ def _mode(path: Path) -> str | None:
         return None
 
 
-def _record_tables() -> dict[str, str]:
-    # Imported here: the linkage package imports Splink, which the rest of the pack needs not.
-    from joinedup.linkage.inputs import RECORD_TABLES
-
-    return RECORD_TABLES
-
-
 def _record_table(table: Table) -> str | None:
     """The record-grain pseudonymised table a landing table's demographics feed, if any."""
     if table in DEMOGRAPHIC_TABLES.get(table.source, ()):
-        return f"{table.source}/{_record_tables()[table.source]}"
+        return f"{table.source}/{RECORD_TABLES[table.source]}"
     return None
 
 
 def _parquet_columns(data_dir: Path) -> dict[str, list[tuple[str, str]]]:
     """``source/table`` -> (column, type) of every pseudonymised file the run wrote."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for path in sorted((Path(data_dir) / PSEUDONYMISED).glob("*/*.parquet")):
+    for path in sorted(PSEUDONYMISED.under(data_dir).glob("*/*.parquet")):
         schema = pl.read_parquet_schema(path)
         out[f"{path.parent.name}/{path.stem}"] = [(c, str(t)) for c, t in schema.items()]
     return out
@@ -136,7 +128,7 @@ def _targets(table: Table, written: Mapping[str, list[tuple[str, str]]]) -> list
         names.append(record)
     if table.source == "reference":
         # The postcode lookup feeds the area attributes of every record-grain table.
-        names = [f"{s}/{t}" for s, t in _record_tables().items() if f"{s}/{t}" in written]
+        names = [f"{s}/{t}" for s, t in RECORD_TABLES.items() if f"{s}/{t}" in written]
     return names
 
 
@@ -435,7 +427,7 @@ def access(data_dir: Path, analytics: Path) -> list[dict[str, Any]]:
             "zone": zone,
             "holds": "",
             "readers": "the pipeline's account only (data engineers)",
-            "enforced": "owner-only: folders 0700, files 0600 (joinedup.permissions)",
+            "enforced": "owner-only: folders 0700, files 0600 (joinedup.privacy.permissions)",
             "mode": _mode(Path(data_dir) / zone),
         }
         for zone in PRIVATE_ZONES

@@ -1,0 +1,275 @@
+"""The catalogue: every zone of the data directory, the tables it holds, and who writes it.
+
+One place for where things are. Every stage, gate, privacy scan, benchmark and test
+derives its paths and table lists from here; ``tests/test_catalogue.py`` fails if a
+module spells a zone's path or a list of the pseudonymised tables out for itself.
+
+Paths are relative to the data directory (``DATA``, ``--data-dir`` or
+``JOINEDUP_DATA_DIR``) and ``/``-separated. The repository's own folders (the dbt
+project, the DAGs, the linkage model, the GX project) hang off :data:`REPO_ROOT`.
+
+Each zone is written by one stage, in the order the DAG runs them (the DAG is the
+only statement of that order: ``dags/joinedup_link_and_build.py``). Where a later
+stage must change an earlier zone, :attr:`Zone.amended_by` names the stage and says
+why; nothing else writes outside its own zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from joinedup.contracts import TABLES, Table
+
+# The repository: the dbt project root, with dags/, linkage/, expectations/, seeds/.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAGS_DIR = REPO_ROOT / "dags"
+LINKAGE_MODEL_DIR = REPO_ROOT / "linkage"
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+SEEDS_DIR = REPO_ROOT / "seeds"
+DBT_PROFILES_FILE = REPO_ROOT / "profiles.yml"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A folder or file of the data directory."""
+
+    name: str
+    path: str
+    writer: str  # the DAG task (or outside party) that writes it
+    holds: str
+    # Owner-only (folders 0700, files 0600) whatever the umask: joinedup.atomic applies it.
+    private: bool = False
+    # (stage, why) for each later stage that must change this zone after its writer.
+    amended_by: tuple[tuple[str, str], ...] = ()
+
+    def under(self, data_dir: Path) -> Path:
+        return Path(data_dir) / self.path
+
+
+LANDING = Zone(
+    "landing",
+    "landing",
+    "the data suppliers (outside joinedup)",
+    "extracts as delivered, identifiable; belongs to whoever delivers them",
+)
+VALIDATED = Zone(
+    "validated",
+    "landing/_validated",
+    "ingest",
+    "rows that passed their contract, one parquet per landing table (identifiable)",
+    private=True,
+)
+QUARANTINE = Zone(
+    "quarantine",
+    "quarantine",
+    "ingest",
+    "rejected rows as sent, with reason, file and line (identifiable)",
+    private=True,
+)
+LEDGER = Zone(
+    "ledger",
+    "ledger.csv",
+    "ingest",
+    "row accounting per run and file: received = loaded + quarantined + opted out",
+    amended_by=(
+        ("opt_outs", "moves the opted-out rows of each file from loaded to opted out"),
+        (
+            "remove_linked_opt_outs",
+            "moves the rows of records linkage matched to opted-out people to opted out",
+        ),
+        ("finalise", "checks that every file balances and marks the run finished"),
+    ),
+)
+CLEARED = Zone(
+    "cleared",
+    "landing/_cleared",
+    "opt_outs",
+    "validated rows minus opted-out records (identifiable)",
+    private=True,
+)
+OPTED_OUT = Zone(
+    "opted_out",
+    "landing/_opted_out",
+    "opt_outs",
+    "removed records' demographics and reasons (identifiable; for their encodings only)",
+    private=True,
+)
+RESTRICTED = Zone(
+    "restricted",
+    "restricted",
+    "pseudonymise",
+    "encodings of opted-out people and the records linkage matched to them; never published",
+    private=True,
+    amended_by=(
+        ("link", "records the source records it matched to opted-out people"),
+        ("remove_linked_opt_outs", "records which of them it took out of pseudonymised/"),
+    ),
+)
+PSEUDONYMISED = Zone(
+    "pseudonymised",
+    "pseudonymised",
+    "pseudonymise",
+    "de-identified tables: keyed tokens, linkage encodings, non-identifying attributes",
+    # Record-level tokens and Bloom filters: not identifying without the key, but
+    # frequent-pattern attacks on Bloom filters need no key.
+    private=True,
+    amended_by=(
+        (
+            "remove_linked_opt_outs",
+            "an opted-out person's records with no NHS number are only found by linkage, "
+            "after pseudonymisation: they, and every event of theirs, are taken out here "
+            "before anything reads the zone (the ledger counts them as opted out)",
+        ),
+    ),
+)
+LINKED = Zone(
+    "linked",
+    "linked",
+    "link",
+    "record -> person map, the trained model, its charts and summary",
+    private=True,
+)
+SPILL = Zone(
+    "spill",
+    ".tmp",
+    "link",
+    "DuckDB and Spark spill files of linkage (pseudonymised rows)",
+    private=True,
+)
+QUALITY = Zone(
+    "quality",
+    "quality",
+    "quality_gate_landing",
+    "Great Expectations results, volumes per delivery, and Data Docs",
+    amended_by=(
+        ("quality_gates_inputs", "adds the pseudonymised and linked zones' results"),
+        ("quality_gates_marts", "adds the marts' results"),
+        ("docs", "renders Data Docs from every result"),
+    ),
+)
+WAREHOUSE = Zone(
+    "warehouse",
+    "warehouse.duckdb",
+    "build_warehouse",
+    "the dbt warehouse: staging and intermediate models hold record tokens",
+)
+DBT = Zone("dbt", "dbt", "build_warehouse", "dbt's target and logs of the last build")
+PUBLISHED = Zone(
+    "published",
+    "analytics.duckdb",
+    "publish",
+    "the marts, read-only, for analysts and the dashboard (or in JOINEDUP_PUBLISHED_DIR)",
+)
+PRIVACY = Zone(
+    "privacy",
+    "privacy",
+    "privacy_report",
+    "re-identification risk report and data protection pack (JSON and HTML)",
+)
+DBT_DOCS = Zone("dbt_docs", "docs/dbt", "docs", "dbt docs, self-contained")
+RUNS = Zone("runs", "runs", "finalise", "one summary per run, with its provenance")
+AIRFLOW = Zone(
+    "airflow", "airflow", "joinedup run", "the local Airflow home of `joinedup run`: SQLite, logs"
+)
+
+ZONES: tuple[Zone, ...] = (
+    LANDING,
+    VALIDATED,
+    QUARANTINE,
+    LEDGER,
+    CLEARED,
+    OPTED_OUT,
+    RESTRICTED,
+    PSEUDONYMISED,
+    LINKED,
+    SPILL,
+    QUALITY,
+    WAREHOUSE,
+    DBT,
+    PUBLISHED,
+    PRIVACY,
+    DBT_DOCS,
+    RUNS,
+    AIRFLOW,
+)
+PRIVATE_ZONES: tuple[str, ...] = tuple(z.path for z in ZONES if z.private)
+
+# Files inside the zones, by the stage that writes them.
+OPTED_OUT_RECORDS = f"{OPTED_OUT.path}/records.parquet"  # identifiable, for encodings only
+OPTED_OUT_REASONS = f"{OPTED_OUT.path}/reasons.parquet"  # identifiable: record key -> reason
+RESTRICTED_OPTED_OUT_ENCODINGS = f"{RESTRICTED.path}/opted_out_encodings.parquet"
+# Records of opted-out people found by link (source, record_token) ...
+LINKAGE_OPTED_OUT_RECORDS = f"{RESTRICTED.path}/linkage_opted_out_records.parquet"
+# ... and those remove_linked_opt_outs has taken out of pseudonymised/.
+LINKAGE_OPTED_OUT_APPLIED = f"{RESTRICTED.path}/linkage_opted_out_applied.parquet"
+RECORD_PERSON = f"{LINKED.path}/record_person.parquet"
+LINKAGE_SUMMARY = f"{LINKED.path}/summary.json"
+# The staged analytics file, beside the published one until publish renames it.
+CANDIDATE = f".{PUBLISHED.path}.candidate"
+
+# Every pseudonymised table of each person source, record grain first; all carry
+# record_token. The person sources are the ones that are linked.
+PSEUDONYMISED_TABLES: dict[str, tuple[str, ...]] = {
+    "gp": ("patients", "events"),
+    "hospital": ("patients", "apc_episodes", "ae_attendances"),
+    "social_care": ("clients", "events"),
+}
+PERSON_SOURCES: tuple[str, ...] = tuple(PSEUDONYMISED_TABLES)
+# Record-grain table of each person source: one row per source record (what linkage links).
+RECORD_TABLES: dict[str, str] = {s: names[0] for s, names in PSEUDONYMISED_TABLES.items()}
+# Landing tables whose loaded rows must all arrive, one for one, in pseudonymised/
+# (hospital/patients is derived from the episodes and attendances, not delivered).
+LANDED_PSEUDONYMISED: dict[str, tuple[str, str]] = {
+    f"{s}/{n}": (s, n)
+    for s, names in PSEUDONYMISED_TABLES.items()
+    for n in names
+    if f"{s}/{n}" in TABLES
+}
+# What dbt's sources read, and the stage that writes each.
+WAREHOUSE_INPUTS: dict[str, str] = {
+    **{
+        f"{PSEUDONYMISED.path}/{s}/{n}.parquet": PSEUDONYMISED.writer
+        for s, names in PSEUDONYMISED_TABLES.items()
+        for n in names
+    },
+    RECORD_PERSON: LINKED.writer,
+}
+
+
+def zone(name: str) -> Zone:
+    """The zone called ``name``, or a clear error listing the zones there are."""
+    for z in ZONES:
+        if z.name == name:
+            return z
+    raise KeyError(f"no zone {name!r} in the catalogue; zones: {', '.join(z.name for z in ZONES)}")
+
+
+def landing_files(data_dir: Path, table: Table) -> list[Path]:
+    """Every delivery file of a table, in name order (the order duplicates are resolved in)."""
+    folder = Path(data_dir) / table.folder
+    return sorted(p for p in folder.glob(table.file_glob) if p.is_file())
+
+
+def relative(data_dir: Path, path: Path) -> str:
+    """A path as recorded in the ledger and quarantine: relative to the data dir, '/'-separated."""
+    try:
+        return Path(path).resolve().relative_to(Path(data_dir).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def validated_path(data_dir: Path, table: Table) -> Path:
+    return VALIDATED.under(data_dir) / table.source / f"{table.name}.parquet"
+
+
+def cleared_path(data_dir: Path, table: Table) -> Path:
+    return CLEARED.under(data_dir) / table.source / f"{table.name}.parquet"
+
+
+def quarantine_path(data_dir: Path, table: Table) -> Path:
+    return QUARANTINE.under(data_dir) / table.source / f"{table.name}.parquet"
+
+
+def pseudonymised_path(data_dir: Path, source: str, name: str) -> Path:
+    return PSEUDONYMISED.under(data_dir) / source / f"{name}.parquet"

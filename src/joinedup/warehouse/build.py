@@ -1,0 +1,339 @@
+"""Stages ``build_warehouse`` and ``docs``: run the dbt project, document it.
+
+* :func:`build_warehouse` runs ``dbt build`` (seeds, models, data tests, unit
+  tests) on the pseudonymised tables and ``linked/record_person.parquet``, then
+  secondary suppression on the commissioner marts (joinedup.privacy.secondary_suppression),
+  and writes ``DATA/warehouse.duckdb``;
+* :func:`generate_docs` writes the dbt documentation site to ``DATA/docs/dbt/``.
+
+dbt's own files (``target/``, ``logs/``) go under ``DATA/dbt/``, never into the
+repository. Paths reach ``profiles.yml`` and the source definitions through
+environment variables set only for the duration of a call.
+
+The warehouse is built in a folder of its own beside the final file and moved
+into place only when every node passed, so a failed or killed build leaves the
+previous warehouse untouched. The file keeps its name (``warehouse.duckdb``)
+while it is built because DuckDB names the database after the file and dbt's
+views refer to that name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from joinedup.atomic import remove_stale_temporaries
+from joinedup.catalogue import DBT, DBT_DOCS, REPO_ROOT, WAREHOUSE, WAREHOUSE_INPUTS
+from joinedup.privacy.permissions import make_private_dirs, make_private_file
+from joinedup.provenance import run_stamp, stamp_duckdb
+from joinedup.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = REPO_ROOT
+WAREHOUSE_FILE = WAREHOUSE.path
+DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+
+_FAILED = {"error", "fail", "runtime error"}
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse could not be built, published or documented; the message says why."""
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a dbt call, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _dbt_vars(extra: dict[str, Any] | None) -> dict[str, Any]:
+    # The disclosure threshold is one pipeline setting (JOINEDUP_SUPPRESSION_THRESHOLD), not a
+    # number that could drift apart between dbt and the Python side. The coarsening options
+    # (JOINEDUP_COARSEN_*) reach the marts as the columns they withhold.
+    from joinedup.privacy.coarsening import Coarsening
+
+    settings = Settings()
+    return {
+        "suppression_threshold": settings.suppression_threshold,
+        **Coarsening.from_settings(settings).dbt_vars(),
+        **(extra or {}),
+    }
+
+
+def _invoke(
+    command: list[str],
+    data_dir: Path,
+    warehouse_path: Path,
+    *,
+    project_dir: Path,
+    target_path: Path,
+    dbt_vars: dict[str, Any],
+    threads: int | None,
+) -> Any:
+    from dbt.cli.main import dbtRunner
+
+    env = {
+        "JOINEDUP_DATA_DIR": str(data_dir),
+        "JOINEDUP_WAREHOUSE_PATH": str(warehouse_path),
+        # profiles.yml reads it: the build is capped (and spills) like every other stage.
+        "JOINEDUP_DUCKDB_MEMORY_LIMIT": Settings().duckdb_memory_limit,
+        "DO_NOT_TRACK": "1",
+    }
+    if threads:
+        env["JOINEDUP_DBT_THREADS"] = str(threads)
+    args = [
+        *command,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(DBT.under(data_dir) / "logs"),
+        "--vars",
+        json.dumps(dbt_vars),
+        # The console gets warnings and errors; the full record is in DATA/dbt/logs/dbt.log.
+        "--log-level",
+        "warn",
+        "--log-level-file",
+        "info",
+    ]
+    log.info("dbt %s (data dir %s)", " ".join(command), data_dir)
+    try:
+        with _environment(env):
+            return dbtRunner().invoke(args)
+    finally:
+        _release_duckdb(warehouse_path)
+
+
+def _release_duckdb(database: Path) -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process, checkpointing it.
+
+    dbt-duckdb holds its connection after a run; until it is closed, recent writes may
+    sit in the write-ahead log beside the file, and moving the file alone would lose
+    them. Closing the last connection checkpoints the log into the file.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        env.close()
+    DuckDBConnectionManager.close_all_connections()
+    wal = database.with_name(database.name + ".wal")
+    if wal.exists():
+        with duckdb.connect(str(database)) as con:
+            con.execute("checkpoint")
+    if wal.exists():
+        raise WarehouseError(f"{database} could not be checkpointed ({wal.name} remains)")
+
+
+def drop_stale_wal(database: Path) -> None:
+    """Remove a write-ahead log left beside ``database`` before a new file replaces it.
+
+    A process killed while it had the file open for writing leaves ``<name>.wal``.
+    DuckDB refuses to open a file beside a log that is not its own ("WAL does not
+    match database file"), so the new file would be unreadable. The old file is being
+    replaced, so its log has nothing to keep.
+    """
+    wal = database.with_name(database.name + ".wal")
+    if wal.exists():
+        log.warning("removing %s left by an interrupted run", wal)
+        wal.unlink()
+
+
+def _check_inputs(data_dir: Path) -> None:
+    missing = [(p, stage) for p, stage in WAREHOUSE_INPUTS.items() if not (data_dir / p).exists()]
+    if missing:
+        listed = "; ".join(f"{p} (written by {stage})" for p, stage in missing)
+        raise WarehouseError(
+            f"cannot build the warehouse in {data_dir}: missing {listed}. Run the ingest "
+            "stages and linkage for this data directory first."
+        )
+
+
+def _node_results(result: Any) -> list[Any]:
+    return list(getattr(getattr(result, "result", None), "results", None) or [])
+
+
+def _failure_message(what: str, result: Any, data_dir: Path) -> str:
+    log_file = DBT.under(data_dir) / "logs" / "dbt.log"
+    failed = [r for r in _node_results(result) if str(r.status) in _FAILED]
+    if not failed:
+        reason = result.exception or "no node failed; see the log"
+        return f"dbt {what} failed: {reason} (log: {log_file})"
+    lines = []
+    for r in failed:
+        message = (r.message or str(r.status)).strip().splitlines()
+        lines.append(f"  {r.node.resource_type} {r.node.name}: {message[0] if message else ''}")
+    skipped = sum(1 for r in _node_results(result) if str(r.status) == "skipped")
+    return (
+        f"dbt {what} failed on {len(failed)} node(s)"
+        + (f" ({skipped} downstream skipped)" if skipped else "")
+        + ":\n"
+        + "\n".join(lines)
+        + f"\nFix the data or the model, then build again (log: {log_file})."
+    )
+
+
+def build_warehouse(
+    data_dir: Path,
+    *,
+    threads: int | None = None,
+    dbt_vars: dict[str, Any] | None = None,
+    project_dir: Path | None = None,
+    run_id: str | None = None,
+) -> dict:
+    """Run ``dbt build`` and write ``DATA/warehouse.duckdb``; raise :class:`WarehouseError`.
+
+    ``dbt_vars`` override the project's vars (e.g. ``{"extract_end_date": "2026-03-31"}``).
+    With a ``run_id`` the file gets its provenance table ``main._joinedup_run``.
+    Returns a summary: the warehouse path, seconds, node counts by type and status,
+    and the names of tests that warned.
+    """
+    started = time.perf_counter()
+    data_dir = Path(data_dir).resolve()
+    project_dir = Path(project_dir or PROJECT_DIR).resolve()
+    if not (project_dir / "dbt_project.yml").exists():
+        raise WarehouseError(f"no dbt project at {project_dir} (dbt_project.yml not found)")
+    _check_inputs(data_dir)
+
+    # A fixed name: dbt re-parses the whole project whenever the profile (which holds this
+    # path) changes, so a per-run name would cost a full parse on every build.
+    build_dir = data_dir / ".warehouse-build"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    # The warehouse holds record tokens (staging, intermediate): data engineers only.
+    make_private_dirs(build_dir, build_dir)
+    variables = _dbt_vars(dbt_vars)
+    try:
+        result = _invoke(
+            ["build"],
+            data_dir,
+            build_dir / WAREHOUSE_FILE,
+            project_dir=project_dir,
+            target_path=DBT.under(data_dir) / "target",
+            dbt_vars=variables,
+            threads=threads,
+        )
+        if not result.success:
+            raise WarehouseError(_failure_message("build", result, data_dir))
+        secondary = _secondary_suppression(build_dir / WAREHOUSE_FILE, variables, project_dir)
+        if run_id is not None:
+            with duckdb.connect(str(build_dir / WAREHOUSE_FILE)) as con:
+                stamp_duckdb(con, run_stamp(data_dir, run_id))
+        target = WAREHOUSE.under(data_dir)
+        make_private_file(build_dir / WAREHOUSE_FILE)
+        drop_stale_wal(target)
+        os.replace(build_dir / WAREHOUSE_FILE, target)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+    results = _node_results(result)
+    counts: dict[str, dict[str, int]] = {}
+    for (kind, status), n in sorted(
+        Counter((str(r.node.resource_type), str(r.status)) for r in results).items()
+    ):
+        counts.setdefault(kind, {})[status] = n
+    warnings = sorted(r.node.name for r in results if str(r.status) == "warn")
+    seconds = round(time.perf_counter() - started, 2)
+    log.info("warehouse built in %.1fs: %s (%d warnings)", seconds, target, len(warnings))
+    return {
+        "warehouse": str(target),
+        "seconds": seconds,
+        "nodes": counts,
+        "warnings": warnings,
+        "secondary_suppression": secondary,
+    }
+
+
+def _secondary_suppression(
+    database: Path, variables: dict[str, Any], project_dir: Path
+) -> dict[str, Any]:
+    """Withhold more cells of the commissioner marts until subtraction recovers none.
+
+    Here, after dbt build and before the marts gate and publishing, rather than in dbt:
+    it audits, withholds and audits again to a fixed point (joinedup.privacy.secondary_suppression).
+    """
+    from joinedup.privacy.rules import rounding_base
+    from joinedup.privacy.secondary_suppression import (
+        SecondarySuppressionError,
+        apply_secondary_suppression,
+    )
+
+    base = variables.get("rounding_base") or rounding_base(project_dir)
+    try:
+        with duckdb.connect(str(database)) as con:
+            return apply_secondary_suppression(
+                con, threshold=int(variables["suppression_threshold"]), rounding_base=int(base)
+            )
+    except SecondarySuppressionError as exc:
+        raise WarehouseError(f"secondary suppression failed: {exc}") from None
+
+
+def generate_docs(
+    data_dir: Path, *, dbt_vars: dict[str, Any] | None = None, project_dir: Path | None = None
+) -> Path:
+    """Write the dbt documentation site (``dbt docs generate --static``) to ``DATA/docs/dbt/``.
+
+    Needs a built warehouse (the catalog reads its tables). ``static_index.html`` opens
+    from disk with no server; ``index.html`` needs ``manifest.json`` and ``catalog.json``
+    beside it. The folder is replaced whole, so readers never see a mix of two builds.
+    """
+    data_dir = Path(data_dir).resolve()
+    project_dir = Path(project_dir or PROJECT_DIR).resolve()
+    warehouse = WAREHOUSE.under(data_dir)
+    if not warehouse.exists():
+        raise WarehouseError(f"{warehouse} not found: run build_warehouse before generate_docs.")
+    # Its own target folder, kept between runs for dbt's partial parsing.
+    work = DBT.under(data_dir) / "docs-target"
+    target = DBT_DOCS.under(data_dir)
+    staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    # Named as atomic.py names temporaries, so a killed run's are found and removed.
+    old = target.with_name(f".{target.name}.old.tmp-{os.getpid()}")
+    for name in (target.name, f"{target.name}.old"):
+        remove_stale_temporaries(target.parent, only_for=name)
+    try:
+        result = _invoke(
+            ["docs", "generate", "--static"],
+            data_dir,
+            warehouse,
+            project_dir=project_dir,
+            target_path=work,
+            dbt_vars=_dbt_vars(dbt_vars),
+            threads=None,
+        )
+        if not result.success:
+            raise WarehouseError(_failure_message("docs generate", result, data_dir))
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir(parents=True)
+        for name in DOCS_FILES:
+            if (work / name).exists():
+                shutil.copy2(work / name, staged / name)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staged, target)
+    finally:
+        for folder in (staged, old):
+            shutil.rmtree(folder, ignore_errors=True)
+    log.info("dbt docs written to %s", target)
+    return target
