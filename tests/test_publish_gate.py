@@ -167,6 +167,36 @@ def test_publish_refuses_a_candidate_the_report_did_not_measure(population: Path
     assert published.read_bytes() == before and staged.exists()
 
 
+def test_publish_refuses_a_candidate_with_no_measurement(population: Path) -> None:
+    published = population / "analytics.duckdb"
+    before = published.read_bytes()
+    staged = Path(pipeline.stage_analytics_stage(population, "run-2")["candidate"])
+    # The checksum is required: no call can publish a candidate no report measured.
+    with pytest.raises(TypeError):
+        warehouse.publish_candidate(population, run_id="run-2")  # type: ignore[call-arg]
+    for missing in ("", None):
+        with pytest.raises(warehouse.WarehouseError, match="no privacy report's SHA-256"):
+            warehouse.publish_candidate(population, sha256=missing, run_id="run-2")  # type: ignore[arg-type]
+    assert published.read_bytes() == before and staged.exists()
+
+
+def test_the_run_summary_names_the_published_file_where_it_is(
+    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joinedup.report import format_run_summary as render
+
+    elsewhere = tmp_path / "published"
+    elsewhere.mkdir()
+    monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(elsewhere))
+    summary = {"run_id": "run-2", "ledger": {"tables": {}}}
+    # Published in the data dir only (from before the setting): the summary does not list it.
+    assert "analytics marts" not in render(population, summary)
+    warehouse.publish_analytics(population, "run-2")
+    text = render(population, summary)
+    assert f"analytics marts   {elsewhere / 'analytics.duckdb'}" in text
+    assert "make dashboard" in text
+
+
 _KILLED_AFTER_STAGING = """
 import os, signal, sys
 from pathlib import Path

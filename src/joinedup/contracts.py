@@ -1,8 +1,8 @@
-"""The landing-zone data contracts of CONTRACTS.md, as code.
+"""The landing-zone data contracts of docs/contracts.md, as code.
 
 One definition per landing table. The synthetic generator writes files from
 these definitions, ingest validates against them, and the docs and tests read
-them. Change a contract only on purpose, and then here, in CONTRACTS.md and in
+them. Change a contract only on purpose, and then here, in docs/contracts.md and in
 the tests at once.
 """
 

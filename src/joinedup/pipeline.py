@@ -46,7 +46,7 @@ def check_ready(data_dir: Path) -> dict[str, Any]:
     landing = Path(data_dir) / "landing"
     if not landing.is_dir():
         raise FileNotFoundError(
-            f"{landing} does not exist: put extracts under it (see CONTRACTS.md) or run "
+            f"{landing} does not exist: put extracts under it (see docs/contracts.md) or run "
             "`joinedup synth --out DATA` for a synthetic population"
         )
     secure_data_dir(Path(data_dir))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from joinedup import catalogue as c
 from joinedup.privacy.report import summary_lines as privacy_report_lines
 from joinedup.provenance import run_record_path as run_summary_path
+from joinedup.warehouse.publish import analytics_path
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
@@ -94,27 +96,28 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
         ]
     lines += privacy_report_lines(summary.get("privacy_report"))
     lines += _provenance(summary.get("provenance"))
-    lines += [
-        "",
-        "outputs:",
-        f"  ledger            {data_dir / 'ledger.csv'}",
-        f"  quarantine        {data_dir / 'quarantine'}/",
-        f"  pseudonymised     {data_dir / 'pseudonymised'}/",
-        f"  linked persons    {data_dir / 'linked' / 'record_person.parquet'}",
-        f"  linkage charts    {data_dir / 'linked' / 'charts'}/",
-        f"  run record        {run_summary_path(data_dir, summary['run_id'])}",
+    published = analytics_path(data_dir)
+    outputs = [
+        ("ledger", f"{c.LEDGER.under(data_dir)}"),
+        ("quarantine", f"{c.QUARANTINE.under(data_dir)}/"),
+        ("pseudonymised", f"{c.PSEUDONYMISED.under(data_dir)}/"),
+        ("linked persons", f"{data_dir / c.RECORD_PERSON}"),
+        ("linkage charts", f"{c.LINKED.under(data_dir) / 'charts'}/"),
+        ("run record", f"{run_summary_path(data_dir, summary['run_id'])}"),
     ]
-    for label, rel in (
-        ("warehouse", "warehouse.duckdb"),
-        ("analytics marts", "analytics.duckdb"),
-        ("dbt docs", "docs/dbt/static_index.html"),
-        ("data docs", "quality/docs/index.html"),
-        ("privacy report", "privacy/report.html"),
-        ("protection pack", "privacy/data_protection_pack.html"),
-    ):
-        if (data_dir / rel).exists():
-            lines.append(f"  {label:<17} {data_dir / rel}")
-    if (data_dir / "analytics.duckdb").exists():
+    optional = [
+        ("warehouse", c.WAREHOUSE.under(data_dir)),
+        # Wherever JOINEDUP_PUBLISHED_DIR puts it, not always in the data directory.
+        ("analytics marts", published),
+        ("dbt docs", c.DBT_DOCS.under(data_dir) / "static_index.html"),
+        ("data docs", c.QUALITY.under(data_dir) / "docs" / "index.html"),
+        ("privacy report", c.PRIVACY.under(data_dir) / "report.html"),
+        ("protection pack", c.PRIVACY.under(data_dir) / "data_protection_pack.html"),
+    ]
+    lines += ["", "outputs:"]
+    lines += [f"  {label:<17} {path}" for label, path in outputs]
+    lines += [f"  {label:<17} {path}" for label, path in optional if path.exists()]
+    if published.exists():
         lines += [
             "",
             f"dashboard: make dashboard DATA={data_dir}  (then open http://localhost:8501)",

@@ -153,7 +153,7 @@ def dice(a: str, b: str) -> float:
 class Encoder:
     """All keyed encodings of one run, each with its own purpose sub-key.
 
-    The secret itself is only used for ``record_token`` (fixed by CONTRACTS.md);
+    The secret itself is only used for ``record_token`` (fixed by docs/contracts.md);
     it is held by this object and never returned, logged or written.
     """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 # What every whole-file rejection tells a person to do.
 REJECTED = (
     "The whole file was rejected and nothing from this source was loaded in this run; "
-    "ask the supplier to re-deliver it as CONTRACTS.md describes, or move it out of the "
+    "ask the supplier to re-deliver it as docs/contracts.md describes, or move it out of the "
     "landing folder, then re-run."
 )
 
@@ -51,7 +51,7 @@ class EmptyFileError(MissingColumnsError):
             self,
             file,
             f"missing required column(s): {what}, so there is no header row. A delivery "
-            "with no rows is still a header line (CONTRACTS.md); this may be a transfer that "
+            "with no rows is still a header line (docs/contracts.md); this may be a transfer that "
             f"failed part-way. The contract for this table expects: {', '.join(expected)}.",
         )
 

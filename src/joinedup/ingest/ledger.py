@@ -6,7 +6,7 @@ replaces that run's figures (idempotent) and other runs' rows stay. Stages of
 one run may run in parallel (one Airflow task per source), so every
 read-modify-write of the file holds an exclusive lock.
 
-After the contract's columns (CONTRACTS.md), each row records the file itself
+After the contract's columns (docs/contracts.md), each row records the file itself
 and what became of it (see ``ingest/redelivery.py``): ``sha256``,
 ``size_bytes``, ``file_rows`` (data rows in the file), ``period`` (the month it
 delivers, if known), ``status`` (``loaded``, ``duplicate`` or ``replaced``),
@@ -40,7 +40,7 @@ from joinedup.ingest.errors import LedgerImbalanceError
 
 log = logging.getLogger(__name__)
 
-# The columns of DATA/ledger.csv that CONTRACTS.md fixes, in its order.
+# The columns of DATA/ledger.csv that docs/contracts.md fixes, in its order.
 CONTRACT_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
     "source": pl.String(),

@@ -4,7 +4,7 @@ Why everything is read as text first: type inference would silently turn a
 bad value into null (or an NHS number into an integer that loses its leading
 zero), and the quarantine must show a person the value the supplier sent.
 
-Decisions, documented in CONTRACTS.md terms (whole-file rejections in sniff.py):
+Decisions, documented in docs/contracts.md terms (whole-file rejections in sniff.py):
 
 * Header: names are matched after trimming, lower-casing and dropping a UTF-8
   byte-order mark, so Excel exports work. Every contract column must be

@@ -1,6 +1,6 @@
 """Source-record grain: one row of demographics per patient per organisation.
 
-Linkage compares *source records* (CONTRACTS.md), so its encodings live at
+Linkage compares *source records* (docs/contracts.md), so its encodings live at
 that grain. GP patients and social care clients already are one row per
 record. A hospital record (provider_code + hospital_patient_id) is spread over
 its episodes and attendances, each repeating the demographics as they were

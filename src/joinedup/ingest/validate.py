@@ -1,6 +1,6 @@
 """Normalise raw text per the contract and split rows into loaded and quarantined.
 
-Two kinds of defect, treated differently on purpose (CONTRACTS.md, row rules):
+Two kinds of defect, treated differently on purpose (docs/contracts.md, row rules):
 
 * A row that cannot be used at all is quarantined with a reason: a blank
   required value (no local id, an event with no date), a value of a typed

@@ -11,7 +11,7 @@ var ``withheld_columns`` (the marts' columns go through the macro ``coarsened``)
 privacy report re-measures risk as if an option were on, and the data protection pack
 lists the columns as coarsened.
 
-There is no MSOA option: the postcode reference of CONTRACTS.md carries LSOA, IMD
+There is no MSOA option: the postcode reference of docs/contracts.md carries LSOA, IMD
 decile and LA only, and an MSOA made up from the synthetic LSOA codes would not exist
 for a real extract. The local authority is the next coarser area that does.
 """

@@ -271,7 +271,7 @@ def generate(
     params: SynthParams | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SynthSummary:
-    """Write ``out/landing/...`` per CONTRACTS.md and ``out/truth/records.csv``."""
+    """Write ``out/landing/...`` per docs/contracts.md and ``out/truth/records.csv``."""
     if people < 2:
         raise SynthError(f"--people must be at least 2, got {people}")
     if people > MAX_PEOPLE:

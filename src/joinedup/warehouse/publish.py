@@ -173,9 +173,7 @@ def stage_analytics(data_dir: Path, run_id: str | None = None) -> Path:
     return target
 
 
-def publish_candidate(
-    data_dir: Path, *, sha256: str | None = None, run_id: str | None = None
-) -> Path:
+def publish_candidate(data_dir: Path, *, sha256: str, run_id: str | None = None) -> Path:
     """Make the staged candidate the published ``analytics.duckdb``: one rename.
 
     ``sha256`` is the checksum of the file the privacy report measured, ``run_id`` the
@@ -192,13 +190,18 @@ def publish_candidate(
             f"nothing to publish: {candidate} not found (stage_analytics writes it, the "
             f"privacy report removes it when it fails). {rerun}"
         )
-    if sha256 is not None:
-        found = sha256_file(candidate)
-        if found != sha256:
-            raise WarehouseError(
-                f"{candidate} is not the file the privacy report measured (SHA-256 "
-                f"{found[:12]}..., the report measured {sha256[:12]}...). {rerun}"
-            )
+    # Required, never defaulted: a candidate no report measured is not published.
+    if not sha256:
+        raise WarehouseError(
+            f"refusing to publish {candidate}: no privacy report's SHA-256 was given, so "
+            f"nothing says the report measured this file. {rerun}"
+        )
+    found = sha256_file(candidate)
+    if found != sha256:
+        raise WarehouseError(
+            f"{candidate} is not the file the privacy report measured (SHA-256 "
+            f"{found[:12]}..., the report measured {sha256[:12]}...). {rerun}"
+        )
     if run_id is not None:
         stamp = read_stamp(candidate) or {}
         if stamp.get("run_id") != run_id:
@@ -230,5 +233,6 @@ def publish_analytics(data_dir: Path, run_id: str | None = None) -> Path:
     steps as tasks of their own (``stage_analytics``, ``privacy_report``, ``publish``)
     so the report checks the very file that is then published.
     """
-    stage_analytics(data_dir, run_id)
-    return publish_candidate(data_dir, run_id=run_id)
+    staged = stage_analytics(data_dir, run_id)
+    # No report measured it: this caller vouches for the file it has just staged.
+    return publish_candidate(data_dir, sha256=sha256_file(staged), run_id=run_id)
