@@ -18,8 +18,8 @@ from typing import Any
 import polars as pl
 from stages import KEY
 
-from joinedup.catalogue import cleared_path
-from joinedup.contracts import TABLES
+from joinedup.catalogue import PERSON_SOURCES, RECORD_PERSON, cleared_path
+from joinedup.contracts import DEMOGRAPHIC_TABLES
 from joinedup.deidentify.encodings import Encoder
 from joinedup.ingest.records import source_records
 from joinedup.linkage.evaluate import evaluate, pairwise
@@ -30,12 +30,9 @@ from joinedup.truth import truth_records
 def plaintext_records(data_dir: Path) -> pl.DataFrame:
     tables = {}
     frames = []
-    for source in ("gp", "hospital", "social_care"):
+    for source in PERSON_SOURCES:
         tables = {
-            t.name: pl.read_parquet(cleared_path(data_dir, t))
-            for t in TABLES.values()
-            if t.source == source
-            and t.name in ("patients", "apc_episodes", "ae_attendances", "clients")
+            t.name: pl.read_parquet(cleared_path(data_dir, t)) for t in DEMOGRAPHIC_TABLES[source]
         }
         frames.append(source_records(source, tables))
     records = pl.concat(frames, how="diagonal_relaxed")
@@ -120,7 +117,7 @@ def compare(data_dir: Path) -> dict[str, Any]:
     truth = truth_records(data_dir, KEY).filter(~pl.col("opted_out"))
     plain = plaintext_records(data_dir).join(truth, on=["source", "record_token"], how="inner")
     # Score every method on the same records: those joinedup linked.
-    linked = pl.read_parquet(data_dir / "linked" / "record_person.parquet")
+    linked = pl.read_parquet(data_dir / RECORD_PERSON)
     plain = plain.join(linked.select("source", "record_token"), on=["source", "record_token"])
     splink_plain = plaintext_splink(plain.drop("person_key", "opted_out")).join(
         plain.select("source", "record_token", "person_key"), on=["source", "record_token"]

@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from joinedup.catalogue import PUBLISHED, REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from dashboard_browser import (
     choose,
@@ -103,7 +105,7 @@ def run(data_dir: Path, runs: int) -> dict[str, Any]:
             browser.close()
     return {
         "data_dir": str(Path(data_dir).resolve()),
-        "analytics_mb": round((Path(data_dir) / "analytics.duckdb").stat().st_size / 1e6, 1),
+        "analytics_mb": round(PUBLISHED.under(data_dir).stat().st_size / 1e6, 1),
         "runs": runs,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "seconds": results,
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="warm repetitions (default 5)")
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
     args = parser.parse_args(argv)
-    if not (args.data_dir / "analytics.duckdb").exists():
+    if not PUBLISHED.under(args.data_dir).exists():
         parser.error(f"{args.data_dir}/analytics.duckdb not found: run the pipeline first")
     result = run(args.data_dir, args.runs)
     print(f"dashboard on {result['data_dir']} ({result['analytics_mb']} MB analytics.duckdb)")

@@ -24,9 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+from joinedup.catalogue import RECORD_PERSON, WAREHOUSE, pseudonymised_path
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
-RECORD_PERSON = "linked/record_person.parquet"
 ROW_COUNTS = (
     "dim_person",
     "fct_care_events",
@@ -86,7 +87,7 @@ def _prepare(people: int, seed: int, data_dir: Path | None) -> Path:
     import bench_ingest
 
     data_dir = Path(data_dir or CACHE / f"ingest-{people}-{seed}")
-    if not (data_dir / "pseudonymised/social_care/events.parquet").exists():
+    if not pseudonymised_path(data_dir, "social_care", "events").exists():
         print(f"preparing {people:,} people in {data_dir} ...", file=sys.stderr, flush=True)
         bench_ingest.run(people, seed, data_dir)
     return data_dir
@@ -95,7 +96,7 @@ def _prepare(people: int, seed: int, data_dir: Path | None) -> Path:
 def _sizes(data_dir: Path) -> dict:
     import duckdb
 
-    warehouse = data_dir / "warehouse.duckdb"
+    warehouse = WAREHOUSE.under(data_dir)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = {
             t: con.execute(f"select count(*) from marts.{t}").fetchall()[0][0] for t in ROW_COUNTS

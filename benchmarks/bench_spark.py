@@ -25,6 +25,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from joinedup.catalogue import LINKAGE_SUMMARY, LINKED, PSEUDONYMISED
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 CACHE = HERE / ".cache"
@@ -48,7 +50,7 @@ def bench(people: int, seed: int, backends: list[str]) -> dict:
     from joinedup.settings import DEMO_KEY, Settings
 
     data_dir = CACHE / f"spark-{people}-{seed}"
-    if not (data_dir / "pseudonymised").exists():
+    if not PSEUDONYMISED.under(data_dir).exists():
         shutil.rmtree(data_dir, ignore_errors=True)
         run_stage("generate", data_dir, f"{people}:{seed}")
         for stage in PREPARE:
@@ -66,12 +68,12 @@ def bench(people: int, seed: int, backends: list[str]) -> dict:
         "runs": {},
     }
     for backend in backends:
-        shutil.rmtree(data_dir / "linked", ignore_errors=True)
+        shutil.rmtree(LINKED.under(data_dir), ignore_errors=True)
         os.environ["JOINEDUP_LINKAGE_BACKEND"] = backend  # inherited by the spawned stage
         before = _load()
         result = run_stage("link", data_dir, f"bench-{backend}")
         after = _load()
-        summary = json.loads((data_dir / "linked" / "summary.json").read_text())
+        summary = json.loads((data_dir / LINKAGE_SUMMARY).read_text())
         scores = evaluate(data_dir, DEMO_KEY.encode())
         out["runs"][backend] = {
             "seconds": result["seconds"],

@@ -12,53 +12,36 @@ from datetime import timedelta
 from airflow.sdk import Asset, Param, dag, task
 
 from joinedup.ingest.load import SOURCES
-from joinedup.orchestration import DEFAULT_ARGS, DUCKDB_POOL, START, run_id_from, source_asset_uri
+from joinedup.orchestration import (
+    DEFAULT_ARGS,
+    DUCKDB_POOL,
+    START,
+    run_id_from,
+    source_asset_uri,
+    task_list,
+)
 
 DOC = """
 ### Link and build
 
-1. `check_ready` - the pseudonymisation key is set and landing data exists;
-2. `ensure_ingested` - every source has ledger rows for this run (re-ingests any that do not);
-3. `quality_gate_landing` - Great Expectations suites on the validated extracts (value
-   sets, date ranges, volumes per organisation against the last delivery);
-4. `opt_outs` - national data opt-out and GP type 1 objections removed before anything else;
-5. `pseudonymise` - keyed tokens and linkage encodings; nothing identifiable leaves landing/;
-6. `link` - Splink links records into stable persons, and finds opted-out people's
-   records that carry no NHS number (left out of record_person);
-7. `remove_linked_opt_outs` - those records, with all their events, leave pseudonymised/
-   and are counted in the ledger as opted out (split by reason in the task's summary);
-8. `quality_gates_inputs` - suites on the pseudonymised and linked zones; a critical
-   failure in any gate stops the run there;
-9. `build_warehouse` - `dbt build` (models and their tests) into `warehouse.duckdb`;
-10. `quality_gates_marts` - suites on the marts (suppression, rates, reconciliation);
-11. `privacy_gate` - no landing identifier may appear in any output;
-12. `stage_analytics` - the marts alone, as the candidate `.analytics.duckdb.candidate`
-    beside `analytics.duckdb` (hidden, owner-only; the published file is untouched);
-13. `privacy_report` - re-identification risk of the candidate (k-anonymity of the
-    person-level marts, differencing of the suppressed ones) and the data protection
-    pack, in `privacy/`; warns, or fails where JOINEDUP_PRIVACY_ON_* say so (the
-    candidate is then removed and nothing is published);
-14. `publish` - the candidate the report measured (same SHA-256) is renamed over
-    `analytics.duckdb` (never reached if a gate or the report failed, so analysts and
-    the dashboard keep the last good one);
-15. `docs` - dbt docs (`docs/dbt/`) and Data Docs (`quality/docs/`);
-16. `finalise` - the ledger must balance (received = loaded + quarantined + opted out);
-    writes `runs/<run id>.json` with the run's provenance (code version, linkage model
-    hash, every input's and output's SHA-256).
+Runs once every source has delivered (the ingest DAGs' Assets). The tasks, in the
+order they run (this list is made from the DAG itself, so it cannot drift from it):
+
+{tasks}
 
 **When it fails**: read the failed task's log; every error says what was wrong, where,
 and what to do. Tasks are idempotent: fix the cause and clear the failed task.
 A `privacy_gate` failure means an output holds identifiers: do not publish, find the
 stage that wrote them. A `privacy_report` failure means the new marts break a
 re-identification rule set to fail: read `privacy/report.html`, fix, and run again from
-`stage_analytics` (the candidate was removed).
+`stage_analytics` (the candidate was removed). docs/runbook.md has every failure and
+what to do about it.
 """
 
 
 @dag(
     dag_id="joinedup_link_and_build",
     description="Opt-outs, pseudonymisation, Splink linkage, quality gates, dbt marts, publish",
-    doc_md=DOC,
     schedule=[Asset(source_asset_uri(s)) for s in SOURCES],
     start_date=START,
     catchup=False,
@@ -74,6 +57,8 @@ re-identification rule set to fail: read `privacy/report.html`, fix, and run aga
 def joinedup_link_and_build():
     @task
     def resolve_run(params=None, run_id=None, triggering_asset_events=None) -> dict:
+        """The run id (from the ingest runs); the key is set and landing data exists."""
+
         from joinedup import pipeline
 
         rid = run_id_from(params["run_id"], triggering_asset_events, run_id)
@@ -82,30 +67,42 @@ def joinedup_link_and_build():
 
     @task(pool=DUCKDB_POOL)
     def ensure_ingested(run: dict) -> dict:
+        """Every source has ledger rows for this run; re-ingests any that has not."""
+
         from joinedup import pipeline
 
         return pipeline.ensure_ingested(run["data_dir"], run["run_id"])
 
     @task(pool=DUCKDB_POOL)
     def opt_outs(run: dict, _ingested: dict) -> dict:
+        """National data opt-out and GP type 1 objections removed before anything else."""
+
         from joinedup import pipeline
 
         return pipeline.opt_outs(run["data_dir"], run["run_id"])
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
     def pseudonymise(run: dict, _opt_outs: dict) -> dict:
+        """Keyed tokens and linkage encodings; nothing identifiable leaves landing/."""
+
         from joinedup import pipeline
 
         return pipeline.pseudonymise_stage(run["data_dir"], run["run_id"])
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=2))
     def link(run: dict, _pseudonymised: dict, params=None) -> dict:
+        """Splink links records into stable persons and finds opted-out people's records that
+        carry no NHS number (left out of record_person)."""
+
         from joinedup import pipeline
 
         return pipeline.link_stage(run["data_dir"], run["run_id"], params["trained_model"] or None)
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
     def remove_linked_opt_outs(run: dict, _linked: dict) -> dict:
+        """Those records, with all their events, leave pseudonymised/ and are counted in the
+        ledger as opted out."""
+
         from joinedup import pipeline
 
         return pipeline.remove_linked_opt_outs_stage(run["data_dir"], run["run_id"])
@@ -113,12 +110,17 @@ def joinedup_link_and_build():
     # A failed gate, a leak or an unbalanced ledger is not transient: never retry these.
     @task(retries=0, execution_timeout=timedelta(hours=1))
     def quality_gate_landing(run: dict, _ingested: dict) -> dict:
+        """Great Expectations on the validated extracts: value sets, date ranges, volumes per
+        organisation against the last delivery."""
+
         from joinedup import pipeline
 
         return pipeline.quality_gate(run["data_dir"], "landing", run["run_id"])
 
     @task(retries=0, execution_timeout=timedelta(hours=1))
     def quality_gates_inputs(run: dict, _linked_opt_outs: dict) -> dict:
+        """Great Expectations on the pseudonymised and linked zones."""
+
         from joinedup import pipeline
 
         return {
@@ -128,42 +130,57 @@ def joinedup_link_and_build():
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
     def build_warehouse(run: dict, _gates: dict) -> dict:
+        """`dbt build` (models, secondary suppression, their tests) into warehouse.duckdb."""
+
         from joinedup import pipeline
 
         return pipeline.build_warehouse_stage(run["data_dir"], run["run_id"])
 
     @task(retries=0, execution_timeout=timedelta(hours=1))
     def quality_gates_marts(run: dict, _warehouse: dict) -> dict:
+        """Great Expectations on the marts: suppression, rates, reconciliation."""
+
         from joinedup import pipeline
 
         return pipeline.quality_gate(run["data_dir"], "marts", run["run_id"])
 
     @task(retries=0, execution_timeout=timedelta(hours=1))
     def privacy_gate(run: dict, _marts_gate: dict) -> dict:
+        """No landing identifier may appear in any output."""
+
         from joinedup import pipeline
 
         return pipeline.privacy_gate(run["data_dir"])
 
     @task(pool=DUCKDB_POOL)
     def stage_analytics(run: dict, _privacy: dict) -> dict:
+        """The marts alone, as a hidden owner-only candidate beside analytics.duckdb."""
+
         from joinedup import pipeline
 
         return pipeline.stage_analytics_stage(run["data_dir"], run["run_id"])
 
     @task(pool=DUCKDB_POOL)
     def publish(run: dict, risk: dict) -> dict:
+        """The candidate the report measured (same SHA-256) renamed over analytics.duckdb."""
+
         from joinedup import pipeline
 
         return pipeline.publish_stage(run["data_dir"], run["run_id"], risk["sha256"])
 
     @task
     def docs(run: dict, _published: dict) -> dict:
+        """dbt docs (docs/dbt/) and Great Expectations Data Docs (quality/docs/)."""
+
         from joinedup import pipeline
 
         return pipeline.docs_stage(run["data_dir"])
 
     @task(retries=0, execution_timeout=timedelta(hours=1))
     def privacy_report(run: dict, staged: dict, opt_outs: dict, linked_opt_outs: dict) -> dict:
+        """Re-identification risk of the candidate and the data protection pack (privacy/);
+        warns, or fails where JOINEDUP_PRIVACY_ON_* say so (nothing is then published)."""
+
         from joinedup import pipeline
 
         return pipeline.privacy_report_stage(
@@ -175,6 +192,9 @@ def joinedup_link_and_build():
 
     @task(retries=0)
     def finalise(run: dict, stages: dict) -> dict:
+        """The ledger must balance (received = loaded + quarantined + opted out); writes
+        runs/<run id>.json with the run's provenance."""
+
         from joinedup import pipeline
 
         return pipeline.finalise(run["data_dir"], run["run_id"], stages)
@@ -211,4 +231,5 @@ def joinedup_link_and_build():
     )
 
 
-joinedup_link_and_build()
+dag = joinedup_link_and_build()
+dag.doc_md = DOC.format(tasks=task_list(dag))

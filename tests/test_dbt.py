@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from joinedup import deidentify, ingest
+from joinedup import catalogue, deidentify, ingest
 from joinedup.atomic import write_parquet
 from joinedup.contracts import ADMISSION_METHOD_EMERGENCY
 from joinedup.privacy.scan import scan
@@ -27,7 +27,6 @@ from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
 from joinedup.truth import record_person_from_truth
 from joinedup.warehouse import (
-    WAREHOUSE,
     WarehouseError,
     build_warehouse,
     generate_docs,
@@ -35,6 +34,8 @@ from joinedup.warehouse import (
 )
 
 pytestmark = pytest.mark.slow
+
+WAREHOUSE = catalogue.WAREHOUSE.path
 
 PEOPLE = 5_000
 SEED = 7

@@ -81,6 +81,12 @@ LEDGER = Zone(
         ("finalise", "checks that every file balances and marks the run finished"),
     ),
 )
+LEDGER_LOCK = Zone(
+    "ledger_lock",
+    ".ledger.lock",
+    "ingest",
+    "an empty file whose lock serialises ledger writers (sources ingest in parallel)",
+)
 CLEARED = Zone(
     "cleared",
     "landing/_cleared",
@@ -178,6 +184,7 @@ ZONES: tuple[Zone, ...] = (
     VALIDATED,
     QUARANTINE,
     LEDGER,
+    LEDGER_LOCK,
     CLEARED,
     OPTED_OUT,
     RESTRICTED,
@@ -204,9 +211,28 @@ LINKAGE_OPTED_OUT_RECORDS = f"{RESTRICTED.path}/linkage_opted_out_records.parque
 # ... and those remove_linked_opt_outs has taken out of pseudonymised/.
 LINKAGE_OPTED_OUT_APPLIED = f"{RESTRICTED.path}/linkage_opted_out_applied.parquet"
 RECORD_PERSON = f"{LINKED.path}/record_person.parquet"
+PERSON_IDS = f"{LINKED.path}/person_ids.parquet"  # stable person ids across runs
+LINKAGE_MODEL = f"{LINKED.path}/model.json"  # the trained Splink model the run used
 LINKAGE_SUMMARY = f"{LINKED.path}/summary.json"
+LINKAGE_CHARTS = f"{LINKED.path}/charts"
+LINKAGE_EVALUATION = f"{LINKED.path}/evaluation.json"  # against the generator's truth
 # The staged analytics file, beside the published one until publish renames it.
 CANDIDATE = f".{PUBLISHED.path}.candidate"
+
+# What one run writes, whose checksums its run record lists (the ledger and run records
+# excepted: they accumulate every run's rows, so no single run made them).
+RUN_OUTPUTS: tuple[str, ...] = (
+    f"{QUARANTINE.path}/*/*.parquet",
+    f"{PSEUDONYMISED.path}/*/*.parquet",
+    RECORD_PERSON,
+    PERSON_IDS,
+    LINKAGE_MODEL,
+    LINKAGE_SUMMARY,
+    f"{LINKAGE_CHARTS}/*",
+    WAREHOUSE.path,
+    PUBLISHED.path,
+    f"{DBT_DOCS.path}/*",
+)
 
 # Every pseudonymised table of each person source, record grain first; all carry
 # record_token. The person sources are the ones that are linked.

@@ -61,7 +61,9 @@ class Table:
     @property
     def folder(self) -> str:
         """Folder under the data dir's landing/ where its files are delivered."""
-        return f"landing/{self.source}"
+        from joinedup.catalogue import LANDING  # the catalogue imports these contracts
+
+        return f"{LANDING.path}/{self.source}"
 
     @property
     def file_glob(self) -> str:

@@ -46,3 +46,30 @@ def run_id_from(param: str, events: Any, own_run_id: str) -> str:
             if rid:
                 ids.add(rid)
     return ids.pop() if len(ids) == 1 else own_run_id
+
+
+def task_list(dag: Any) -> str:
+    """The DAG's tasks as a numbered Markdown list, in an order they can run in.
+
+    Each task upstream of another comes first; ties keep the order the DAG defines them
+    in. Each line is the task's own docstring, so the DAG's documentation is made from
+    the DAG and there is no second statement of the order to keep true.
+    """
+    tasks = list(dag.tasks)
+    position = {t.task_id: i for i, t in enumerate(tasks)}
+    waiting = {t.task_id: set(t.upstream_task_ids) for t in tasks}
+    ordered: list[Any] = []
+    while waiting:
+        ready = sorted((tid for tid, up in waiting.items() if not up), key=position.__getitem__)
+        if not ready:
+            raise ValueError(f"{dag.dag_id}: tasks {sorted(waiting)} form a cycle")
+        first = ready[0]
+        ordered.append(tasks[position[first]])
+        del waiting[first]
+        for up in waiting.values():
+            up.discard(first)
+    lines = []
+    for n, t in enumerate(ordered, 1):
+        about = " ".join((t.doc_md or t.doc or "").split())
+        lines.append(f"{n}. `{t.task_id}` - {about}" if about else f"{n}. `{t.task_id}`")
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from joinedup.atomic import write_text
-from joinedup.catalogue import EXPECTATIONS_DIR, SEEDS_DIR
+from joinedup.catalogue import EXPECTATIONS_DIR, LANDING, SEEDS_DIR
 from joinedup.deidentify import pseudonymise, remove_opt_outs
 from joinedup.ingest import finalise_ledger, ingest_source
 from joinedup.ingest.ledger import read_ledger
@@ -31,7 +31,6 @@ from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RUNS = "runs"
 # The project's own text (gate bounds, code lists) that outputs repeat by design.
 PROJECT_VOCABULARY = (EXPECTATIONS_DIR, SEEDS_DIR)
 
@@ -43,7 +42,7 @@ def _key() -> bytes:
 def check_ready(data_dir: Path) -> dict[str, Any]:
     """Fail before any work when the key is missing or there is nothing to ingest."""
     _key()
-    landing = Path(data_dir) / "landing"
+    landing = LANDING.under(data_dir)
     if not landing.is_dir():
         raise FileNotFoundError(
             f"{landing} does not exist: put extracts under it (see docs/contracts.md) or run "
@@ -118,7 +117,7 @@ def privacy_gate(data_dir: Path) -> dict[str, Any]:
     vouched = _published_by_finished_run(data_dir, published)
     if published.exists() and vouched is None:
         targets.append(published)
-    assert_clean(data_dir / "landing", targets, vocabulary=PROJECT_VOCABULARY)
+    assert_clean(LANDING.under(data_dir), targets, vocabulary=PROJECT_VOCABULARY)
     summary: dict[str, Any] = {"scanned": [t.name for t in targets], "findings": 0}
     if vouched:
         summary["not_rescanned"] = {published.name: f"unchanged since run {vouched}"}

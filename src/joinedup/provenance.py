@@ -37,14 +37,15 @@ from typing import Any
 
 import duckdb
 
+from joinedup import catalogue
 from joinedup.catalogue import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 REPO = REPO_ROOT
-RUNS = "runs"
+RUNS = catalogue.RUNS.path
 RUN_TABLE = "_joinedup_run"
-MODEL = "linked/model.json"
+MODEL = catalogue.LINKAGE_MODEL
 MODEL_SPEC = ("linkage/settings.json", "linkage/training.json")
 # Libraries whose version can change a result; recorded with every run.
 LIBRARIES = (
@@ -56,20 +57,6 @@ LIBRARIES = (
     "great-expectations",
     "apache-airflow",
     "pyarrow",
-)
-# What a run writes, relative to the data dir (the ledger and run records excepted: they
-# accumulate every run's rows, so no single run made them).
-OUTPUT_GLOBS = (
-    "quarantine/*/*.parquet",
-    "pseudonymised/*/*.parquet",
-    "linked/record_person.parquet",
-    "linked/person_ids.parquet",
-    "linked/model.json",
-    "linked/summary.json",
-    "linked/charts/*",
-    "warehouse.duckdb",
-    "analytics.duckdb",
-    "docs/dbt/*",
 )
 _CHUNK = 1 << 20
 
@@ -202,7 +189,7 @@ def linkage_model(data_dir: Path) -> dict[str, Any]:
 def output_files(data_dir: Path, extra: Iterable[Path] = ()) -> list[dict[str, Any]]:
     """Path, SHA-256 and size of every output a run writes (``extra``: ones outside DATA)."""
     data_dir = Path(data_dir)
-    found = {p.resolve() for g in OUTPUT_GLOBS for p in data_dir.glob(g) if p.is_file()}
+    found = {p.resolve() for g in catalogue.RUN_OUTPUTS for p in data_dir.glob(g) if p.is_file()}
     found |= {Path(p).resolve() for p in extra if Path(p).is_file()}
     return [_file_entry(data_dir, p) for p in sorted(found) if not p.name.startswith(".")]
 

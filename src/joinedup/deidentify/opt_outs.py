@@ -1,4 +1,4 @@
-"""Stage 2: remove everyone who has opted out, before anything else uses the data.
+"""The ``opt_outs`` stage: remove everyone who has opted out, before anything else uses the data.
 
 Who is removed, per source record (one patient at one organisation):
 

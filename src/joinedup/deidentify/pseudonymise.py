@@ -1,4 +1,4 @@
-"""Stage 3: turn opted-out-cleared landing data into de-identified tables.
+"""The ``pseudonymise`` stage: turn opted-out-cleared landing data into de-identified tables.
 
 Output, ``DATA/pseudonymised/<source>/<table>.parquet``:
 

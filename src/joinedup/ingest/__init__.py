@@ -1,4 +1,4 @@
-"""Stage 1, ``ingest_<source>``: landing extracts checked against their data contracts.
+"""Stage ``ingest_<source>``: landing extracts checked against their data contracts.
 
 Each delivery file of a source is read, validated against its contract
 (:mod:`joinedup.contracts`), and split into valid rows (``landing/_validated/``) and

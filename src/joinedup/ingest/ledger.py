@@ -31,6 +31,7 @@ from joinedup.atomic import read_csv, write_csv
 from joinedup.catalogue import (
     LANDED_PSEUDONYMISED,
     LEDGER,
+    LEDGER_LOCK,
     cleared_path,
     pseudonymised_path,
     validated_path,
@@ -90,7 +91,7 @@ def read_ledger(data_dir: Path) -> pl.DataFrame:
 
 @contextmanager
 def _locked(data_dir: Path) -> Iterator[None]:
-    lock = Path(data_dir) / ".ledger.lock"
+    lock = LEDGER_LOCK.under(data_dir)
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

@@ -1,4 +1,4 @@
-"""Stage 1: ingest one source's landing files against their data contracts."""
+"""The ``ingest_<source>`` stage: ingest one source's landing files against their data contracts."""
 
 from __future__ import annotations
 

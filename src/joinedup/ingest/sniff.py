@@ -38,6 +38,7 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
+from joinedup.catalogue import LANDING
 from joinedup.ingest.errors import (
     EmptyFileError,
     NotCsvTextError,
@@ -121,7 +122,7 @@ def check_location(data_dir: Path, path: Path, name: str) -> None:
             "is a symbolic link, not a delivered file; the pipeline reads only regular files "
             "inside the landing folder. Copy the file itself into the landing folder.",
         )
-    landing = (Path(data_dir) / "landing").resolve()
+    landing = LANDING.under(data_dir).resolve()
     if not Path(path).resolve().is_relative_to(landing):
         raise UnsafeFileError(
             shown(name),

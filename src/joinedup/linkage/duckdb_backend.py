@@ -11,7 +11,9 @@ import duckdb
 import polars as pl
 from splink import DuckDBAPI, Linker
 
+from joinedup.catalogue import SPILL
 from joinedup.linkage.inputs import load_opted_out, load_records
+from joinedup.privacy.permissions import make_private_dirs
 from joinedup.settings import Settings
 
 
@@ -21,8 +23,9 @@ class DuckDBBackend:
 
     def __init__(self, data_dir: Path, settings: Settings) -> None:
         self.data_dir = Path(data_dir)
-        spill = self.data_dir / ".tmp" / "linkage"
-        spill.mkdir(parents=True, exist_ok=True)
+        spill = SPILL.under(self.data_dir) / "linkage"
+        # Spill files hold pseudonymised rows: owner-only even when no stage made .tmp first.
+        make_private_dirs(SPILL.under(self.data_dir), spill)
         # Beyond its memory limit DuckDB spills to the data directory.
         self.con = duckdb.connect(
             config={

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from joinedup.atomic import write_text
-from joinedup.catalogue import RECORD_TABLES, pseudonymised_path
+from joinedup.catalogue import LINKAGE_EVALUATION, RECORD_PERSON, RECORD_TABLES, pseudonymised_path
 from joinedup.truth import truth_records
 
 
@@ -63,7 +63,7 @@ def evaluate(data_dir: Path, key: bytes) -> dict[str, Any]:
         raise ValueError(
             "pseudonymised records not in truth: was this data made by `joinedup synth`?"
         )
-    record_person = pl.read_parquet(data_dir / "linked" / "record_person.parquet")
+    record_person = pl.read_parquet(data_dir / RECORD_PERSON)
     scored = received.join(record_person, on=["source", "record_token"], how="inner")
     clean = scored.filter(~pl.col("opted_out"))
 
@@ -117,7 +117,7 @@ def evaluate(data_dir: Path, key: bytes) -> dict[str, Any]:
 
 def write_evaluation(data_dir: Path, key: bytes) -> tuple[dict[str, Any], Path]:
     result = evaluate(data_dir, key)
-    path = Path(data_dir) / "linked" / "evaluation.json"
+    path = Path(data_dir) / LINKAGE_EVALUATION
     write_text(json.dumps(result, indent=2), path)
     return result, path
 

@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 from splink import Linker
 
+from joinedup import catalogue
 from joinedup.atomic import atomic_path, write_parquet, write_text
 from joinedup.catalogue import LINKAGE_OPTED_OUT_RECORDS, RECORD_TABLES
 from joinedup.linkage.backend import BackendName, LinkageBackend, LinkageError, open_backend
@@ -39,7 +40,7 @@ from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LINKED = "linked"
+LINKED = catalogue.LINKED.path
 
 __all__ = ["LINKED", "LinkageError", "link", "linked_dir"]
 

@@ -1,4 +1,4 @@
-"""Stage 5 (after linkage): remove opted-out people's records that only linkage could find.
+"""The ``remove_linked_opt_outs`` stage: opted-out people's records that only linkage finds.
 
 ``remove_opt_outs`` applies the national data opt-out and GP type 1 objections
 by NHS number, before pseudonymisation. A record of an opted-out person that
@@ -65,6 +65,7 @@ from joinedup.catalogue import (
     LINKAGE_OPTED_OUT_RECORDS,
     OPTED_OUT_REASONS,
     PSEUDONYMISED_TABLES,
+    RECORD_PERSON,
     RESTRICTED_OPTED_OUT_ENCODINGS,
     cleared_path,
     pseudonymised_path,
@@ -213,7 +214,7 @@ def remove_linked_opt_outs(data_dir: Path, key: bytes | None, run_id: str) -> di
     # Recorded before anything is removed, so a stage killed half-way still knows its set.
     write_parquet(applied.rechunk(), data_dir / LINKAGE_OPTED_OUT_APPLIED)
 
-    record_person = data_dir / "linked" / "record_person.parquet"
+    record_person = data_dir / RECORD_PERSON
     if record_person.exists():
         leaked = pl.scan_parquet(record_person).join(applied.lazy(), on=TOKEN_KEY, how="semi")
         n_leaked = leaked.select(pl.len()).collect().item()

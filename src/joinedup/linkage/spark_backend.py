@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 from splink import Linker
 
-from joinedup.catalogue import PSEUDONYMISED, RECORD_TABLES, RESTRICTED_OPTED_OUT_ENCODINGS
+from joinedup.catalogue import PSEUDONYMISED, RECORD_TABLES, RESTRICTED_OPTED_OUT_ENCODINGS, SPILL
 from joinedup.linkage.backend import LinkageError
 from joinedup.linkage.inputs import TOKEN_COLUMNS
 from joinedup.linkage.spark_sql import (
@@ -36,6 +36,7 @@ from joinedup.linkage.spark_sql import (
     spark_settings,
     spark_training,
 )
+from joinedup.privacy.permissions import make_private_dirs
 from joinedup.settings import Settings
 
 BLOOM_COLUMNS = ("given_name_bloom", "family_name_bloom")
@@ -91,8 +92,8 @@ def _session(data_dir: Path, settings: Settings):
     """A Spark session for this run: quiet, its scratch space under DATA/.tmp/spark."""
     from pyspark.sql import SparkSession
 
-    scratch = Path(data_dir).resolve() / ".tmp" / "spark"
-    (scratch / "tmp").mkdir(parents=True, exist_ok=True)
+    scratch = SPILL.under(Path(data_dir).resolve()) / "spark"
+    make_private_dirs(SPILL.under(Path(data_dir).resolve()), scratch / "tmp")
     local = settings.spark_master.startswith("local")
     if local:
         # Bind to loopback: no network exposure, and no warning when the host name

@@ -29,7 +29,17 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from joinedup.catalogue import PRIVATE_ZONES, PSEUDONYMISED, RECORD_TABLES
+from joinedup.catalogue import (
+    CLEARED,
+    LINKAGE_EVALUATION,
+    LINKAGE_SUMMARY,
+    OPTED_OUT,
+    PRIVATE_ZONES,
+    PSEUDONYMISED,
+    RECORD_PERSON,
+    RECORD_TABLES,
+    VALIDATED,
+)
 from joinedup.contracts import DEMOGRAPHIC_TABLES, TABLES, Table
 from joinedup.deidentify.pseudonymise import RECORD_ATTRIBUTES
 from joinedup.ingest.ledger import read_ledger
@@ -70,9 +80,9 @@ SHARED_ZONES: tuple[tuple[str, str, str], ...] = (
 # How long the code keeps each zone's contents (it deletes nothing on a schedule).
 RETENTION_BY_CODE: tuple[tuple[str, str], ...] = (
     ("landing", "never changed or deleted by the pipeline: kept until someone removes them"),
-    ("landing/_validated", "rewritten whole every run: the current deliveries only"),
-    ("landing/_cleared", "rewritten whole every run: the current deliveries only"),
-    ("landing/_opted_out", "rewritten whole every run: the current deliveries only"),
+    (VALIDATED.path, "rewritten whole every run: the current deliveries only"),
+    (CLEARED.path, "rewritten whole every run: the current deliveries only"),
+    (OPTED_OUT.path, "rewritten whole every run: the current deliveries only"),
     ("quarantine", "rewritten per table on every ingest: the current deliveries' rejects"),
     ("restricted", "rewritten every run"),
     ("pseudonymised", "rewritten every run"),
@@ -157,7 +167,7 @@ def _fate(table: Table, column: str, written: Mapping[str, list[tuple[str, str]]
         hits += [(COARSENED, c) for c in COARSENED_AT_PSEUDONYMISATION.get(column, ()) if c in cols]
         for kind, c in hits:
             found.setdefault(kind, [])
-            entry = f"pseudonymised/{target}.{c}"
+            entry = f"{PSEUDONYMISED.path}/{target}.{c}"
             if entry not in found[kind]:
                 found[kind].append(entry)
     if table.source == "opt_outs":
@@ -180,7 +190,9 @@ def _lookup_fate(
 ) -> dict:
     """The postcode lookup's columns: its values are attached to records by postcode."""
     name = LOOKUP_RENAMES.get(column, column)
-    becomes = [f"pseudonymised/{t}.{name}" for t in targets if name in {c for c, _ in written[t]}]
+    becomes = [
+        f"{PSEUDONYMISED.path}/{t}.{name}" for t in targets if name in {c for c, _ in written[t]}
+    ]
     if becomes:
         return {"treatment": [KEPT], "becomes": becomes}
     return {"treatment": [DROPPED], "becomes": [], "note": "the lookup key; never copied"}
@@ -215,7 +227,7 @@ def pseudonymised_inventory(data_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for table, columns in _parquet_columns(data_dir).items():
         for column, dtype in columns:
-            key = f"pseudonymised/{table}.{column}"
+            key = f"{PSEUDONYMISED.path}/{table}.{column}"
             rows.append(
                 {
                     "table": table,
@@ -237,7 +249,7 @@ def _added_note(column: str) -> str:
 
 
 def linked_inventory(data_dir: Path) -> list[dict[str, Any]]:
-    path = Path(data_dir) / "linked" / "record_person.parquet"
+    path = Path(data_dir) / RECORD_PERSON
     if not path.exists():
         return []
     notes = {
@@ -246,7 +258,12 @@ def linked_inventory(data_dir: Path) -> list[dict[str, Any]]:
         "person_id": "pseudonym given by linkage, stable across runs; analysts join on it",
     }
     return [
-        {"table": "linked/record_person", "column": c, "type": str(t), "note": notes.get(c, "")}
+        {
+            "table": RECORD_PERSON.removesuffix(".parquet"),
+            "column": c,
+            "type": str(t),
+            "note": notes.get(c, ""),
+        }
         for c, t in pl.read_parquet_schema(path).items()
     ]
 
@@ -360,7 +377,7 @@ def opt_out_figures(
 
 
 def linkage_figures(data_dir: Path, threshold: int, base: int) -> dict[str, Any]:
-    path = Path(data_dir) / "linked" / "summary.json"
+    path = Path(data_dir) / LINKAGE_SUMMARY
     if not path.exists():
         return {}
     s = json.loads(path.read_text(encoding="utf-8"))
@@ -383,7 +400,7 @@ def linkage_figures(data_dir: Path, threshold: int, base: int) -> dict[str, Any]
         "thresholds": s.get("thresholds", {}),
         "trained_this_run": s.get("trained_this_run"),
     }
-    evaluation = Path(data_dir) / "linked" / "evaluation.json"
+    evaluation = Path(data_dir) / LINKAGE_EVALUATION
     if evaluation.exists():
         e = json.loads(evaluation.read_text(encoding="utf-8"))
         out["evaluation_against_synthetic_truth"] = {

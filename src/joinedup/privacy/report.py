@@ -35,15 +35,17 @@ from typing import Any
 import duckdb
 
 from joinedup.atomic import write_text
+from joinedup.catalogue import PRIVACY, RUNS
 from joinedup.privacy import differencing, html, kanon
 from joinedup.privacy.coarsening import Coarsening, alternatives
 from joinedup.privacy.html import share_text
 from joinedup.privacy.pack import build_pack
 from joinedup.privacy.rules import rounding_base
+from joinedup.provenance import run_record_path
 
 log = logging.getLogger(__name__)
 
-PRIVACY_DIR = "privacy"
+PRIVACY_DIR = PRIVACY.path
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 PACK_JSON = "data_protection_pack.json"
@@ -231,12 +233,12 @@ def _status(found: list[dict[str, str]]) -> str:
 
 
 def _latest_run(data_dir: Path) -> str | None:
-    runs = sorted((Path(data_dir) / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(RUNS.under(data_dir).glob("*.json"), key=lambda p: p.stat().st_mtime)
     return runs[-1].stem if runs else None
 
 
 def _stages(data_dir: Path, run_id: str | None) -> dict[str, Any]:
-    path = Path(data_dir) / "runs" / f"{run_id}.json"
+    path = run_record_path(data_dir, run_id) if run_id else RUNS.under(data_dir)
     if run_id and path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
     return {}
