@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,9 @@ def _sample_linker(
     return backend.linker({f"sample_{s}": s for s in RECORD_TABLES}, settings)
 
 
+_REMOTE_FONT = re.compile(r'<link [^>]*href="https://fonts\.(googleapis|gstatic)\.com[^>]*>\n?')
+
+
 def _charts(
     linker: Linker,
     backend: LinkageBackend,
@@ -154,10 +158,9 @@ def _charts(
     written = []
 
     def save(name: str, chart) -> None:
-        with atomic_path(out / name) as tmp:
-            html = tmp.with_suffix(".html")
-            chart.save(str(html))
-            html.replace(tmp)
+        # Inline: Splink's vega, vega-lite and vega-embed bundled into the page. By default
+        # the page loads them from a CDN, and a secure data environment has no internet.
+        write_text(chart.to_html(inline=True), out / name)
         written.append(name)
 
     try:
@@ -176,6 +179,9 @@ def _charts(
             sample.visualisations.cluster_studio_dashboard(
                 predictions, sample_clusters, str(tmp), sample_size=12, overwrite=True
             )
+            # Its scripts are bundled, but its template asks Google for a web font: with no
+            # internet the request hangs until it fails. The page's own fallback font serves.
+            tmp.write_text(_REMOTE_FONT.sub("", tmp.read_text(encoding="utf-8")), encoding="utf-8")
         written.append("cluster_studio.html")
     except Exception as exc:
         log.warning("could not write linkage charts: %s", exc)
