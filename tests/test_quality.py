@@ -28,10 +28,12 @@ from joinedup.atomic import write_parquet
 from joinedup.ingest import ingest_source
 from joinedup.privacy.scan import assert_clean
 from joinedup.quality import ZONES, BatchError, QualityGateError, build_data_docs, frames, run_gates
-from joinedup.quality.batches import VOLUMES, persons
 from joinedup.quality.gates import _sample
+from joinedup.quality.landing import VOLUMES
+from joinedup.quality.linked import persons
+from joinedup.quality.marts import commissioner_marts
 from joinedup.quality.project import expectations_dir, open_context
-from joinedup.quality.suites import all_suites, commissioner_marts, result_format
+from joinedup.quality.suites import all_suites, result_format
 from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
 from joinedup.warehouse import build_warehouse

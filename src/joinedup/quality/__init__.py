@@ -2,21 +2,28 @@
 
 dbt's tests check model logic; these gates check that the data entering and
 leaving each zone is fit to use, stop the run when it is not, and show people
-what they found. Call them from the pipeline (no GX Airflow provider)::
+what they found. The pipeline calls them (no GX Airflow provider) with
+``run_gates(data_dir, zone, run_id)``; the DAG (``dags/joinedup_link_and_build.py``)
+says when each zone's gate runs. Each raises :class:`QualityGateError` when a
+critical expectation fails and returns a JSON-able summary otherwise.
 
-    run_gates(data_dir, "landing", run_id)        # after ingest, before opt-outs
-    run_gates(data_dir, "pseudonymised", run_id)  # after pseudonymise
-    run_gates(data_dir, "linked", run_id)         # after link
-    run_gates(data_dir, "marts", run_id)          # after build_warehouse, before publish
+Where things are - to change a rule, edit its zone's module and regenerate the
+project (``uv run python -m joinedup.quality.suites``):
 
-Each raises :class:`QualityGateError` when a critical expectation fails and
-returns a JSON-able summary otherwise. The suites are the committed GX project
-in ``expectations/`` (made by :mod:`joinedup.quality.suites`); results and Data
-Docs go to ``DATA/quality/``.
+* one module per zone's gate, holding its suites (each expectation with its
+  severity and why it exists) and the batches they validate: :mod:`.landing`,
+  :mod:`.pseudonymised`, :mod:`.linked`, :mod:`.marts`;
+* shared: :mod:`.rules` (the :class:`~.rules.Suite` and expectation helpers),
+  :mod:`.formats` (format scans and masks of token columns), :mod:`.batches`
+  (what a gate hands GX, :class:`BatchError`), :mod:`.frames` (Polars to pandas at
+  GX's boundary), :mod:`.project` (the GX project on disk), :mod:`.suites` (writes
+  every suite into ``expectations/``), :mod:`.gates` (runs a gate, decides, renders
+  Data Docs to ``DATA/quality/``).
+
+The identifier scan of the pseudonymised gate is :mod:`joinedup.privacy.identifiers`.
 """
 
 from joinedup.quality.batches import BatchError
-from joinedup.quality.gates import QualityGateError, build_data_docs, run_gates
-from joinedup.quality.project import ZONES
+from joinedup.quality.gates import ZONES, QualityGateError, build_data_docs, run_gates
 
 __all__ = ["ZONES", "BatchError", "QualityGateError", "build_data_docs", "run_gates"]

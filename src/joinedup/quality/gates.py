@@ -1,12 +1,12 @@
 """Run a zone's quality gate: its checkpoints, the verdict, the Data Docs.
 
-A gate runs every checkpoint of its zone on batches built from the data
-directory, stores the validation results and rebuilds the Data Docs pages
-under ``DATA/quality/``, then decides: any failed ``critical`` expectation
-raises :class:`QualityGateError` (after the docs are written, so people can
-see what failed); failed ``warning`` expectations are logged and returned.
-The marts gate reads the warehouse before it is published, so a failure
-leaves the previous ``analytics.duckdb`` as it was.
+Each zone's gate is one module (:data:`GATES`): its suites and the batches they
+validate. A gate runs every checkpoint of its zone on batches built from the data
+directory, stores the validation results and rebuilds the Data Docs pages under
+``DATA/quality/``, then decides: any failed ``critical`` expectation raises
+:class:`QualityGateError` (after the docs are written, so people can see what
+failed); failed ``warning`` expectations are logged and returned. When each gate
+runs is the DAG's to say (``dags/joinedup_link_and_build.py``).
 """
 
 from __future__ import annotations
@@ -16,17 +16,29 @@ import re
 import time
 from datetime import date, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from joinedup.quality import batches as b
-from joinedup.quality import frames
-from joinedup.quality.project import ZONES, docs_dir, open_context
+from joinedup.quality import frames, landing, linked, marts, pseudonymised
+from joinedup.quality.batches import GateBatches
+from joinedup.quality.project import docs_dir, open_context
 from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Each zone's gate: a module with ``suites()`` and ``batches(data_dir, run_id)``. Listed
+# in the order the suites are written into expectations/ (the DAG decides the order the
+# gates run in).
+GATES: dict[str, ModuleType] = {
+    "landing": landing,
+    "pseudonymised": pseudonymised,
+    "linked": linked,
+    "marts": marts,
+}
+ZONES: tuple[str, ...] = tuple(GATES)
 
 SAMPLES = 5
 WITHHELD = "(withheld: not a token)"
@@ -133,19 +145,10 @@ def _line(suite: str, failure: dict[str, Any]) -> str:
     return " - ".join(parts)
 
 
-def _batches(data_dir: Path, zone: str, run_id: str) -> tuple[b.Batches, Any, Any]:
-    """(batches, close function, this delivery's volumes for landing)."""
-    if zone == "landing":
-        batches, volumes = b.landing_batches(data_dir, run_id)
-        return batches, None, volumes
-    if zone == "pseudonymised":
-        return b.pseudonymised_batches(data_dir), None, None
-    if zone == "linked":
-        return b.linked_batches(data_dir), None, None
-    if zone == "marts":
-        batches, close = b.marts_batches(data_dir, run_id)
-        return batches, close, None
-    raise ValueError(f"unknown zone {zone!r}; expected one of {', '.join(ZONES)}")
+def _batches(data_dir: Path, zone: str, run_id: str) -> GateBatches:
+    if zone not in GATES:
+        raise ValueError(f"unknown zone {zone!r}; expected one of {', '.join(ZONES)}")
+    return GATES[zone].batches(data_dir, run_id)
 
 
 def run_gates(
@@ -153,10 +156,9 @@ def run_gates(
 ) -> dict[str, Any]:
     """Validate one zone; raise :class:`QualityGateError` if a critical expectation failed.
 
-    Zones: ``landing`` (after ingest, before opt-outs), ``pseudonymised`` (after
-    pseudonymise), ``linked`` (after link), ``marts`` (after build_warehouse, before
-    publish_analytics). Returns a JSON-able summary: per suite its verdict and failures,
-    the warnings, and the Data Docs index. ``run_date`` bounds plausible dates (today).
+    ``zone`` is one of :data:`ZONES`; its module's docstring says what the gate checks.
+    Returns a JSON-able summary: per suite its verdict and failures, the warnings, and
+    the Data Docs index. ``run_date`` bounds plausible dates (today).
     """
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -164,7 +166,7 @@ def run_gates(
 
     started = time.perf_counter()
     data_dir = Path(data_dir).resolve()
-    batches, close, volumes = _batches(data_dir, zone, run_id)
+    gate = _batches(data_dir, zone, run_id)
     parameters = _parameters(run_date)
     suites: dict[str, dict[str, Any]] = {}
     critical: list[str] = []
@@ -172,7 +174,7 @@ def run_gates(
     identifiers = []
     try:
         with open_context(data_dir) as context:
-            for name, build in batches.items():
+            for name, build in gate.batches.items():
                 checkpoint = context.checkpoints.get(name)
                 frame = frames.to_pandas(build(), frames.checkpoint_reads(checkpoint))
                 result = checkpoint.run(
@@ -200,8 +202,8 @@ def run_gates(
                     )
             docs = _build_docs(context, identifiers)
     finally:
-        if close:
-            close()
+        if gate.close:
+            gate.close()
     for line in warnings:
         log.warning("quality warning: %s", line)
     summary = {
@@ -222,9 +224,10 @@ def run_gates(
             + f"\nData Docs: {docs}. Fix the data (or the stage that wrote it) and run again.",
             summary,
         )
-    if volumes is not None:
-        # The baseline moves only on a passing delivery, so a bad one is never the yardstick.
-        b.record_volumes(data_dir, run_id, volumes)
+    if gate.passed:
+        # E.g. the landing volumes: a baseline moves only on a passing delivery, so a bad
+        # one is never the yardstick.
+        gate.passed()
     log.info(
         "quality gate %s passed for run %s: %d suites, %d warnings, %.1fs (docs %s)",
         zone,

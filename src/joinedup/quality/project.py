@@ -22,17 +22,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from joinedup.catalogue import EXPECTATIONS_DIR
+from joinedup.catalogue import EXPECTATIONS_DIR, QUALITY
 
 # An installed package (a Docker image, say) points this at its copy of expectations/.
 EXPECTATIONS_DIR_ENV = "JOINEDUP_EXPECTATIONS_DIR"
 QUALITY_DIR_ENV = "JOINEDUP_QUALITY_DIR"
 
-QUALITY = "quality"
 DATASOURCE = "joinedup"
 BATCH_DEFINITION = "whole_dataframe"
 DOCS_SITE = "joinedup_quality"
-ZONES: tuple[str, ...] = ("landing", "pseudonymised", "linked", "marts")
 
 # GX reads the substitution variables when a context is created; one at a time per process.
 _LOCK = threading.RLock()
@@ -45,7 +43,7 @@ def expectations_dir() -> Path:
 
 
 def quality_dir(data_dir: Path) -> Path:
-    return Path(data_dir).resolve() / QUALITY
+    return QUALITY.under(Path(data_dir).resolve())
 
 
 def docs_dir(data_dir: Path) -> Path:
