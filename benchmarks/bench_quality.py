@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from joinedup.catalogue import QUALITY, RECORD_PERSON, WAREHOUSE, pseudonymised_path
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 RUN_ID = "bench"
@@ -108,9 +110,9 @@ def prepare(people: int, seed: int, data_dir: Path | None) -> Path:
     data_dir = Path(data_dir or CACHE / f"quality-{people}-{seed}")
     steps = {
         "generate": data_dir / "truth/records.csv",
-        "ingest": data_dir / "pseudonymised/social_care/events.parquet",
-        "link": data_dir / "linked/record_person.parquet",
-        "build_warehouse": data_dir / "warehouse.duckdb",
+        "ingest": pseudonymised_path(data_dir, "social_care", "events"),
+        "link": data_dir / RECORD_PERSON,
+        "build_warehouse": WAREHOUSE.under(data_dir),
     }
     for name, output in steps.items():
         if output.exists():
@@ -136,7 +138,7 @@ def run(
     data_dir = prepare(people, seed, data_dir)
     # Every timing is a first run, as in benchmarks/run.py: earlier results would make
     # each gate's Data Docs index (which lists every stored result) longer.
-    shutil.rmtree(data_dir / "quality", ignore_errors=True)
+    shutil.rmtree(QUALITY.under(data_dir), ignore_errors=True)
     results = []
     for zones in [ZONES] if together else [(zone,) for zone in ZONES]:
         queue: mp.Queue = mp.get_context("spawn").Queue()

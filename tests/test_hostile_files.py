@@ -46,7 +46,7 @@ from joinedup.ingest.errors import (
 )
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.read import MAX_FIELD_BYTES
-from joinedup.quality.batches import current_volumes, read_volumes, record_volumes
+from joinedup.quality.landing import current_volumes, read_volumes, record_volumes
 from joinedup.settings import DEMO_KEY
 
 RUN = "run-1"

@@ -246,7 +246,7 @@ def test_landing_volume_gate_is_not_tripped_by_a_duplicate_or_a_replacement(
 ) -> None:
     from joinedup.ingest.load import SOURCES
     from joinedup.quality import run_gates
-    from joinedup.quality.batches import current_volumes, read_volumes, record_volumes
+    from joinedup.quality.landing import current_volumes, read_volumes, record_volumes
     from joinedup.synth import generate
 
     generate(tmp_path, people=1000, seed=3)

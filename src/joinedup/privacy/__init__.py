@@ -2,6 +2,7 @@
 
 * :mod:`.permissions` - owner-only zones (the catalogue says which), applied on write;
 * :mod:`.scan` - the privacy gate: no landing identifier in any de-identified output;
+* :mod:`.identifiers` - identifier-shaped values in pseudonymised tables (for their GX gate);
 * :mod:`.rules` - the disclosure rule's numbers (threshold, rounding base);
 * :mod:`.differencing` - suppressed cells recoverable by subtraction across margins;
 * :mod:`.secondary_suppression` - withholds more cells until none is recovered exactly;

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -47,16 +46,3 @@ class GateBatches:
     # Called only when no critical expectation failed (moves a baseline).
     passed: Callable[[], None] | None = None
 
-
-_MOVED_TO_LANDING = frozenset({"current_volumes", "read_volumes", "record_volumes"})
-
-
-def __getattr__(name: str) -> Any:
-    # The delivery volumes moved to the landing gate's module; these names still
-    # resolve here for tests/test_hostile_files.py and tests/test_redelivery.py until
-    # they import them from joinedup.quality.landing.
-    if name in _MOVED_TO_LANDING:
-        from joinedup.quality import landing
-
-        return getattr(landing, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
