@@ -37,8 +37,26 @@ DAGS_FOLDER = DAGS_DIR
 RUN_LOCK = "run.lock"
 
 
+# A run id names the run's log and summary files: nothing that could leave their folders.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 class DagRunFailed(RuntimeError):
     """A DAG run did not succeed; the message names the DAG, failed tasks and the log."""
+
+
+class InvalidRunId(ValueError):
+    """A run id that could name a file outside its folder (or is otherwise unsafe)."""
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is safe to name files with, else InvalidRunId saying what is allowed."""
+    if not RUN_ID.fullmatch(run_id):
+        raise InvalidRunId(
+            f"run id {run_id!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. 2026-04-delivery)"
+        )
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -195,6 +213,7 @@ def run_dags(
     progress: Callable[[str], None] = print,
 ) -> list[DagResult]:
     """Run every joinedup DAG once, ingest DAGs first, stopping at the first failure."""
+    check_run_id(conf["run_id"])  # before the lock, the log or Airflow's home is made
     with _run_lock(data_dir):
         return _run_dags(data_dir, conf, log_file, progress)
 

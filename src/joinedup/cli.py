@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +27,27 @@ app = typer.Typer(
 )
 
 
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+DATA_DIR_DEFAULT = "default: JOINEDUP_DATA_DIR, else ./data"
 
 
 def fail(message: str, code: int = 2) -> None:
     typer.echo(f"joinedup: error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def resolve_data_dir(option: Path | None) -> Path:
+    """The data directory: the command's option if given, else the settings' (JOINEDUP_DATA_DIR,
+    or .env), else ``data``; the same default dbt and the dashboard use."""
+    if option is not None:
+        return option
+    from pydantic import ValidationError
+
+    from joinedup.settings import Settings
+
+    try:
+        return Settings().data_dir
+    except ValidationError as exc:
+        fail(f"invalid JOINEDUP_* setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
 
 
 @app.callback()
@@ -51,13 +65,15 @@ def _main(
 def synth(
     people: Annotated[int, typer.Option(help="number of people in the population")] = 10_000,
     seed: Annotated[int, typer.Option(help="random seed; same arguments, same files")] = 42,
-    out: Annotated[Path, typer.Option(help="data directory for landing/ and truth/")] = Path(
-        "data"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help=f"data directory for landing/ and truth/ ({DATA_DIR_DEFAULT})"),
+    ] = None,
     start: Annotated[str, typer.Option(help="first month of activity, YYYY-MM")] = "2025-04",
     months: Annotated[int, typer.Option(help="number of months of activity")] = 12,
 ) -> None:
     """Write a synthetic landing zone (GP, hospital, social care, opt-outs) and its truth."""
+    out = resolve_data_dir(out)
     with tqdm(total=max(people, 0), unit="people", desc="synth", disable=None) as bar:
         try:
             summary = generate(out, people, seed, start=start, months=months, progress=bar.update)
@@ -74,8 +90,9 @@ def synth(
 @app.command()
 def run(
     data_dir: Annotated[
-        Path, typer.Option(help="data directory (landing/ and all outputs)")
-    ] = Path("data"),
+        Path | None,
+        typer.Option(help=f"data directory (landing/ and all outputs; {DATA_DIR_DEFAULT})"),
+    ] = None,
     demo_people: Annotated[
         int, typer.Option(help="people in the demo population made when landing/ is empty")
     ] = 10_000,
@@ -92,11 +109,17 @@ def run(
     ] = None,
 ) -> None:
     """Run the whole pipeline through its Airflow DAGs (in-process, local SQLite)."""
-    from joinedup.airflow_runner import DagRunFailed, run_dags
+    from joinedup.airflow_runner import DagRunFailed, InvalidRunId, check_run_id, run_dags
     from joinedup.pipeline import run_summary_path
     from joinedup.report import format_run_summary
     from joinedup.settings import MissingKeyError, Settings
 
+    # The run id names log and summary files: it is checked before anything is read or written.
+    try:
+        run_id = check_run_id(run_id or datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ"))
+    except InvalidRunId as exc:
+        fail(str(exc))
+    data_dir = resolve_data_dir(data_dir).resolve()
     try:
         Settings().key()
     except MissingKeyError as exc:
@@ -112,7 +135,6 @@ def run(
             check_available()
         except LinkageError as exc:
             fail(str(exc))
-    data_dir = data_dir.resolve()
     if not any((data_dir / "landing").glob("*/*.csv")):
         typer.echo(
             f"no landing data in {data_dir}: generating a {demo_people:,}-person demo population"
@@ -121,13 +143,6 @@ def run(
             generate(data_dir, demo_people, seed=42)
         except SynthError as exc:
             fail(str(exc))
-    run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ")
-    # The run id names log and summary files: nothing that could leave their folders.
-    if not RUN_ID.fullmatch(run_id):
-        fail(
-            f"run id {run_id!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (e.g. 2026-04-delivery)"
-        )
     conf = {"data_dir": str(data_dir), "run_id": run_id}
     if linkage_model:
         conf["trained_model"] = str(linkage_model.resolve())
@@ -144,14 +159,16 @@ def run(
 
 @app.command()
 def evaluate(
-    data_dir: Annotated[Path, typer.Option(help="data directory of a linked synthetic run")] = Path(
-        "data"
-    ),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help=f"data directory of a linked synthetic run ({DATA_DIR_DEFAULT})"),
+    ] = None,
 ) -> None:
     """Score the linkage against the synthetic truth (pairwise precision, recall, F1)."""
     from joinedup.linkage.evaluate import format_table, write_evaluation
     from joinedup.settings import MissingKeyError, Settings
 
+    data_dir = resolve_data_dir(data_dir)
     try:
         result, path = write_evaluation(data_dir, Settings().key())
     except (MissingKeyError, FileNotFoundError, ValueError) as exc:
@@ -163,11 +180,13 @@ def evaluate(
 @app.command("privacy-report")
 def privacy_report(
     data_dir: Annotated[
-        Path, typer.Option(help="data directory of a run (analytics.duckdb, runs/)")
-    ] = Path("data"),
+        Path | None,
+        typer.Option(help=f"data directory of a run (analytics.duckdb, runs/; {DATA_DIR_DEFAULT})"),
+    ] = None,
     run_id: Annotated[str, typer.Option(help="run the pack describes (default: the last)")] = "",
 ) -> None:
     """Measure re-identification risk of the published marts; write DATA/privacy/ (report, pack)."""
+    data_dir = resolve_data_dir(data_dir)
     from joinedup.privacy.kanon import RiskInputError
     from joinedup.privacy.report import (
         PrivacyRiskError,
@@ -187,9 +206,12 @@ def privacy_report(
 @app.command()
 def trace(
     path: Annotated[Path, typer.Argument(help="a file a run read or wrote")],
-    data_dir: Annotated[Path, typer.Option(help="data directory holding runs/")] = Path("data"),
+    data_dir: Annotated[
+        Path | None, typer.Option(help=f"data directory holding runs/ ({DATA_DIR_DEFAULT})")
+    ] = None,
 ) -> None:
     """Which run wrote (or read) a file, found by its SHA-256 in the run records."""
+    data_dir = resolve_data_dir(data_dir)
     from joinedup.provenance import read_stamp
     from joinedup.provenance import trace as find_runs
 

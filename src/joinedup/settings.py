@@ -54,6 +54,7 @@ class Settings(BaseSettings):
         env_prefix="JOINEDUP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
+    # The default of every CLI command's data directory option, as of dbt's and the dashboard's.
     data_dir: Path = Field(Path("data"), description="root of landing/ and every output")
     pseudonymisation_key: SecretStr | None = Field(
         None, description="secret for keyed tokens and encodings; never logged"
