@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -237,3 +239,36 @@ def test_run_refuses_spark_without_java_before_doing_anything(
     assert result.exit_code == 2
     assert "JAVA_HOME" in result.output and "Java 17" in result.output
     assert not (tmp_path / "data" / "landing").exists(), "nothing should run without Java"
+
+
+# The root logger writes to a stream closed before exit, as pytest's capture file is at
+# the end of a session (Airflow's logging set-up attaches such a handler to root).
+_CLOSE_AND_EXIT = """
+import io, logging, sys
+from pathlib import Path
+from pyspark import SparkContext
+from joinedup.linkage.backend import open_backend
+
+stream = io.StringIO()
+logging.basicConfig(level=logging.INFO, stream=stream)
+with open_backend("spark", Path(sys.argv[1])) as engine:
+    assert engine.frame("SELECT 1 AS one")["one"].to_list() == [1]
+    jvm = SparkContext._gateway.proc
+stream.close()
+print("jvm exited" if jvm.poll() is not None else "jvm still running", flush=True)
+"""
+
+
+def test_closing_the_backend_stops_the_jvm_and_py4j_logs_nothing_at_exit(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CLOSE_AND_EXIT, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "jvm exited"
+    # py4j's connections were closed with the session, not by __del__ at interpreter exit.
+    assert "Logging error" not in done.stderr, done.stderr
+    assert "I/O operation on closed file" not in done.stderr, done.stderr

@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -127,6 +128,34 @@ def _session(data_dir: Path, settings: Settings):
     checkpoints = settings.spark_checkpoint_dir or (scratch / "checkpoints").as_uri()
     spark.sparkContext.setCheckpointDir(checkpoints)
     return spark
+
+
+def stop_spark(spark) -> None:
+    """Stop the session, then the py4j gateway and the JVM it launched for this process.
+
+    ``spark.stop()`` alone ends the Spark application but keeps the driver's JVM (and its
+    memory, spark.driver.memory) alive until Python exits, for the rest of a run. The
+    gateway's connections are closed here, while logging still works, instead of by
+    py4j's ``__del__`` methods at interpreter exit. A later session starts a new JVM.
+    """
+    from pyspark import SparkContext
+
+    spark.stop()
+    with SparkContext._lock:
+        gateway, SparkContext._gateway, SparkContext._jvm = SparkContext._gateway, None, None
+    if gateway is None:
+        return
+    gateway.shutdown()
+    proc = getattr(gateway, "proc", None)  # None when PYSPARK_GATEWAY_PORT named a JVM
+    if proc is not None:
+        # The JVM pyspark launched exits at the end of its standard input.
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class SparkBackend:
@@ -244,4 +273,4 @@ class SparkBackend:
                 path, fs = self._hadoop_path(checkpoints)
                 fs.delete(path, True)
         finally:
-            self.spark.stop()
+            stop_spark(self.spark)
