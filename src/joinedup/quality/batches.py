@@ -45,4 +45,3 @@ class GateBatches:
     close: Callable[[], None] | None = None
     # Called only when no critical expectation failed (moves a baseline).
     passed: Callable[[], None] | None = None
-
