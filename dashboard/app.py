@@ -16,9 +16,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from joinedup.catalogue import REPO_ROOT
+
 # `streamlit run` puts only this script's folder on sys.path; the repository root makes
 # `dashboard` importable as a package, the same way the tests import it.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(REPO_ROOT))
 
 import streamlit as st
 

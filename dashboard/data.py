@@ -34,8 +34,9 @@ import polars as pl
 import streamlit as st
 
 from dashboard.disclosure import Z_95, wilson_interval
+from joinedup.catalogue import PUBLISHED
 
-ANALYTICS = "analytics.duckdb"
+ANALYTICS = PUBLISHED.path
 RUN_TABLE = "_joinedup_run"  # which run published the file (joinedup.provenance)
 DIMENSIONS = ("activity_month", "la_code", "practice_code", "age_band", "sex", "imd_quintile")
 UNKNOWN = "Not known"

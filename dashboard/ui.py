@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from dashboard.data import UNKNOWN, Catalogue, Filters, Plan
+from dashboard.data import UNKNOWN, Catalogue, Filters, Plan, analytics_path
 from dashboard.disclosure import PARTIAL_MARK, suppressed_label, threshold
 
 ALL = "All"
@@ -183,7 +183,7 @@ def missing_page(data_dir: Path, reason: str) -> None:
         f"""
 **No analytics database to show yet.**
 
-The dashboard reads `{(data_dir / "analytics.duckdb").resolve()}`, the read-only file of
+The dashboard reads `{analytics_path(data_dir).resolve()}`, the read-only file of
 suppressed aggregate marts that the pipeline publishes ({reason}).
 
 To create it, run the pipeline first, from the repository root:

@@ -19,9 +19,10 @@ import streamlit as st
 from dashboard import charts, ui
 from dashboard.data import analytics_path, period_label, published_run
 from dashboard.disclosure import format_count, format_rate, publish_count
+from joinedup import catalogue
+from joinedup.catalogue import LINKAGE_SUMMARY
 
-LEDGER = "ledger.csv"
-LINKAGE_SUMMARY = "linked/summary.json"
+LEDGER = catalogue.LEDGER.path
 SOURCE_LABELS = {
     "gp": "GP",
     "hospital": "Hospital",

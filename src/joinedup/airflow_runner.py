@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joinedup.atomic import remove_stale_temporaries
-from joinedup.catalogue import DAGS_DIR
+from joinedup.catalogue import AIRFLOW, DAGS_DIR
 
 DAGS_FOLDER = DAGS_DIR
 RUN_LOCK = "run.lock"
@@ -69,7 +69,7 @@ class DagResult:
 
 def airflow_env(data_dir: Path) -> dict[str, str]:
     """Environment for a local, self-contained Airflow under the data directory (SQLite)."""
-    home = Path(data_dir).resolve() / "airflow"
+    home = AIRFLOW.under(Path(data_dir).resolve())
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -140,7 +140,7 @@ def last_error(log_file: Path) -> str:
 @contextlib.contextmanager
 def _run_lock(data_dir: Path) -> Iterator[None]:
     """Hold DATA/airflow/run.lock for a whole run; the kernel frees it if the run dies."""
-    lock_file = Path(data_dir) / "airflow" / RUN_LOCK
+    lock_file = AIRFLOW.under(data_dir) / RUN_LOCK
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with lock_file.open("a") as fh:
         try:

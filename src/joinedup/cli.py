@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import typer
 from tqdm import tqdm
 
+from joinedup.catalogue import AIRFLOW, LANDING, RUNS
 from joinedup.synth import SynthError, generate
 
 app = typer.Typer(
@@ -135,7 +136,7 @@ def run(
             check_available()
         except LinkageError as exc:
             fail(str(exc))
-    if not any((data_dir / "landing").glob("*/*.csv")):
+    if not any(LANDING.under(data_dir).glob("*/*.csv")):
         typer.echo(
             f"no landing data in {data_dir}: generating a {demo_people:,}-person demo population"
         )
@@ -146,7 +147,7 @@ def run(
     conf = {"data_dir": str(data_dir), "run_id": run_id}
     if linkage_model:
         conf["trained_model"] = str(linkage_model.resolve())
-    log_file = data_dir / "airflow" / "logs" / f"{run_id}.log"
+    log_file = AIRFLOW.under(data_dir) / "logs" / f"{run_id}.log"
     typer.echo(f"run {run_id} on {data_dir} (Airflow log: {log_file})")
     try:
         run_dags(data_dir, conf, log_file, progress=typer.echo)
@@ -228,7 +229,7 @@ def trace(
         )
     if not found and not stamp:
         fail(
-            f"no run record in {data_dir / 'runs'} lists the content of {path}: it was changed "
+            f"no run record in {RUNS.under(data_dir)} lists the content of {path}: it was changed "
             "after its run, made outside the pipeline, or belongs to another data directory",
             code=1,
         )
