@@ -6,6 +6,7 @@ Airflow reads its configuration when first imported, so a private AIRFLOW_HOME
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from pathlib import Path
@@ -19,6 +20,48 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).parents[1
 os.environ.setdefault(
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 )
+
+
+# `make test-fast` leaves out the tests marked browser, spark, crash or slow (pyproject.toml).
+# A test that drives chromium must be marked browser, and one that reads the published
+# population (a minute to build) slow or browser, or it would slow the edit loop unnoticed.
+_LEFT_OUT_OF_TEST_FAST = ("browser", "spark", "crash", "slow")
+_BROWSER_CALLS = ("sync_playwright(", "async_playwright(")
+_drives_chromium: dict[object, bool] = {}
+
+
+def _calls_playwright(func: object) -> bool:
+    if func not in _drives_chromium:
+        try:
+            source = inspect.getsource(func)
+        except (OSError, TypeError):
+            source = ""
+        _drives_chromium[func] = any(call in source for call in _BROWSER_CALLS)
+    return _drives_chromium[func]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that starts Playwright (itself or in a fixture) unmarked browser, and one
+    that uses the published population with none of the markers test-fast leaves out."""
+    unmarked = []
+    for item in items:
+        if "published_population" in getattr(item, "fixturenames", ()) and not any(
+            item.get_closest_marker(m) for m in _LEFT_OUT_OF_TEST_FAST
+        ):
+            unmarked.append(f"{item.nodeid} (uses published_population: mark it slow)")
+        if item.get_closest_marker("browser") is not None:
+            continue
+        funcs = [getattr(item, "function", None)]
+        fixtures = getattr(item, "_fixtureinfo", None)  # every fixture the test uses
+        if fixtures is not None:
+            funcs += [d.func for defs in fixtures.name2fixturedefs.values() for d in defs]
+        if any(_calls_playwright(f) for f in funcs if f is not None):
+            unmarked.append(f"{item.nodeid} (starts a browser: mark it browser)")
+    if unmarked:
+        raise pytest.UsageError(
+            "unmarked, these tests would slow `make test-fast` down (its markers are in "
+            "pyproject.toml): " + "; ".join(unmarked)
+        )
 
 
 # The published population the dashboard tests share: the dbt build is the slow part

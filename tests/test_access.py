@@ -204,6 +204,7 @@ def test_joinedup_run_refuses_a_readable_key_file_without_a_traceback(tmp_path: 
 # --- what analysts and the dashboard get ----------------------------------------------------
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_the_run_leaves_only_the_published_marts_to_analysts(published_population: Path) -> None:
     d = published_population
     assert mode(d / "analytics.duckdb") == 0o444
@@ -213,6 +214,7 @@ def test_the_run_leaves_only_the_published_marts_to_analysts(published_populatio
         assert mode(d / zone) == 0o700, zone
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_the_dashboard_connection_is_read_only(published_population: Path) -> None:
     path = dashboard_data.analytics_path(published_population)
     before = path.read_bytes()
@@ -242,6 +244,7 @@ def _every_question(data_dir: Path) -> int:
     return asked
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_the_dashboard_opens_analytics_duckdb_and_nothing_else(
     published_population: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,6 +264,7 @@ def test_the_dashboard_opens_analytics_duckdb_and_nothing_else(
     assert opened and set(opened) == {(analytics, True)}
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_a_folder_holding_only_analytics_duckdb_answers_every_question(
     published_population: Path, tmp_path: Path
 ) -> None:
@@ -279,6 +283,7 @@ def test_a_folder_holding_only_analytics_duckdb_answers_every_question(
         published.chmod(0o755)
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_publish_goes_to_the_published_dir_when_one_is_set(
     published_population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

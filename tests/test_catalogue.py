@@ -164,6 +164,7 @@ def test_every_zone_is_written_by_a_stage_and_amendments_say_why() -> None:
             assert stage in tasks and len(why) > 20, (zone.name, stage)
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_a_run_writes_only_inside_the_catalogues_zones(published_population: Path) -> None:
     top = {p.name for p in published_population.iterdir()}
     declared = {z.path.split("/")[0] for z in ZONES} | {"truth"}  # truth/: the generator's

@@ -66,7 +66,7 @@ from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
 from joinedup.warehouse import publish_analytics
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.crash]
 
 PEOPLE = 600
 RUN = "r1"

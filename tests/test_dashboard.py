@@ -220,6 +220,7 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+@pytest.mark.browser
 def test_every_page_renders_charts_without_exceptions_or_small_counts(app: dict, page: Any) -> None:
     page.goto(app["url"])
     for path, title, charts in PAGES:
@@ -240,6 +241,7 @@ def test_every_page_renders_charts_without_exceptions_or_small_counts(app: dict,
         assert "Period:" in text and "Definition:" in text, path
 
 
+@pytest.mark.browser
 def test_filters_change_the_figures_and_stay_disclosure_safe(app: dict, page: Any) -> None:
     page.goto(app["url"])
     wait_ready(page, 1)
@@ -263,6 +265,7 @@ def test_filters_change_the_figures_and_stay_disclosure_safe(app: dict, page: An
     assert exceptions(page) == [] and disclosure_problems(page) == []
 
 
+@pytest.mark.browser
 def test_filters_are_in_the_url_so_a_view_can_be_shared(app: dict, page: Any) -> None:
     page.goto(app["url"] + "/social-care?sex=Female")
     wait_ready(page, 1)
@@ -271,6 +274,7 @@ def test_filters_are_in_the_url_so_a_view_can_be_shared(app: dict, page: Any) ->
     assert exceptions(page) == [] and disclosure_problems(page) == []
 
 
+@pytest.mark.browser
 def test_the_check_fails_on_a_small_count_planted_in_the_page(app: dict, page: Any) -> None:
     page.goto(app["url"])
     wait_ready(page, 1)
@@ -292,6 +296,7 @@ def test_the_check_fails_on_a_small_count_planted_in_the_page(app: dict, page: A
     assert any(p == "sankey link.value: 6" for p in problems), problems
 
 
+@pytest.mark.browser
 def test_missing_analytics_file_shows_how_to_build_it(browser: Any, tmp_path: Path) -> None:
     empty = tmp_path / "no-data-yet"
     empty.mkdir()

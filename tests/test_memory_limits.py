@@ -39,6 +39,7 @@ def test_the_dbt_profile_defaults_to_the_settings_limit() -> None:
     assert default.group(1) == Settings.model_fields["duckdb_memory_limit"].default
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_the_dbt_build_runs_under_the_configured_limit(
     published_population: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,6 +51,7 @@ def test_the_dbt_build_runs_under_the_configured_limit(
     assert built.read_bytes() == before  # the last good warehouse stays
 
 
+@pytest.mark.slow  # the session's published population: a minute to build
 def test_publish_runs_under_the_configured_limit(
     published_population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

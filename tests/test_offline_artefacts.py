@@ -16,6 +16,8 @@ import joinedup.linkage
 import joinedup.synth
 from joinedup.catalogue import LINKAGE_CHARTS
 
+pytestmark = pytest.mark.browser
+
 # What each kind of page draws once its scripts have run.
 DRAWN = {
     "cluster_studio.html": "svg, canvas",

@@ -16,6 +16,9 @@ from joinedup.pipeline import PROJECT_VOCABULARY
 from joinedup.privacy.scan import scan, summarise
 from joinedup.settings import DEMO_KEY
 
+# `joinedup run` end to end through the real DAGs, twice: minutes on two cores.
+pytestmark = pytest.mark.slow
+
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(

@@ -41,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the dashboard pa
 
 from dashboard import data as dashboard_data
 
+# Every test works on a copy of the session's published population (a minute to build).
+pytestmark = pytest.mark.slow
+
 PREVIOUS_RUN = "run-1"  # the run that published the session population's analytics.duckdb
 
 
@@ -206,6 +209,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@pytest.mark.crash
 def test_a_run_killed_between_stage_and_publish(population: Path) -> None:
     published = population / "analytics.duckdb"
     before = published.read_bytes()
