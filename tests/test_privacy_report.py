@@ -447,7 +447,7 @@ def test_every_withheld_column_is_coarsened_in_its_model_and_documented() -> Non
 
 
 def test_the_pipeline_passes_coarsening_to_dbt(monkeypatch: pytest.MonkeyPatch) -> None:
-    from joinedup.warehouse import _dbt_vars
+    from joinedup.warehouse.build import _dbt_vars
 
     monkeypatch.delenv("JOINEDUP_COARSEN_BIRTH", raising=False)
     monkeypatch.delenv("JOINEDUP_COARSEN_AREA", raising=False)
