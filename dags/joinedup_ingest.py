@@ -25,10 +25,10 @@ quarantined per file.
 
 **When it fails**: a file that cannot be read as a delivery stops the run
 (a missing required column, an empty or compressed or binary file, broken
-quoting, an unsafe name or a link; see the README). The task log names the
-file and what is wrong: ask the supplier for a corrected file, or move the bad
-file out of `landing/`, then clear the task. Quarantined rows do
-not fail the run; review them in `quarantine/`.
+quoting, an unsafe name or a link; see docs/contracts.md, "Files rejected whole").
+The task log names the file and what is wrong: ask the supplier for a corrected
+file, or move the bad file out of `landing/`, then clear the task. Quarantined rows
+do not fail the run; review them in `quarantine/`.
 """
 
 

@@ -105,7 +105,7 @@ def run(
         Literal["duckdb", "spark"] | None,
         typer.Option(
             help="engine the linkage runs on (default JOINEDUP_LINKAGE_BACKEND, else duckdb); "
-            "spark needs the spark extra and Java, see the README's Scale-out section"
+            "spark needs the spark extra and Java, see docs/linkage.md (Scale-out)"
         ),
     ] = None,
 ) -> None:

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         "duckdb",
         description="engine Splink runs on: duckdb (one machine) or spark (the spark extra, Java)",
     )
-    # Spark backend only; README "Scale-out: linkage on Spark" says how to point it at a cluster.
+    # Spark backend only; docs/linkage.md "Scale-out" says how to point it at a cluster.
     spark_master: str = Field(
         "local[2]", description="Spark master URL: local[N], spark://host:7077, yarn, k8s://..."
     )
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         5, ge=2, description="smallest equivalence class of people the report accepts (k)"
     )
     # warn by default: person-level marts of any real population hold unique people (see
-    # README "Re-identification risk"); they are protected by access control, not by k.
+    # docs/privacy.md); they are protected by access control, not by k.
     privacy_on_low_k: Literal["warn", "fail"] = Field(
         "warn", description="when the demographics in dim_person have k below privacy_min_k"
     )

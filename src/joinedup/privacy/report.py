@@ -8,7 +8,7 @@ ok, warn or fail); ``joinedup privacy-report`` measures the published file itsel
 and ``data_protection_pack.json`` and ``.html``. They are written before any failure
 is raised, so the evidence of a failed run is there to read.
 
-What fails a run (each has a setting; see README "Re-identification risk"):
+What fails a run (each has a setting; see docs/privacy.md):
 
 * people in ``dim_person`` whose demographics put them in a class smaller than
   ``JOINEDUP_PRIVACY_MIN_K`` (``JOINEDUP_PRIVACY_ON_LOW_K=fail``);
