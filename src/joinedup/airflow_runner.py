@@ -213,7 +213,8 @@ def run_dags(
     progress: Callable[[str], None] = print,
 ) -> list[DagResult]:
     """Run every joinedup DAG once, ingest DAGs first, stopping at the first failure."""
-    check_run_id(conf["run_id"])  # before the lock, the log or Airflow's home is made
+    if conf.get("run_id"):  # blank: the DAG runs take their own ids
+        check_run_id(conf["run_id"])  # before the lock, the log or Airflow's home is made
     with _run_lock(data_dir):
         return _run_dags(data_dir, conf, log_file, progress)
 

@@ -259,7 +259,8 @@ WAREHOUSE_INPUTS: dict[str, str] = {
         for s, names in PSEUDONYMISED_TABLES.items()
         for n in names
     },
-    RECORD_PERSON: LINKED.writer,
+    # Named by its package: the link task and its linked opt-outs are one stage to rerun.
+    RECORD_PERSON: "linkage",
 }
 
 
