@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import streamlit as st
 
-from dashboard import ui
+from dashboard import disclosure, ui
 from dashboard.data import DashboardDataError, catalogue
 from dashboard.views import coverage, pathways, readmissions, social_care
 
@@ -48,9 +48,12 @@ def main() -> None:
     data_dir = data_dir_from(sys.argv[1:])
     try:
         cat = catalogue(data_dir)
+        # Figures and labels follow the rule the file on show was built with.
+        disclosure.use_rule(cat.rule)
         ctx: ui.Context | None = ui.Context(data_dir, cat, ui.sidebar_filters(cat))
         reason = ""
     except DashboardDataError as exc:
+        disclosure.use_rule(None)
         ctx, reason = None, str(exc)
     ui.about_note()
 

@@ -12,6 +12,11 @@ page says so.
 Queries: each (mart, breakdown) slice is read once per published file (the cache key
 holds the file's modification time) with ``where breakdown = ?`` and then filtered in
 memory, so an interaction never goes back to the database.
+
+Which marts there are, their counts, rates and the statistics that cannot be added up,
+and the disclosure rule's numbers, come from the published file itself
+(``_joinedup_marts``, written from the marts' dbt meta: joinedup.warehouse.marts), so
+the dashboard shows a file as that file describes itself.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ import pandas  # noqa: F401
 import polars as pl
 import streamlit as st
 
-from dashboard.disclosure import Z_95, wilson_interval
+from dashboard.disclosure import Z_95, Rule, wilson_interval
 from joinedup.catalogue import PUBLISHED
+from joinedup.warehouse import marts as mart_metadata
+from joinedup.warehouse.marts import MartSpec
 
 ANALYTICS = PUBLISHED.path
 RUN_TABLE = "_joinedup_run"  # which run published the file (joinedup.provenance)
@@ -44,6 +51,8 @@ UNKNOWN = "Not known"
 
 @dataclass(frozen=True)
 class Mart:
+    """A mart as the dashboard uses it, made from its metadata (:meth:`from_spec`)."""
+
     table: str
     # Counts published with a <count>_suppressed flag; additive ones may be summed over cells.
     counts: tuple[str, ...]
@@ -54,38 +63,42 @@ class Mart:
     # Statistics that cannot be combined across cells (medians, distinct people).
     statistics: tuple[str, ...] = ()
 
+    @classmethod
+    def from_spec(cls, spec: MartSpec) -> Mart:
+        """Additive counts are summed; a count of distinct people (summing cells would count
+        a person twice) and its flag are kept, like a median, only where one cell answers."""
+        distinct = tuple(
+            column for c in spec.distinct_counts for column in (c, f"{c}{mart_metadata.FLAG}")
+        )
+        return cls(
+            table=spec.name,
+            counts=spec.additive_counts,
+            rates={
+                c.dashboard or c.name: (c.numerator, c.denominator)
+                for c in spec.columns
+                if c.role == "rate"
+            },
+            keys=spec.keys,
+            statistics=distinct + spec.statistics,
+        )
 
-MARTS: dict[str, Mart] = {
-    "flows": Mart(
-        "mart_pathway_flows",
-        counts=("transitions", "from_event_transitions"),
-        rates={"pct_of_from_event": ("transitions", "from_event_transitions")},
-        keys=("from_event_type", "to_event_type"),
-        # people is distinct people per cell: summing cells would count a person twice.
-        statistics=("people", "people_suppressed", "median_days_between"),
-    ),
-    "readmissions": Mart(
-        "mart_readmissions",
-        counts=("index_discharges", "emergency_readmissions"),
-        rates={"readmission_rate": ("emergency_readmissions", "index_discharges")},
-    ),
-    "social_care": Mart(
-        "mart_discharge_to_social_care",
-        counts=(
-            "discharges",
-            "discharges_to_social_care",
-            "discharges_to_social_care_within_7_days",
-        ),
-        rates={
-            "social_care_rate": ("discharges_to_social_care", "discharges"),
-            "within_7_days_rate": (
-                "discharges_to_social_care_within_7_days",
-                "discharges_to_social_care",
-            ),
-        },
-        statistics=("median_days_to_social_care",),
-    ),
-}
+
+def dashboard_marts(specs: Mapping[str, MartSpec]) -> dict[str, Mart]:
+    """{dashboard key: Mart} for the marts whose meta names them to the dashboard."""
+    return {s.dashboard: Mart.from_spec(s) for s in specs.values() if s.dashboard}
+
+
+def project_marts() -> dict[str, Mart]:
+    """The marts as the repository's dbt project describes them (dbt parse, cached by the
+    content of its files): for catalogues and plans made by hand (tests, notebooks). The
+    dashboard itself shows the published file as that file describes itself."""
+    return dashboard_marts(mart_metadata.project_marts())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MARTS":  # project_marts(), read when asked for
+        return project_marts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DashboardDataError(RuntimeError):
@@ -114,15 +127,26 @@ def breakdown_dims(label: str) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """What the published file holds: breakdowns, months and dimension values."""
+    """What the published file holds: its marts, breakdowns, months and dimension values."""
 
     breakdowns: Mapping[str, tuple[str, ...]]  # mart key -> breakdown labels
     months: Mapping[str, tuple[date, ...]]  # mart key -> months with activity
     values: Mapping[str, tuple[Any, ...]]  # dimension -> known values, in display order
+    # mart key -> the mart as the file describes it; empty in a catalogue made by hand,
+    # which gets the repository's dbt project's marts (MARTS).
+    marts: Mapping[str, Mart] = field(default_factory=dict)
+    # The disclosure rule the file was built with (None: the project's, as configured).
+    rule: Rule | None = None
 
     @property
     def all_months(self) -> tuple[date, ...]:
         return tuple(sorted({m for ms in self.months.values() for m in ms}))
+
+    def mart(self, key: str) -> Mart:
+        marts = self.marts or project_marts()
+        if key not in marts:
+            raise DashboardDataError(f"no mart {key!r}; the file describes {sorted(marts)}")
+        return marts[key]
 
 
 @dataclass(frozen=True)
@@ -153,6 +177,7 @@ class Plan:
     months: tuple[date, ...]  # the months the figures cover
     month_filter: tuple[date, date] | None  # None: the breakdown already covers the period
     exact: bool  # one published cell per answer: nothing added up
+    spec: Mart | None = field(default=None, compare=False)  # the mart, as the file has it
 
     @property
     def period_label(self) -> str:
@@ -194,18 +219,36 @@ def _catalogue(path: str, version: int) -> Catalogue:
         raise DashboardDataError(f"{path} could not be read: {exc}") from exc
 
 
+def _rule(specs: Mapping[str, MartSpec], path: str) -> Rule | None:
+    rules = {(s.suppression_threshold, s.rounding_base) for s in specs.values()}
+    if len(rules) > 1:
+        raise DashboardDataError(f"{path}: its marts were built with different rules {rules}")
+    ((threshold, base),) = rules
+    return None if threshold is None or base is None else Rule(threshold, base)
+
+
 def _read_catalogue(path: str) -> Catalogue:
     breakdowns: dict[str, tuple[str, ...]] = {}
     months: dict[str, tuple[date, ...]] = {}
     values: dict[str, set] = {d: set() for d in DIMENSIONS[1:]}
     with connect(path) as con:
+        specs = mart_metadata.read_table(con)
+        if not specs:
+            raise DashboardDataError(
+                f"{path} does not describe its marts (no table {mart_metadata.TABLE}): it "
+                "was published by an older joinedup; publish it again"
+            )
+        marts = dashboard_marts(specs)
+        if not marts:
+            raise DashboardDataError(f"{path} describes no mart for the dashboard")
         tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
-        for key, mart in MARTS.items():
-            if mart.table not in tables:
-                raise DashboardDataError(
-                    f"{path} has no table {mart.table}: it was published by an older or "
-                    "incomplete build"
-                )
+        missing = [m.table for m in marts.values() if m.table not in tables]
+        if missing:
+            raise DashboardDataError(
+                f"{path} has {', '.join(f'no table {t}' for t in missing)}: it was published "
+                "by an older or incomplete build"
+            )
+        for key, mart in marts.items():
             breakdowns[key] = tuple(
                 r[0]
                 for r in con.execute(
@@ -229,19 +272,25 @@ def _read_catalogue(path: str) -> Catalogue:
     ordered: dict[str, tuple[Any, ...]] = {
         d: tuple(sorted(v, key=_age_key if d == "age_band" else None)) for d, v in values.items()
     }
-    return Catalogue(breakdowns=breakdowns, months=months, values=ordered)
+    return Catalogue(
+        breakdowns=breakdowns,
+        months=months,
+        values=ordered,
+        marts=marts,
+        rule=_rule(specs, path),
+    )
 
 
 def load_slice(data_dir: Path, mart_key: str, breakdown: str) -> pl.DataFrame:
     """All published rows of one breakdown of one mart (cached per file version)."""
     path = analytics_path(data_dir)
-    return _load_slice(str(path), _version(path), mart_key, breakdown)
+    table = catalogue(data_dir).mart(mart_key).table  # named by the file, never user input
+    return _load_slice(str(path), _version(path), table, breakdown)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _load_slice(path: str, version: int, mart_key: str, breakdown: str) -> pl.DataFrame:
+def _load_slice(path: str, version: int, table: str, breakdown: str) -> pl.DataFrame:
     del version
-    table = MARTS[mart_key].table  # a fixed name, never user input
     with connect(path) as con:
         return con.sql(f"select * from {table} where breakdown = $1", params=[breakdown]).pl()
 
@@ -308,7 +357,7 @@ def make_plan(
     label = best[1]
     summed_months = month_filter is not None and "activity_month" not in by and len(months) > 1
     exact = breakdown_dims(label) == needed and not summed_months
-    return Plan(mart_key, label, months, month_filter, exact)
+    return Plan(mart_key, label, months, month_filter, exact, spec=cat.mart(mart_key))
 
 
 def aggregate(
@@ -327,7 +376,7 @@ def aggregate(
     events and bias the rate upwards. Statistics that cannot be combined are kept only
     where one cell answers.
     """
-    mart = MARTS[plan.mart]
+    mart = plan.spec or project_marts()[plan.mart]
     conditions = [pl.col(d) == v for d, v in filters.fixed().items()]
     if plan.month_filter is not None:
         start, end = plan.month_filter

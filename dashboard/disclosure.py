@@ -2,7 +2,9 @@
 
 The marts are already disclosure-controlled by dbt (macro ``suppress_small_numbers``):
 a count from 1 to 7 is null with a ``<count>_suppressed`` flag, every other count is
-rounded to the nearest 5. This module holds the dashboard's side of the same rule:
+rounded to the nearest 5 (the threshold and the base are the published file's own,
+``_joinedup_marts``: :func:`use_rule`). This module holds the dashboard's side of the
+same rule:
 
 * one formatter for every count on screen, so a withheld count always reads
   ``suppressed (<8)`` and never as a number;
@@ -14,12 +16,12 @@ rounded to the nearest 5. This module holds the dashboard's side of the same rul
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cache
 
+from joinedup.privacy import rules
 from joinedup.settings import Settings
 
-# Mirrors the dbt var rounding_base (dbt_project.yml); dbt has no Python-side setting for it.
-ROUNDING_BASE = 5
 # Marks a figure added up from several published cells of which some were suppressed.
 PARTIAL_MARK = "†"
 NOT_APPLICABLE = "—"
@@ -27,10 +29,45 @@ Z_95 = 1.959964
 Z_998 = 3.090232
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The disclosure rule's two numbers: counts from 1 to threshold-1 withheld, the rest
+    rounded to the nearest multiple of rounding_base."""
+
+    threshold: int
+    rounding_base: int
+
+
 @cache
+def project_rule() -> Rule:
+    """The rule as configured here: JOINEDUP_SUPPRESSION_THRESHOLD (the setting dbt gets)
+    and the dbt var rounding_base (dbt_project.yml)."""
+    return Rule(Settings().suppression_threshold, rules.rounding_base())
+
+
+_in_force: Rule | None = None
+
+
+def use_rule(rule: Rule | None) -> None:
+    """Show figures under ``rule``: the published file's (its catalogue's ``rule``), so the
+    labels and the coverage page's figures follow the rule the marts were built with.
+    None: the project's rule."""
+    global _in_force
+    _in_force = rule
+
+
+def rule() -> Rule:
+    return _in_force or project_rule()
+
+
 def threshold() -> int:
-    """The smallest count shown (JOINEDUP_SUPPRESSION_THRESHOLD, the same setting dbt gets)."""
-    return Settings().suppression_threshold
+    """The smallest count shown."""
+    return rule().threshold
+
+
+def rounding_base() -> int:
+    """What shown counts are rounded to a multiple of."""
+    return rule().rounding_base
 
 
 def suppressed_label() -> str:
@@ -47,7 +84,8 @@ def publish_count(n: int | None) -> tuple[int | None, bool]:
         return None, False
     if 1 <= n < threshold():
         return None, True
-    return math.floor(n / ROUNDING_BASE + 0.5) * ROUNDING_BASE, False
+    base = rounding_base()
+    return math.floor(n / base + 0.5) * base, False
 
 
 def format_count(value: int | float | None, suppressed: bool) -> str:

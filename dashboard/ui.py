@@ -13,7 +13,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard.data import UNKNOWN, Catalogue, Filters, Plan, analytics_path
-from dashboard.disclosure import PARTIAL_MARK, suppressed_label, threshold
+from dashboard.disclosure import PARTIAL_MARK, rounding_base, suppressed_label, threshold
 
 ALL = "All"
 DIMENSION_LABELS = {
@@ -123,10 +123,10 @@ def about_note() -> None:
         "**About this data.** Synthetic data only. Records from GP practices, hospitals "
         "and adult social care are pseudonymised and linked into one timeline per person; "
         "patients who opted out (national data opt-out or GP type 1 objection) are "
-        f"excluded. Counts are rounded to the nearest 5, and counts from 1 to {t - 1} are "
-        f"suppressed, shown as *{suppressed_label()}*. Rates and intervals are computed "
-        f"from the rounded counts. {PARTIAL_MARK} marks a figure added up from published "
-        "cells some of which were suppressed (a lower bound)."
+        f"excluded. Counts are rounded to the nearest {rounding_base()}, and counts from 1 "
+        f"to {t - 1} are suppressed, shown as *{suppressed_label()}*. Rates and intervals "
+        f"are computed from the rounded counts. {PARTIAL_MARK} marks a figure added up from "
+        "published cells some of which were suppressed (a lower bound)."
     )
 
 

@@ -9,11 +9,16 @@
     or the denominator is 0;
   * each dependent statistic (a median, say) is withheld where the count it describes is.
 
-  Column secondary_suppression is false here. After dbt build,
-  joinedup.secondary_suppression withholds further published cells (in the same form:
-  null, flag true, rates and statistics nulled) wherever a withheld one could be
-  recovered by subtracting published cells from their margin, and sets it true on
+  Column secondary_suppression is false here. Then, within dbt build, the marts'
+  materialization (macros/materializations/disclosure_controlled.sql, running
+  joinedup.privacy.secondary_suppression) withholds further published cells (in the
+  same form: null, flag true, rates and statistics nulled) wherever a withheld one could
+  be recovered by subtracting published cells from their margin, and sets it true on
   every row: a withheld cell may then be any count from 1 up, not only 1 to threshold-1.
+
+  The arguments must agree with the columns' meta in the mart's YAML (what secondary
+  suppression, the dashboard, the quality gate and the privacy report read): when the
+  model runs, a disagreement stops it, naming both.
 
   Arguments:
     relation    the unsuppressed aggregate (a ref or a CTE name)
@@ -40,6 +45,9 @@
         {{ exceptions.raise_compiler_error(
             statistic ~ ' depends on ' ~ count ~ ', which is not one of the counts ' ~ counts) }}
     {%- endfor -%}
+    {%- if execute and model.resource_type == 'model' -%}
+        {{ suppress_small_numbers_agrees_with_meta(dimensions, counts, rates, dependents) }}
+    {%- endif -%}
 with
 
 unsuppressed as (
@@ -86,4 +94,39 @@ select
     {%- endfor %}
     false as secondary_suppression,
 from published
+{%- endmacro %}
+
+
+{#
+  The suppress_small_numbers call of a model against its columns' meta
+  (joinedup.warehouse.marts): the same dimensions (breakdown, dimension and key roles),
+  counts, rates and dependent statistics, or a compiler error naming both.
+#}
+{% macro suppress_small_numbers_agrees_with_meta(dimensions, counts, rates, dependents) -%}
+    {%- set meta = {} -%}
+    {%- for name, column in model.columns.items() -%}
+        {%- do meta.update({name: (column.get('config') or {}).get('meta') or column.get('meta') or {}}) -%}
+    {%- endfor -%}
+    {%- set described = {'dimensions': [], 'counts': [], 'rates': {}, 'dependents': {}} -%}
+    {%- for name, m in meta.items() -%}
+        {%- if m.get('role') in ('breakdown', 'dimension', 'key') -%}
+            {%- do described['dimensions'].append(name) -%}
+        {%- elif m.get('role') == 'count' -%}
+            {%- do described['counts'].append(name) -%}
+        {%- elif m.get('role') == 'rate' -%}
+            {%- do described['rates'].update({name: [m.get('numerator'), m.get('denominator')]}) -%}
+        {%- elif m.get('role') == 'statistic' -%}
+            {%- do described['dependents'].update({name: m.get('of')}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set called = {'dimensions': dimensions, 'counts': counts, 'rates': rates,
+                      'dependents': dependents} -%}
+    {%- for key in ['dimensions', 'counts', 'rates', 'dependents'] -%}
+        {%- if tojson(called[key], sort_keys=true) != tojson(described[key], sort_keys=true) -%}
+            {{ exceptions.raise_compiler_error(
+                model.name ~ ': suppress_small_numbers gets ' ~ key ~ ' ' ~ tojson(called[key])
+                ~ ' but the columns\' meta in ' ~ (model.patch_path or '').split('://')[-1] ~ ' say '
+                ~ tojson(described[key]) ~ '; make them agree (joinedup.warehouse.marts).') }}
+        {%- endif -%}
+    {%- endfor -%}
 {%- endmacro %}

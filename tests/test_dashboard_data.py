@@ -26,6 +26,7 @@ from dashboard.disclosure import (
     publish_count,
     wilson_interval,
 )
+from joinedup.warehouse import marts
 
 APR, MAY, JUN = date(2025, 4, 1), date(2025, 5, 1), date(2025, 6, 1)
 BREAKDOWNS = (
@@ -177,11 +178,14 @@ def test_aggregate_filters_a_period_and_keeps_statistics_only_for_one_cell(
 
 
 def _publish(tmp_path: Path, frame: pl.DataFrame, *, tables: tuple[str, ...]) -> Path:
+    """A published file: ``tables`` (each holding ``frame``) and, as stage_analytics writes
+    it, the description of the repository's marts."""
     path = tmp_path / data.ANALYTICS
     with duckdb.connect(str(path)) as con:
         con.register("frame", frame.to_arrow())
         for table in tables:
             con.execute(f"create table {table} as select * from frame")
+        marts.write_table(con, marts.project_marts().values())
     return tmp_path
 
 

@@ -127,8 +127,11 @@ def test_run_publishes_marts_and_documentation(finished_run) -> None:
     tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
     con.close()
     assert {"mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care"} <= tables
-    # Marts, and the one-row provenance table naming the run that published them.
-    assert all(t.startswith(("dim_", "fct_", "mart_")) for t in tables - {"_joinedup_run"})
+    # Marts, the one-row provenance table naming the run that published them, and the
+    # commissioner marts' description (joinedup.warehouse.marts).
+    assert "_joinedup_marts" in tables
+    marts = tables - {"_joinedup_run", "_joinedup_marts"}
+    assert all(t.startswith(("dim_", "fct_", "mart_")) for t in marts)
     docs = (data_dir / "quality" / "docs" / "index.html").read_text()
     for zone in ("landing", "pseudonymised", "linked", "marts"):
         assert zone in docs

@@ -160,7 +160,7 @@ def test_marts_suites_cover_every_disclosure_controlled_count() -> None:
         guarded = {
             e.column for e in suite.expectations if e.expectation_type.endswith("not_be_in_set")
         }
-        assert spec["counts"] and guarded == set(spec["counts"])
+        assert spec.counts and guarded == set(spec.counts)
 
 
 # --- seeded defects -----------------------------------------------------------------------------

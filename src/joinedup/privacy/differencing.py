@@ -23,23 +23,34 @@ Two questions:
 
 The propagation is sound (it never claims more than the published figures imply) but
 not complete: a full linear-programming audit could narrow some cells further.
+
+What each column of a mart is (count, dimension, which counts are of distinct people,
+which are margins of another) comes from the marts' dbt meta
+(:mod:`joinedup.warehouse.marts`): the published file carries it in ``_joinedup_marts``.
+A table no metadata describes is read by its column names, as a file made by hand is:
+``breakdown`` and ``<count>_suppressed`` flags, :data:`DISTINCT_COUNTS` and
+:data:`COLUMN_MARGINS` assumed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
 from joinedup.sql import literal, quote
+from joinedup.warehouse import marts as mart_metadata
+from joinedup.warehouse.marts import MartSpec
 
-# Counts of distinct people: one person falls in several cells (two months, say), so
-# cells do not add up to their margin and subtraction tells nothing about them.
+# For a table no metadata describes (a count's meta says ``additive: false``): counts of
+# distinct people. One person falls in several cells (two months, say), so cells do not
+# add up to their margin and subtraction tells nothing about them.
 DISTINCT_COUNTS = frozenset({"people"})
 
+# For a table no metadata describes (a count's meta says ``sum_of:`` and ``over:``):
 # (margin column, part column, the dimension the parts are summed over): in one row's
 # cell and from-event type, from_event_transitions is the sum of transitions over the
 # next event types. Such a margin column repeats on every row of its cell, and a row
@@ -75,6 +86,26 @@ class AggregateMart:
     dimensions: tuple[str, ...]
     secondary: bool = False
     schema: str = "main"
+    # Counts of distinct people, which cells do not add up to.
+    distinct: frozenset[str] = DISTINCT_COUNTS
+    # (margin count, part count, the dimension the parts are summed over).
+    margins: tuple[tuple[str, str, str], ...] = COLUMN_MARGINS
+    # The mart's metadata, when dbt describes it (joinedup.warehouse.marts).
+    spec: MartSpec | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_spec(cls, spec: MartSpec, *, schema: str = "main", name: str | None = None):
+        """The mart its metadata describes, in ``schema`` (as table ``name``, if not its own)."""
+        return cls(
+            name=name or spec.name,
+            counts=spec.counts,
+            dimensions=tuple(c for c in spec.identity if c != spec.breakdown),
+            secondary=spec.secondary,
+            schema=schema,
+            distinct=frozenset(spec.distinct_counts),
+            margins=spec.margins,
+            spec=spec,
+        )
 
     @property
     def relation(self) -> str:
@@ -82,11 +113,17 @@ class AggregateMart:
 
     @property
     def additive(self) -> tuple[str, ...]:
-        return tuple(c for c in self.counts if c not in DISTINCT_COUNTS)
+        return tuple(c for c in self.counts if c not in self.distinct)
 
 
 def aggregate_marts(con: duckdb.DuckDBPyConnection, schema: str = "main") -> list[AggregateMart]:
-    """Tables with a ``breakdown`` column and suppression flags: the disclosure-controlled marts."""
+    """The disclosure-controlled marts of ``schema``.
+
+    Those the database describes (``main._joinedup_marts``, written by stage_analytics from
+    the marts' dbt meta) as their metadata says; any other table with a ``breakdown``
+    column and suppression flags by its column names.
+    """
+    described = mart_metadata.read_table(con) if schema == "main" else {}
     rows = con.execute(
         """
         select table_name, column_name, data_type
@@ -102,6 +139,15 @@ def aggregate_marts(con: duckdb.DuckDBPyConnection, schema: str = "main") -> lis
     marts = []
     for table, columns in sorted(tables.items()):
         names = [c for c, _t in columns]
+        if table in described:
+            spec = described[table]
+            if tuple(names) != spec.column_names:
+                raise ValueError(
+                    f"{schema}.{table} has columns {names}, but {mart_metadata.TABLE} describes "
+                    f"{list(spec.column_names)}: the file and its description disagree."
+                )
+            marts.append(AggregateMart.from_spec(spec, schema=schema))
+            continue
         counts = tuple(c for c in names if f"{c}{FLAG}" in names)
         if "breakdown" not in names or not counts:
             continue
@@ -185,7 +231,7 @@ def _build_constraints(
         "(group_id varchar, row_id bigint, col varchar, role varchar)"
     )
     additive = mart.additive
-    margins = {margin for margin, _part, _over in COLUMN_MARGINS}
+    margins = {margin for margin, _part, _over in mart.margins}
     summed = [c for c in additive if c not in margins]
     label_dims = set().union(*labels.values()) if labels else set()
     always = [d for d in mart.dimensions if d not in label_dims]
@@ -216,7 +262,7 @@ def _build_constraints(
                 from pairs cross join cols
                 """
             )
-    for n, (margin, part, over) in enumerate(COLUMN_MARGINS, start=1):
+    for n, (margin, part, over) in enumerate(mart.margins, start=1):
         if not {margin, part} <= set(additive) or over not in mart.dimensions:
             continue
         key = ["breakdown", *[d for d in mart.dimensions if d != over]]
@@ -334,9 +380,13 @@ def _audit(
 ) -> tuple[dict[str, frozenset[str]], int, int]:
     """Leave every (row, count) of the mart in temp table _d_iv with its narrowed interval."""
     labels = _labels(con, mart)
+    order = ", ".join([*(quote(c) for c in ("breakdown", *mart.dimensions)), "rowid"])
     con.execute(
+        # Numbered in the order of the cells (breakdown, then dimensions), not the order
+        # the rows happen to be stored in: secondary suppression breaks ties by row_id, and
+        # a parallel build stores the rows in an order that varies from build to build.
         f"create or replace temp table _d_rows as "
-        f"select row_number() over () as row_id, * from {mart.relation}"
+        f"select row_number() over (order by {order}) as row_id, * from {mart.relation}"
     )
     groups = _build_constraints(con, mart, labels)
     _intervals(con, mart, threshold, rounding_base)

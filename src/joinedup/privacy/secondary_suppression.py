@@ -9,10 +9,15 @@ that margin as well, then audits again, until no withheld cell is recovered exac
 Narrowed cells remain (a withheld whole with k non-empty parts is at least k whatever
 is withheld): asking for none (``criterion='narrowed'``) does not converge on the demo.
 
-It runs in Python on ``warehouse.duckdb`` right after ``dbt build`` (and before the
-marts gate and publishing), not in dbt: it is a loop (audit, withhold, audit again) to
-a fixed point, which Jinja SQL cannot express, and it reuses the auditor's own margins
-and interval propagation rather than a second copy of them.
+It runs inside ``dbt build``, so a hand-run build gives the marts as published: the
+commissioner marts' materialization (``macros/materializations/disclosure_controlled.sql``)
+builds the primary-suppressed table, calls :func:`suppress_in_dbt` on it in Python on
+the model's own connection, then gives it the mart's name, and the marts' data tests run
+on the result. Python, because it is a loop (audit, withhold, audit again) to a fixed
+point, which Jinja SQL cannot express, and it reuses the auditor's own margins and
+interval propagation rather than a second copy of them. What goes with each count when
+it is withheld comes from the mart's column meta (:attr:`MartSpec.related`): the rates
+and statistics computed from it and the counts marked ``withheld_with`` it.
 
 A cell withheld here takes exactly the primary rule's form (count null,
 ``<count>_suppressed`` true, its rates and statistics nulled), so nothing tells a
@@ -30,15 +35,15 @@ that way from no published figure at all, which no amount of withholding could s
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import duckdb
 
 from joinedup.privacy.differencing import (
-    COLUMN_MARGINS,
     FLAG,
     MARGIN_SUMS,
     SECONDARY,
@@ -48,36 +53,12 @@ from joinedup.privacy.differencing import (
     recoverable_sql,
 )
 from joinedup.sql import literal, quote
+from joinedup.warehouse.marts import from_node
 
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 40
 _UNBOUNDED = 1 << 40
-
-# What else in a row goes when a count is withheld here: the rates and statistics
-# computed from it (as in the mart's suppress_small_numbers call) and the counts that
-# are never larger than it. Every rate or statistic of an aggregate mart must be listed,
-# or the step refuses to run rather than leave a rate that gives the count back.
-RELATED: dict[str, dict[str, tuple[str, ...]]] = {
-    "mart_pathway_flows": {
-        "transitions": ("pct_of_from_event", "median_days_between", "people"),
-        "from_event_transitions": ("pct_of_from_event",),
-    },
-    "mart_readmissions": {
-        "index_discharges": ("readmission_rate_pct", "emergency_readmissions"),
-        "emergency_readmissions": ("readmission_rate_pct",),
-    },
-    "mart_discharge_to_social_care": {
-        "discharges": ("social_care_rate_pct", "discharges_to_social_care"),
-        "discharges_to_social_care": (
-            "social_care_rate_pct",
-            "within_7_days_pct",
-            "median_days_to_social_care",
-            "discharges_to_social_care_within_7_days",
-        ),
-        "discharges_to_social_care_within_7_days": ("within_7_days_pct",),
-    },
-}
 
 Criterion = Literal["exact", "narrowed"]
 
@@ -98,29 +79,47 @@ def _columns(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> list[tuple[
 def _related(
     con: duckdb.DuckDBPyConnection,
     mart: AggregateMart,
-    related: dict[str, dict[str, tuple[str, ...]]],
-) -> dict[str, tuple[str, ...]]:
-    """What goes with each count of this mart, checked against its columns."""
+    related: Mapping[str, Mapping[str, tuple[str, ...]]],
+) -> Mapping[str, tuple[str, ...]]:
+    """What goes with each count of this mart, checked against its columns.
+
+    From the mart's metadata when dbt describes it; for a table no metadata describes,
+    from ``related`` ({mart: {count: (what goes with it, ...)}}).
+    """
     if not mart.secondary:
         raise SecondarySuppressionError(
             f"{mart.schema}.{mart.name} has no {SECONDARY} column: build it with "
             "macros/suppress_small_numbers.sql, which adds it."
         )
+    columns = [c for c, _t in _columns(con, mart)]
+    if mart.spec is not None:
+        if tuple(columns) != mart.spec.column_names:
+            raise SecondarySuppressionError(
+                f"{mart.schema}.{mart.name} has columns {columns}, but its YAML "
+                f"({mart.spec.where}) describes {list(mart.spec.column_names)}: describe every "
+                "column of the mart, in the order the model selects them."
+            )
+        return mart.spec.related
     mine = related.get(mart.name, {})
     known = set(mart.dimensions) | {"breakdown", SECONDARY}
     known |= {f"{c}{suffix}" for c in mart.counts for suffix in ("", FLAG)}
     covered = {r for values in mine.values() for r in values}
-    unknown = [c for c, _t in _columns(con, mart) if c not in known and c not in covered]
+    unknown = [c for c in columns if c not in known and c not in covered]
     if unknown:
         raise SecondarySuppressionError(
             f"{mart.schema}.{mart.name}: column(s) {', '.join(unknown)} are neither a count, "
-            "a dimension nor listed as derived from a count; add them to RELATED in "
-            "src/joinedup/privacy/secondary_suppression.py so a withheld count takes them with it."
+            "a dimension nor tied to a count, so a withheld count would not take them with "
+            "it. For a dbt mart give each column its meta role (numerator/denominator for a "
+            "rate, of: for a statistic; joinedup.warehouse.marts); for a table dbt does not "
+            "describe, pass related={mart: {count: (column, ...)}} (RELATED: what goes with "
+            "each count)."
         )
     return mine
 
 
-def _closure(count: str, related: dict[str, tuple[str, ...]], counts: Sequence[str]) -> list[str]:
+def _closure(
+    count: str, related: Mapping[str, tuple[str, ...]], counts: Sequence[str]
+) -> list[str]:
     """``count`` and the counts withheld with it, in order, each once."""
     out: list[str] = []
     todo = [count]
@@ -199,7 +198,7 @@ def _choose(
 def _withhold(
     con: duckdb.DuckDBPyConnection,
     mart: AggregateMart,
-    related: dict[str, tuple[str, ...]],
+    related: Mapping[str, tuple[str, ...]],
 ) -> None:
     """Withhold the chosen cells (and what goes with them) in the mart itself."""
     keys = ["breakdown", *mart.dimensions]
@@ -211,7 +210,7 @@ def _withhold(
     roots = [r[0] for r in con.execute("select distinct col from _ss_cells").fetchall()]
     for root in roots:
         # A margin column repeats on every row of its cell (one per part): withhold it on all.
-        over = {o for m, _p, o in COLUMN_MARGINS if m == root}
+        over = {o for m, _p, o in mart.margins if m == root}
         on = " and ".join(
             f"m.{quote(k)} is not distinct from s.{quote(k)}" for k in keys if k not in over
         )
@@ -237,14 +236,15 @@ def suppress_mart(
     rounding_base: int,
     criterion: Criterion = "exact",
     max_rounds: int = MAX_ROUNDS,
-    related: dict[str, dict[str, tuple[str, ...]]] | None = None,
+    related: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
 ) -> dict[str, Any]:
     """Withhold cells of one mart until no withheld cell is recoverable by ``criterion``.
 
     ``criterion`` 'exact': none left with one possible value; 'narrowed': none whose
-    possible values are fewer than 1 to threshold-1. ``related`` defaults to RELATED.
+    possible values are fewer than 1 to threshold-1. What goes with a withheld count
+    comes from the mart's metadata, or for a table dbt does not describe from ``related``.
     """
-    mine = _related(con, mart, RELATED if related is None else related)
+    mine = _related(con, mart, related or {})
     withheld_before = _withheld_cells(con, mart)
     con.execute(f"update {mart.relation} set {quote(SECONDARY)} = true")
     first = None
@@ -279,7 +279,7 @@ def suppress_mart(
             con.execute("drop table if exists _ss_chosen")
     con.execute("drop table if exists _ss_chosen")
     return {
-        "mart": mart.name,
+        "mart": mart.spec.name if mart.spec is not None else mart.name,
         "rounds": rounds,
         "recoverable_before": first or 0,
         "withheld_before": withheld_before,
@@ -299,9 +299,13 @@ def apply_secondary_suppression(
     rounding_base: int,
     schema: str = "marts",
     criterion: Criterion = "exact",
-    related: dict[str, dict[str, tuple[str, ...]]] | None = None,
+    related: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
 ) -> dict[str, Any]:
-    """Secondary suppression of every aggregate mart in ``schema``; a summary per mart."""
+    """Secondary suppression of every aggregate mart in ``schema``; a summary per mart.
+
+    For tables outside dbt (tests, a file made by hand): the dbt build applies it to each
+    commissioner mart as it builds it (:func:`suppress_in_dbt`).
+    """
     started = time.perf_counter()
     marts = [
         suppress_mart(
@@ -321,3 +325,42 @@ def apply_secondary_suppression(
         ", ".join(f"{m['mart']} +{m['secondary_cells']:,} cells" for m in marts) or "no marts",
     )
     return {"criterion": criterion, "seconds": seconds, "marts": marts}
+
+
+def suppress_in_dbt(
+    session: Any, node: Mapping[str, Any], *, schema: str, table: str, summary_table: str
+) -> dict[str, Any]:
+    """Secondary suppression of one commissioner mart while dbt builds it.
+
+    Called by ``macros/materializations/disclosure_controlled.sql`` with the model's
+    connection, its node (columns and meta) and the table holding its primary-suppressed
+    rows (``schema.table``, not yet under the mart's name). The threshold and rounding
+    base are the mart's meta (the vars). Leaves its summary, as JSON, in temp table
+    ``summary_table`` for the materialization to report.
+    """
+    started = time.perf_counter()
+    spec = from_node(node)
+    if spec.suppression_threshold is None or spec.rounding_base is None:
+        raise SecondarySuppressionError(
+            f"{spec.where}: {spec.name} has no meta suppression_threshold and rounding_base "
+            "(dbt_project.yml sets them on models/marts/commissioning from the vars)."
+        )
+    mart = AggregateMart.from_spec(spec, schema=schema, name=table)
+    summary = suppress_mart(
+        session,
+        mart,
+        threshold=spec.suppression_threshold,
+        rounding_base=spec.rounding_base,
+    )
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    log.info(
+        "secondary suppression of %s: %d more cells withheld in %d rounds",
+        spec.name,
+        summary["secondary_cells"],
+        summary["rounds"],
+    )
+    session.execute(
+        f"create or replace temp table {quote(summary_table)} as select ? as summary",
+        [json.dumps(summary)],
+    )
+    return summary

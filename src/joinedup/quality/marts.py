@@ -24,12 +24,10 @@ from typing import Any
 
 import duckdb
 import polars as pl
-import yaml
 
 from joinedup.catalogue import (
     LANDED_PSEUDONYMISED,
     PUBLISHED,
-    REPO_ROOT,
     WAREHOUSE,
     pseudonymised_path,
 )
@@ -48,16 +46,8 @@ from joinedup.quality.rules import (
     not_null,
     unique,
 )
+from joinedup.warehouse.marts import FLAG, MartSpec, project_marts
 
-MART_DIMENSIONS = [
-    "breakdown",
-    "activity_month",
-    "la_code",
-    "practice_code",
-    "age_band",
-    "sex",
-    "imd_quintile",
-]
 MART_BREAKDOWNS = [
     "total",
     "month",
@@ -71,54 +61,32 @@ MART_BREAKDOWNS = [
     "la_code+imd_quintile",
     "month+la_code+age_band+sex+imd_quintile",
 ]
-COMMISSIONER_MARTS_DIR = REPO_ROOT / "models" / "marts" / "commissioning"
 
 
 # --- suites -------------------------------------------------------------------------------------
 
 
-def commissioner_marts(folder: Path = COMMISSIONER_MARTS_DIR) -> dict[str, dict[str, list[str]]]:
-    """Count, rate and dependent-statistic columns of each commissioner mart, from dbt's YAML.
+def commissioner_marts() -> dict[str, MartSpec]:
+    """The commissioner marts as the dbt project describes them (its columns' ``meta``).
 
-    Counts are the columns dbt tests with ``disclosure_safe``; rates end in ``_pct``;
-    dependent statistics are the medians. The one place the marts gate reads mart
-    metadata: its suites and batches follow what this returns.
+    The one place the marts gate reads mart metadata, the same description the dashboard
+    and disclosure control read (joinedup.warehouse.marts): its suites and batches follow
+    what this returns.
     """
-    marts: dict[str, dict[str, list[str]]] = {}
-    for path in sorted(folder.glob("mart_*.yml")):
-        for model in yaml.safe_load(path.read_text()).get("models", []):
-            columns = model.get("columns", [])
-
-            def tested(column: dict, test: str) -> bool:
-                return any(
-                    (t == test) or (isinstance(t, dict) and test in t)
-                    for t in column.get("data_tests", [])
-                )
-
-            marts[model["name"]] = {
-                "counts": [c["name"] for c in columns if tested(c, "disclosure_safe")],
-                "rates": [c["name"] for c in columns if c["name"].endswith("_pct")],
-                "statistics": [c["name"] for c in columns if c["name"].startswith("median_")],
-                "dimensions": [
-                    c["name"]
-                    for c in columns
-                    if c["name"] in MART_DIMENSIONS or c["name"].endswith("_event_type")
-                ],
-            }
-    return marts
+    return project_marts()
 
 
-def _mart_suite(name: str, spec: dict[str, list[str]]) -> Suite:
+def _mart_suite(name: str, spec: MartSpec) -> Suite:
     from great_expectations.expectations.row_conditions import Column as GxColumn
 
     checks = [
         not_empty(why="an empty mart is a broken build, not a quiet month"),
         not_null("breakdown", "every row says which breakdown it belongs to"),
         in_set("breakdown", MART_BREAKDOWNS, CRITICAL, "the commissioner breakdowns"),
-        unique(spec["dimensions"], "one row per cell: a duplicate doubles a figure"),
+        unique(list(spec.identity), "one row per cell: a duplicate doubles a figure"),
     ]
-    for count in spec["counts"]:
-        flag = f"{count}_suppressed"
+    for count in spec.counts:
+        flag = f"{count}{FLAG}"
         checks += [
             expect(
                 "ExpectColumnValuesToNotBeInSet",
@@ -151,7 +119,7 @@ def _mart_suite(name: str, spec: dict[str, list[str]]) -> Suite:
                 row_condition=GxColumn(flag) == False,  # noqa: E712
             ),
         ]
-    for rate in spec["rates"]:
+    for rate in spec.rates:
         checks.append(
             expect(
                 "ExpectColumnValuesToBeBetween",
@@ -162,7 +130,7 @@ def _mart_suite(name: str, spec: dict[str, list[str]]) -> Suite:
                 max_value=100,
             )
         )
-    for statistic in spec["statistics"]:
+    for statistic in spec.statistics:
         checks.append(
             expect(
                 "ExpectColumnValuesToBeBetween",
@@ -178,7 +146,7 @@ def _mart_suite(name: str, spec: dict[str, list[str]]) -> Suite:
         f"{name} in DATA/{WAREHOUSE.path} (schema marts), checked before it is published to "
         f"{PUBLISHED.path}.",
         checks,
-        index_columns=spec["dimensions"],
+        index_columns=list(spec.identity),
     )
 
 

@@ -1,9 +1,10 @@
 """Stages ``build_warehouse`` and ``docs``: run the dbt project, document it.
 
 * :func:`build_warehouse` runs ``dbt build`` (seeds, models, data tests, unit
-  tests) on the pseudonymised tables and ``linked/record_person.parquet``, then
-  secondary suppression on the commissioner marts (joinedup.privacy.secondary_suppression),
-  and writes ``DATA/warehouse.duckdb``;
+  tests) on the pseudonymised tables and ``linked/record_person.parquet`` and writes
+  ``DATA/warehouse.duckdb``. Secondary suppression of the commissioner marts is part of
+  the build (their materialization, ``macros/materializations/disclosure_controlled.sql``),
+  so a hand-run ``dbt build`` gives the same marts;
 * :func:`generate_docs` writes the dbt documentation site to ``DATA/docs/dbt/``.
 
 dbt's own files (``target/``, ``logs/``) go under ``DATA/dbt/``, never into the
@@ -184,8 +185,12 @@ def _failure_message(what: str, result: Any, data_dir: Path) -> str:
         return f"dbt {what} failed: {reason} (log: {log_file})"
     lines = []
     for r in failed:
-        message = (r.message or str(r.status)).strip().splitlines()
-        lines.append(f"  {r.node.resource_type} {r.node.name}: {message[0] if message else ''}")
+        message = [m for m in (r.message or str(r.status)).strip().splitlines() if m.strip()]
+        # Python (secondary suppression in the marts' materialization) fails with a
+        # traceback, whose last line says why.
+        said = message[-1].strip() if message and "Traceback" in r.message else ""
+        said = said or (message[0] if message else "")
+        lines.append(f"  {r.node.resource_type} {r.node.name}: {said}")
     skipped = sum(1 for r in _node_results(result) if str(r.status) == "skipped")
     return (
         f"dbt {what} failed on {len(failed)} node(s)"
@@ -237,7 +242,6 @@ def build_warehouse(
         )
         if not result.success:
             raise WarehouseError(_failure_message("build", result, data_dir))
-        secondary = _secondary_suppression(build_dir / WAREHOUSE_FILE, variables, project_dir)
         if run_id is not None:
             with duckdb.connect(str(build_dir / WAREHOUSE_FILE)) as con:
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
@@ -262,32 +266,32 @@ def build_warehouse(
         "seconds": seconds,
         "nodes": counts,
         "warnings": warnings,
-        "secondary_suppression": secondary,
+        "secondary_suppression": _secondary_suppression(results),
     }
 
 
-def _secondary_suppression(
-    database: Path, variables: dict[str, Any], project_dir: Path
-) -> dict[str, Any]:
-    """Withhold more cells of the commissioner marts until subtraction recovers none.
+def _secondary_suppression(results: list[Any]) -> dict[str, Any]:
+    """What secondary suppression did to each commissioner mart during the build.
 
-    Here, after dbt build and before the marts gate and publishing, rather than in dbt:
-    it audits, withholds and audits again to a fixed point (joinedup.privacy.secondary_suppression).
+    Each mart's materialization (disclosure_controlled) leaves its summary as JSON in the
+    node's adapter response (``code``): rounds, cells recoverable before, cells withheld
+    by the primary rule, and the cells it withheld on top.
     """
-    from joinedup.privacy.rules import rounding_base
-    from joinedup.privacy.secondary_suppression import (
-        SecondarySuppressionError,
-        apply_secondary_suppression,
-    )
+    from joinedup.warehouse.marts import MATERIALIZATION
 
-    base = variables.get("rounding_base") or rounding_base(project_dir)
-    try:
-        with duckdb.connect(str(database)) as con:
-            return apply_secondary_suppression(
-                con, threshold=int(variables["suppression_threshold"]), rounding_base=int(base)
-            )
-    except SecondarySuppressionError as exc:
-        raise WarehouseError(f"secondary suppression failed: {exc}") from None
+    marts = []
+    for r in results:
+        config = getattr(r.node, "config", None)
+        if getattr(config, "materialized", None) != MATERIALIZATION:
+            continue
+        response = getattr(r, "adapter_response", None) or {}
+        marts.append(json.loads(response["code"]))
+    marts.sort(key=lambda m: m["mart"])
+    return {
+        "criterion": "exact",
+        "seconds": round(sum(m.get("seconds", 0) for m in marts), 2),
+        "marts": marts,
+    }
 
 
 def generate_docs(

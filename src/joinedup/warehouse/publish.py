@@ -22,6 +22,7 @@ from joinedup.catalogue import CANDIDATE, PUBLISHED, WAREHOUSE
 from joinedup.provenance import read_stamp, run_stamp, sha256_file, stamp_duckdb
 from joinedup.settings import Settings
 from joinedup.sql import literal, quote
+from joinedup.warehouse import marts as mart_metadata
 from joinedup.warehouse.build import WarehouseError, drop_stale_wal
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,10 @@ def stage_analytics(data_dir: Path, run_id: str | None = None) -> Path:
 
     Only tables of the ``marts`` schema named ``dim_``/``fct_``/``mart_`` are copied, as
     tables in ``main`` (views would point back into the warehouse). A mart with an
-    identifier-like column or token-shaped values stops it. With a ``run_id`` the file
-    gets ``main._joinedup_run``, the run that staged it. The candidate is readable by the
+    identifier-like column or token-shaped values stops it. The commissioner marts'
+    metadata, from the build's dbt manifest, goes with them as ``main._joinedup_marts``
+    (:func:`_describe_marts`). With a ``run_id`` the file gets ``main._joinedup_run``,
+    the run that staged it. The candidate is readable by the
     pipeline's account alone (0400) until :func:`publish_candidate` makes it the published
     file; the previous ``analytics.duckdb`` is not touched.
     """
@@ -161,6 +164,7 @@ def stage_analytics(data_dir: Path, run_id: str | None = None) -> Path:
                             f"is {literal(col_comment)}"
                         )
                 staged.append(table)
+            _describe_marts(con, data_dir, staged)
             con.execute("detach warehouse")
             if run_id is not None:
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
@@ -171,6 +175,68 @@ def stage_analytics(data_dir: Path, run_id: str | None = None) -> Path:
         drop_stale_wal(target)
     log.info("staged %d marts at %s: %s", len(staged), target, ", ".join(staged))
     return target
+
+
+def _describe_marts(con: duckdb.DuckDBPyConnection, data_dir: Path, staged: list[str]) -> None:
+    """Write ``main._joinedup_marts``: what each commissioner mart's columns are, and the rule.
+
+    From the manifest of the build that made the warehouse (``DATA/dbt/target``; for a
+    warehouse without it, copied on its own, the project's, parsed with the build's vars),
+    checked against the tables: every mart it describes is there with the columns it
+    describes, every row through secondary suppression, and no table with suppression
+    flags goes undescribed. The dashboard and the privacy report read the file's own
+    description. Nothing is written when no staged table is a commissioner mart.
+    """
+    from joinedup.warehouse.build import PROJECT_DIR, _dbt_vars
+
+    [(db,)] = con.execute("select current_database()").fetchall()
+    flagged = [
+        t
+        for t in staged
+        if any(c.endswith(mart_metadata.FLAG) for c, _t, _c in _columns(con, db, "main", t))
+    ]
+    if not flagged:
+        return
+    manifest = mart_metadata.manifest_path(data_dir)
+    try:
+        if manifest.exists():
+            marts = mart_metadata.read_manifest(manifest)
+        else:
+            log.warning("%s not found: describing the marts from %s", manifest, PROJECT_DIR)
+            manifest = PROJECT_DIR / "dbt_project.yml"
+            marts = mart_metadata.project_marts(PROJECT_DIR, _dbt_vars(None))
+    except mart_metadata.MartMetadataError as exc:
+        raise WarehouseError(f"the marts' metadata in {manifest}: {exc}") from None
+    for name, spec in marts.items():
+        if name not in staged:
+            raise WarehouseError(
+                f"{manifest} describes {name}, which the warehouse does not hold: was the "
+                "build complete?"
+            )
+        columns = tuple(c for c, _t, _c in _columns(con, db, "main", name))
+        if columns != spec.column_names:
+            raise WarehouseError(
+                f"marts.{name} has columns {list(columns)} but {manifest} describes "
+                f"{list(spec.column_names)}: the manifest is not the warehouse's build."
+            )
+        if spec.secondary:
+            [(unprotected,)] = con.execute(
+                f"select count(*) from main.{quote(name)} "
+                f"where not coalesce({quote(mart_metadata.SECONDARY)}, false)"
+            ).fetchall()
+            if unprotected:
+                raise WarehouseError(
+                    f"marts.{name} has {unprotected:,} row(s) that secondary suppression did "
+                    "not go through: build it with the disclosure_controlled materialization."
+                )
+    undescribed = [t for t in flagged if t not in marts]
+    if undescribed:
+        raise WarehouseError(
+            f"{', '.join(undescribed)} carry suppression flags but the dbt project does not "
+            "describe them as commissioner marts: move them to models/marts/commissioning/ "
+            "and give every column its meta (joinedup.warehouse.marts)."
+        )
+    mart_metadata.write_table(con, marts.values())
 
 
 def publish_candidate(data_dir: Path, *, sha256: str, run_id: str | None = None) -> Path:
