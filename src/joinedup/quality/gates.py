@@ -24,6 +24,7 @@ import pandas as pd
 
 from joinedup.quality import frames, landing, linked, marts, pseudonymised
 from joinedup.quality.batches import GateBatches
+from joinedup.quality.offline_docs import make_offline
 from joinedup.quality.project import docs_dir, open_context
 from joinedup.settings import Settings
 
@@ -253,9 +254,14 @@ def _build_docs(context: Any, identifiers: list[Any] | None) -> Path:
     A full rebuild re-renders every stored result, so its cost grows with each run;
     a gate renders only what it produced.
     """
+    started = time.time_ns()
     sites = context.build_data_docs(resource_identifiers=identifiers or None)
     url = next(iter(sites.values()))
-    return Path(url.removeprefix("file://"))
+    index = Path(url.removeprefix("file://"))
+    # GX's pages load their scripts and styles from CDNs; a secure data environment has
+    # no internet, so they are pointed at local copies.
+    make_offline(index.parent, since_ns=None if identifiers is None else started)
+    return index
 
 
 def build_data_docs(data_dir: Path) -> Path:
