@@ -202,3 +202,36 @@ def test_a_failed_critical_gate_stops_the_run_and_keeps_the_published_marts(
     assert "at task quality_gate_landing" in again.stderr
     assert "QualityGateError" in again.stderr and "landing.volumes" in again.stderr
     assert (copy / "analytics.duckdb").read_bytes() == published
+
+
+def test_every_path_a_run_writes_is_in_a_declared_zone_with_its_mode(finished_run) -> None:
+    """Record-level data, unsuppressed counts and Airflow state are the owner's alone.
+
+    Every path under the data directory lies in a zone of the catalogue; a private zone
+    is a 0700 folder (or a 0600 file) whatever the umask, so nothing inside it can be
+    read by another account; only the publications are readable beyond the owner.
+    """
+    import stat
+
+    from joinedup.catalogue import ZONES
+
+    data_dir, done = finished_run
+    assert done.returncode == 0
+    roots = sorted((z for z in ZONES), key=lambda z: -len(z.path))
+    private = {z.path for z in ZONES if z.private}
+    for zone in ("ledger.csv", "runs", "privacy", "airflow", "dbt", "quality", "warehouse.duckdb"):
+        assert zone in private, zone
+    strays, loose = [], []
+    for path in data_dir.rglob("*"):
+        rel = path.relative_to(data_dir).as_posix()
+        zone = next((z for z in roots if rel == z.path or rel.startswith(z.path + "/")), None)
+        if zone is None:
+            if not rel.startswith("truth"):  # the generator's answer key, beside the data
+                strays.append(rel)
+            continue
+        if zone.private and rel == zone.path:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode != (0o700 if path.is_dir() else 0o600):
+                loose.append(f"{rel} {mode:o}")
+    assert not strays, strays[:20]
+    assert not loose, loose

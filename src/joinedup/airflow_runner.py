@@ -32,6 +32,7 @@ from pathlib import Path
 
 from joinedup.atomic import remove_stale_temporaries
 from joinedup.catalogue import AIRFLOW, DAGS_DIR
+from joinedup.privacy.permissions import make_private_dirs
 
 DAGS_FOLDER = DAGS_DIR
 RUN_LOCK = "run.lock"
@@ -105,7 +106,8 @@ def _output_to(log_file: Path) -> Iterator[None]:
 
 
 def _migrate(env: dict[str, str], log_file: Path) -> None:
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    # XComs, config and logs: owner-only, whatever the umask Airflow writes with.
+    make_private_dirs(Path(env["AIRFLOW_HOME"]), Path(env["AIRFLOW_HOME"]))
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as fh:
         done = subprocess.run(

@@ -36,7 +36,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path; on success it replaces ``target`` in one rename."""
     target = Path(target)
     zone = private_zone(target)
-    if zone is None:
+    if zone is None or zone == target.absolute():
+        # No zone, or a zone that is one file (the ledger): its folder is not the zone's.
         target.parent.mkdir(parents=True, exist_ok=True)
     else:
         make_private_dirs(zone, target.parent)

@@ -72,6 +72,8 @@ LEDGER = Zone(
     "ledger.csv",
     "ingest",
     "row accounting per run and file: received = loaded + quarantined + opted out",
+    # unsuppressed counts per file, source and opt-out reason
+    private=True,
     amended_by=(
         ("opt_outs", "moves the opted-out rows of each file from loaded to opted out"),
         (
@@ -148,6 +150,8 @@ QUALITY = Zone(
     "quality",
     "quality_gate_landing",
     "Great Expectations results, volumes per delivery, and Data Docs",
+    # GX results quote failing values and unsuppressed volumes
+    private=True,
     amended_by=(
         ("quality_gates_inputs", "adds the pseudonymised and linked zones' results"),
         ("quality_gates_marts", "adds the marts' results"),
@@ -159,8 +163,17 @@ WAREHOUSE = Zone(
     "warehouse.duckdb",
     "build_warehouse",
     "the dbt warehouse: staging and intermediate models hold record tokens",
+    # record tokens in staging; unsuppressed person-level facts
+    private=True,
 )
-DBT = Zone("dbt", "dbt", "build_warehouse", "dbt's target and logs of the last build")
+DBT = Zone(
+    "dbt",
+    "dbt",
+    "build_warehouse",
+    "dbt's target and logs of the last build",
+    # dbt's run results and logs quote the warehouse's rows and counts
+    private=True,
+)
 PUBLISHED = Zone(
     "published",
     "analytics.duckdb",
@@ -172,11 +185,25 @@ PRIVACY = Zone(
     "privacy",
     "privacy_report",
     "re-identification risk report and data protection pack (JSON and HTML)",
+    # example classes with k < 5, with their dates
+    private=True,
 )
 DBT_DOCS = Zone("dbt_docs", "docs/dbt", "docs", "dbt docs, self-contained")
-RUNS = Zone("runs", "runs", "finalise", "one summary per run, with its provenance")
+RUNS = Zone(
+    "runs",
+    "runs",
+    "finalise",
+    "one summary per run, with its provenance",
+    # unsuppressed opt-out and row counts per file and reason
+    private=True,
+)
 AIRFLOW = Zone(
-    "airflow", "airflow", "joinedup run", "the local Airflow home of `joinedup run`: SQLite, logs"
+    "airflow",
+    "airflow",
+    "joinedup run",
+    "the local Airflow home of `joinedup run`: SQLite, logs",
+    # XComs (every task's summary), config and logs
+    private=True,
 )
 
 ZONES: tuple[Zone, ...] = (

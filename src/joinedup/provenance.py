@@ -39,6 +39,7 @@ import duckdb
 
 from joinedup import catalogue
 from joinedup.catalogue import REPO_ROOT
+from joinedup.privacy.permissions import make_private_dirs
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,10 @@ def mark_started(data_dir: Path, run_id: str) -> str:
     here, once, so every file of the run names the same one.
     """
     path = run_record_path(data_dir, run_id, ".started")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(catalogue.RUNS.under(data_dir), path.parent)
     record = {"run_id": run_id, "started_at": now(), "code": code_version()}
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return started_at(data_dir, run_id) or record["started_at"]
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -3,7 +3,9 @@
 The account that runs the pipeline (the data engineers) is the only one that may read
 identifiable or record-level data. Its folders are created 0700 and the files in them
 0600, whatever the umask of the process that writes them, so analysts and other local
-users cannot even list them. Analysts get ``analytics.duckdb`` (0444, marts only).
+users cannot even list them. That covers every zone holding record-level data,
+unsuppressed counts or Airflow state (``catalogue.Zone.private``); only the publications
+are readable by others.
 
 A zone is recognised by where it sits in a data directory, the folder that holds
 ``landing/``: ``joinedup.atomic`` asks :func:`private_zone` for every file it writes,
@@ -98,6 +100,11 @@ def secure_data_dir(data_dir: Path) -> list[str]:
         make_private_dirs(data_dir / SPILL, data_dir / SPILL)
     folders = [data_dir / LANDING, *(data_dir / zone for zone in PRIVATE_ZONES)]
     for folder in folders:
+        if folder.is_file():  # a zone that is one file (the ledger, the warehouse)
+            if stat.S_IMODE(folder.stat().st_mode) != PRIVATE_FILE_MODE:
+                _tighten(folder, PRIVATE_FILE_MODE)
+                changed.append(folder.relative_to(data_dir).as_posix())
+            continue
         if not folder.is_dir():
             continue
         info = folder.stat()
@@ -107,5 +114,5 @@ def secure_data_dir(data_dir: Path) -> list[str]:
             _tighten(folder, PRIVATE_DIR_MODE)
             changed.append(folder.relative_to(data_dir).as_posix())
     if changed:
-        log.info("made owner-only (0700): %s", ", ".join(changed))
+        log.info("made owner-only (folders 0700, files 0600): %s", ", ".join(changed))
     return changed

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from joinedup.catalogue import EXPECTATIONS_DIR, QUALITY
+from joinedup.privacy.permissions import make_private_dirs
 
 # An installed package (a Docker image, say) points this at its copy of expectations/.
 EXPECTATIONS_DIR_ENV = "JOINEDUP_EXPECTATIONS_DIR"
@@ -62,7 +63,8 @@ def open_context(data_dir: Path, project: Path | None = None) -> Iterator[Any]:
             f"set {EXPECTATIONS_DIR_ENV} to the project's expectations/ folder."
         )
     target = quality_dir(data_dir)
-    target.mkdir(parents=True, exist_ok=True)
+    # GX results quote failing values: owner-only, whatever the umask GX writes with.
+    make_private_dirs(target, target)
     with _LOCK:
         saved = os.environ.get(QUALITY_DIR_ENV)
         os.environ[QUALITY_DIR_ENV] = str(target)

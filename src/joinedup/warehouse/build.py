@@ -229,6 +229,8 @@ def build_warehouse(
     shutil.rmtree(build_dir, ignore_errors=True)
     # The warehouse holds record tokens (staging, intermediate): data engineers only.
     make_private_dirs(build_dir, build_dir)
+    # dbt's target and logs quote the warehouse's rows and counts.
+    make_private_dirs(DBT.under(data_dir), DBT.under(data_dir))
     variables = _dbt_vars(dbt_vars)
     try:
         result = _invoke(
