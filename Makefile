@@ -63,16 +63,27 @@ dashboard: sync
 	$(UV) run --locked streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) \
 	  --server.headless true -- --data-dir $(DATA)
 
-# Local Airflow UI with joinedup's DAGs (SQLite, LocalExecutor). Local use only: login is off.
-AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DATA))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
+# Local Airflow with joinedup's DAGs (SQLite, LocalExecutor, `airflow standalone`), login on:
+# one user, admin, whose password Airflow generates into the file the console names. The UI
+# and API listen on $(AIRFLOW_BIND) only (set AIRFLOW_BIND=0.0.0.0 to serve other machines).
+# Every task reads the data directory from JOINEDUP_DATA_DIR (absolute), so the runs the
+# scheduler starts from the ingest DAGs' Assets find the same data; DAGs start unpaused.
+AIRFLOW_BIND ?= 127.0.0.1
+AIRFLOW_PORT ?= 8080
+AIRFLOW_HOME_DIR = $(abspath $(DATA))/airflow
+AIRFLOW_ENV = AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+  AIRFLOW__API__HOST=$(AIRFLOW_BIND) AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+  AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False JOINEDUP_DATA_DIR=$(abspath $(DATA)) \
   JOINEDUP_PSEUDONYMISATION_KEY=$${JOINEDUP_PSEUDONYMISATION_KEY:-$(DEMO_KEY)}
 airflow: sync
 	@mkdir -p $(DATA)/airflow
 	@$(AIRFLOW_ENV) $(UV) run --locked airflow db migrate >/dev/null
 	@$(AIRFLOW_ENV) $(UV) run --locked airflow pools set joinedup_duckdb_writer 1 "one DuckDB writer" >/dev/null
-	@echo "Airflow UI: http://localhost:8080 (no login: every local user is admin)."
-	@echo "Trigger joinedup_ingest_* with conf {\"data_dir\": \"$(abspath $(DATA))\"}; link_and_build follows."
+	@echo "Airflow UI and API: http://$(AIRFLOW_BIND):$(AIRFLOW_PORT), login on."
+	@echo "User admin; its password: $(AIRFLOW_HOME_DIR)/simple_auth_manager_passwords.json.generated"
+	@echo "Trigger the five joinedup_ingest_* DAGs with conf {\"data_dir\": \"$(abspath $(DATA))\"};"
+	@echo "the scheduler then runs joinedup_link_and_build, which publishes $(abspath $(DATA))/analytics.duckdb."
 	$(AIRFLOW_ENV) $(UV) run --locked airflow standalone
 
 clean:
