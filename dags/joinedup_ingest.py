@@ -13,7 +13,14 @@ from datetime import timedelta
 from airflow.sdk import Asset, Param, dag, task
 
 from joinedup.ingest.load import SOURCES
-from joinedup.orchestration import DEFAULT_ARGS, START, source_asset_uri
+from joinedup.orchestration import (
+    DATA_DIR_PARAM,
+    DEFAULT_ARGS,
+    PARAMS_DOC,
+    START,
+    UNPAUSED_DOC,
+    source_asset_uri,
+)
 
 DOC = """
 ### Ingest `{source}` extracts
@@ -36,15 +43,16 @@ def _ingest_dag(source: str):
     @dag(
         dag_id=f"joinedup_ingest_{source}",
         description=f"Validate and load the {source} landing extracts",
-        doc_md=DOC.format(source=source),
+        doc_md=DOC.format(source=source) + PARAMS_DOC + UNPAUSED_DOC,
         schedule=None,
         start_date=START,
         catchup=False,
+        is_paused_upon_creation=False,  # why: UNPAUSED_DOC, in the DAG's docs
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
         tags=["joinedup", "ingest", source],
         params={
-            "data_dir": Param("data", type="string", description="the data directory"),
+            "data_dir": Param("", type="string", description=DATA_DIR_PARAM),
             "run_id": Param("", type="string", description="run id; blank: this DAG run's id"),
         },
     )
@@ -54,11 +62,19 @@ def _ingest_dag(source: str):
             execution_timeout=timedelta(minutes=30),
         )
         def ingest(params=None, run_id=None, outlet_events=None) -> dict:
+            """Checks the data directory (JOINEDUP_DATA_DIR, or data_dir inside it), then
+            validates and loads the source's files."""
             from joinedup import pipeline
+            from joinedup.orchestration import data_dir_for
 
             rid = params["run_id"] or run_id
-            summary = pipeline.ingest(params["data_dir"], source, rid)
-            outlet_events[Asset(source_asset_uri(source))].extra = {"run_id": rid}
+            data_dir = str(data_dir_for(params["data_dir"]))
+            summary = pipeline.ingest(data_dir, source, rid)
+            # The link-and-build run these events start works in the same place, same id.
+            outlet_events[Asset(source_asset_uri(source))].extra = {
+                "run_id": rid,
+                "data_dir": data_dir,
+            }
             return summary
 
         ingest()

@@ -13,9 +13,12 @@ from airflow.sdk import Asset, Param, dag, task
 
 from joinedup.ingest.load import SOURCES
 from joinedup.orchestration import (
+    DATA_DIR_PARAM,
     DEFAULT_ARGS,
     DUCKDB_POOL,
+    PARAMS_DOC,
     START,
+    UNPAUSED_DOC,
     run_id_from,
     source_asset_uri,
     task_list,
@@ -45,25 +48,38 @@ what to do about it.
     schedule=[Asset(source_asset_uri(s)) for s in SOURCES],
     start_date=START,
     catchup=False,
+    is_paused_upon_creation=False,  # why: UNPAUSED_DOC, in the DAG's docs
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["joinedup", "linkage"],
     params={
-        "data_dir": Param("data", type="string", description="the data directory"),
+        "data_dir": Param("", type="string", description=DATA_DIR_PARAM),
         "run_id": Param("", type="string", description="run id; blank: from the ingest runs"),
-        "trained_model": Param("", type="string", description="reuse a trained Splink model"),
+        "trained_model": Param(
+            "",
+            type="string",
+            description="reuse a model a run wrote: a file in DATA/linked/ whose SHA-256 a run "
+            "record under DATA/runs/ lists; blank: train",
+        ),
     },
 )
 def joinedup_link_and_build():
     @task
     def resolve_run(params=None, run_id=None, triggering_asset_events=None) -> dict:
-        """The run id (from the ingest runs); the key is set and landing data exists."""
+        """Checks the run before any work: the data directory (JOINEDUP_DATA_DIR, or the
+        one the ingest runs used inside it), a trained_model the pipeline wrote, the key
+        and landing data; takes the run id from the ingest runs."""
 
         from joinedup import pipeline
+        from joinedup.linkage.model import check_trained_model
+        from joinedup.orchestration import data_dir_for
 
+        data_dir = data_dir_for(params["data_dir"], triggering_asset_events)
+        model = params["trained_model"]
+        model = str(check_trained_model(data_dir, model)) if model else ""
         rid = run_id_from(params["run_id"], triggering_asset_events, run_id)
-        pipeline.check_ready(params["data_dir"])
-        return {"data_dir": params["data_dir"], "run_id": rid}
+        pipeline.check_ready(data_dir)
+        return {"data_dir": str(data_dir), "run_id": rid, "trained_model": model}
 
     @task(pool=DUCKDB_POOL)
     def ensure_ingested(run: dict) -> dict:
@@ -90,13 +106,17 @@ def joinedup_link_and_build():
         return pipeline.pseudonymise_stage(run["data_dir"], run["run_id"])
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=2))
-    def link(run: dict, _pseudonymised: dict, params=None) -> dict:
+    def link(run: dict, _pseudonymised: dict) -> dict:
         """Splink links records into stable persons and finds opted-out people's records that
         carry no NHS number (left out of record_person)."""
 
         from joinedup import pipeline
+        from joinedup.linkage.model import check_trained_model
 
-        return pipeline.link_stage(run["data_dir"], run["run_id"], params["trained_model"] or None)
+        model = run.get("trained_model") or None
+        if model:  # checked again: the file could have changed since resolve_run
+            model = str(check_trained_model(run["data_dir"], model))
+        return pipeline.link_stage(run["data_dir"], run["run_id"], model)
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
     def remove_linked_opt_outs(run: dict, _linked: dict) -> dict:
@@ -232,4 +252,4 @@ def joinedup_link_and_build():
 
 
 dag = joinedup_link_and_build()
-dag.doc_md = DOC.format(tasks=task_list(dag))
+dag.doc_md = DOC.format(tasks=task_list(dag)) + PARAMS_DOC + UNPAUSED_DOC

@@ -4,7 +4,9 @@ The CLI does not know the pipeline's order: it runs the DAGs in ``dags/``,
 first those with no schedule (the per-source ingest DAGs), then those
 scheduled on the Assets the first ones update, each with the same conf.
 Airflow's own output goes to ``DATA/airflow/logs/run-<id>.log``; the terminal
-shows one line per DAG.
+shows each task as it starts and ends, with its elapsed time, a line every
+``PROGRESS_EVERY`` seconds while a task runs (with the latest thing the pipeline
+logged), and one line per DAG.
 
 A run may be killed at any point (SIGKILL, power loss). Every output is written
 to a temporary name and renamed, so what a killed run leaves behind is: DAG runs
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +40,8 @@ from joinedup.privacy.permissions import make_private_dirs
 
 DAGS_FOLDER = DAGS_DIR
 RUN_LOCK = "run.lock"
+# A task running longer than this shows a progress line this often.
+PROGRESS_EVERY = 15.0
 
 
 # A run id names the run's log and summary files: nothing that could leave their folders.
@@ -79,23 +85,46 @@ def airflow_env(data_dir: Path) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # Every task reads its data directory from here (joinedup.orchestration).
+        "JOINEDUP_DATA_DIR": str(Path(data_dir).resolve()),
         # An interactive run stops at the first failure instead of waiting out retries.
         "JOINEDUP_TASK_RETRIES": "0",
     }
 
 
+def _writes_to_fd_1() -> bool:
+    try:
+        return sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # replaced by a test runner's capture
+        return False
+
+
 @contextlib.contextmanager
-def _output_to(log_file: Path) -> Iterator[None]:
-    """Send everything written to stdout/stderr (including by C code) to ``log_file``."""
+def _output_to(
+    log_file: Path, progress: Callable[[str], None] = print
+) -> Iterator[Callable[[str], None]]:
+    """Send everything written to stdout/stderr (including by C code) to ``log_file``.
+
+    Yields how to still reach the terminal meanwhile: ``progress`` itself when stdout is
+    not file descriptor 1 (a test runner's capture), else a write to the saved terminal.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    to_terminal = _writes_to_fd_1()
     saved = os.dup(1), os.dup(2)
+
+    def terminal(message: str) -> None:
+        if to_terminal:
+            os.write(saved[0], (message + "\n").encode("utf-8", "replace"))
+        else:
+            progress(message)
+
     with log_file.open("ab") as fh:
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         try:
-            yield
+            yield terminal
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -204,6 +233,122 @@ def remove_leftover_temporaries(data_dir: Path) -> list[Path]:
     return removed
 
 
+def _elapsed(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+class _LastMessage(logging.Handler):
+    """Keeps the latest INFO message the pipeline logged: what a long task is doing now."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.message = " ".join(record.getMessage().split())[:120]
+
+
+class TaskProgress:
+    """Airflow task listener for ``dag.test()``: a line per task start and end, and while a
+    task runs, a line every ``every`` seconds with its elapsed time and latest log message.
+
+    Registered once per process with Airflow's listener manager; ``emit`` is swapped per
+    DAG run. The ticker is a thread because ``dag.test()`` runs each task in this one.
+    """
+
+    def __init__(self) -> None:
+        self.emit: Callable[[str], None] | None = None
+        self.every = PROGRESS_EVERY
+        self.last = _LastMessage()
+        self._lock = threading.Lock()
+        self._running: dict[str, float] = {}  # task id: when it started
+        self._shown: dict[str, float] = {}  # task id: when its last line was shown
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _say(self, line: str) -> None:
+        emit = self.emit
+        if emit is not None:
+            with self._lock:
+                emit(line)
+
+    @contextlib.contextmanager
+    def reporting(self, emit: Callable[[str], None], every: float) -> Iterator[None]:
+        self.emit, self.every = emit, every
+        self._running.clear()
+        self._shown.clear()
+        self._wake.clear()
+        pipeline_log = logging.getLogger("joinedup")
+        pipeline_log.addHandler(self.last)
+        # The handler sees INFO only if the logger passes it on; restored afterwards.
+        level = pipeline_log.level
+        if pipeline_log.getEffectiveLevel() > logging.INFO:
+            pipeline_log.setLevel(logging.INFO)
+        self._thread = threading.Thread(target=self._tick, name="joinedup-progress", daemon=True)
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._wake.set()
+            self._thread.join()
+            pipeline_log.removeHandler(self.last)
+            pipeline_log.setLevel(level)
+            self.emit = None
+
+    def _tick(self) -> None:
+        while not self._wake.wait(min(self.every, 1.0)):
+            now = time.perf_counter()
+            for task_id, since in list(self._running.items()):
+                if now - self._shown.get(task_id, since) >= self.every:
+                    self._shown[task_id] = now
+                    doing = f"  ({self.last.message})" if self.last.message else ""
+                    self._say(f"    {task_id:<26} running  {_elapsed(now - since):>7}{doing}")
+
+    def _end(self, task_id: str, word: str) -> None:
+        since = self._running.pop(task_id, None)
+        took = _elapsed(time.perf_counter() - since) if since is not None else "?"
+        self._say(f"    {task_id:<26} {word:<8} {took:>7}")
+
+    # Airflow's task instance listener hooks (airflow.sdk listener spec).
+    def on_task_instance_running(self, previous_state, task_instance) -> None:
+        self.last.message = ""
+        self._running[task_instance.task_id] = time.perf_counter()
+        self._say(f"    {task_instance.task_id:<26} started")
+
+    def on_task_instance_success(self, previous_state, task_instance) -> None:
+        self._end(task_instance.task_id, "done")
+
+    def on_task_instance_failed(self, previous_state, task_instance, error) -> None:
+        self._end(task_instance.task_id, "failed")
+
+    def on_task_instance_skipped(self, previous_state, task_instance) -> None:
+        self._end(task_instance.task_id, "skipped")
+
+
+_PROGRESS: TaskProgress | None = None
+
+
+def task_progress() -> TaskProgress:
+    """This process's TaskProgress, registered with Airflow's listener manager once."""
+    global _PROGRESS
+    if _PROGRESS is None:
+        from airflow.listeners import hookimpl
+        from airflow.sdk.listener import get_listener_manager
+
+        progress = TaskProgress()
+        for name in (
+            "on_task_instance_running",
+            "on_task_instance_success",
+            "on_task_instance_failed",
+            "on_task_instance_skipped",
+        ):
+            hookimpl(getattr(TaskProgress, name))
+        get_listener_manager().add_listener(progress)
+        _PROGRESS = progress
+    return _PROGRESS
+
+
 def _is_asset_scheduled(dag) -> bool:
     return type(dag.timetable).__name__ == "AssetTriggeredTimetable"
 
@@ -213,12 +358,17 @@ def run_dags(
     conf: dict[str, str],
     log_file: Path,
     progress: Callable[[str], None] = print,
+    progress_every: float = PROGRESS_EVERY,
 ) -> list[DagResult]:
-    """Run every joinedup DAG once, ingest DAGs first, stopping at the first failure."""
+    """Run every joinedup DAG once, ingest DAGs first, stopping at the first failure.
+
+    The tasks read ``data_dir`` from JOINEDUP_DATA_DIR, set here as a scheduler's
+    environment would set it. ``progress`` gets each line for the terminal.
+    """
     if conf.get("run_id"):  # blank: the DAG runs take their own ids
         check_run_id(conf["run_id"])  # before the lock, the log or Airflow's home is made
     with _run_lock(data_dir):
-        return _run_dags(data_dir, conf, log_file, progress)
+        return _run_dags(data_dir, conf, log_file, progress, progress_every)
 
 
 def _run_dags(
@@ -226,6 +376,7 @@ def _run_dags(
     conf: dict[str, str],
     log_file: Path,
     progress: Callable[[str], None],
+    progress_every: float,
 ) -> list[DagResult]:
     env = airflow_env(data_dir)
     os.environ.update(env)
@@ -257,9 +408,14 @@ def _run_dags(
     if closed:
         progress(f"  marked failed {len(closed)} DAG run(s) an interrupted run left running")
     progress(f"  ready in {time.perf_counter() - t0:.0f}s; {len(ordered)} DAGs to run")
+    reporter = task_progress()
     for dag in ordered:
         started = time.perf_counter()
-        with _output_to(log_file):
+        progress(f"  {dag.dag_id}")
+        with (
+            _output_to(log_file, progress) as terminal,
+            reporter.reporting(terminal, progress_every),
+        ):
             dag_run = dag.test(run_conf=conf)
         failed = tuple(ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed")
         result = DagResult(dag.dag_id, str(dag_run.state), time.perf_counter() - started, failed)

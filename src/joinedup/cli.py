@@ -99,7 +99,11 @@ def run(
     ] = 10_000,
     run_id: Annotated[str, typer.Option(help="run id (default: run-<UTC timestamp>)")] = "",
     linkage_model: Annotated[
-        Path | None, typer.Option(help="reuse a trained Splink model JSON instead of training")
+        Path | None,
+        typer.Option(
+            help="reuse a trained Splink model instead of training: a model.json an earlier "
+            "run wrote in DATA/linked/ (its SHA-256 in a record under DATA/runs/)"
+        ),
     ] = None,
     linkage_backend: Annotated[
         Literal["duckdb", "spark"] | None,
@@ -125,6 +129,14 @@ def run(
         Settings().key()
     except MissingKeyError as exc:
         fail(str(exc))
+    if linkage_model:
+        from joinedup.linkage.model import UntrustedModelError, check_trained_model
+
+        # Refused here, not at link_and_build's first task after every source was ingested.
+        try:
+            check_trained_model(data_dir, linkage_model.resolve())
+        except UntrustedModelError as exc:
+            fail(str(exc))
     if linkage_backend:
         # The DAG's tasks read their settings from the environment of this process.
         os.environ["JOINEDUP_LINKAGE_BACKEND"] = linkage_backend
@@ -144,7 +156,8 @@ def run(
             generate(data_dir, demo_people, seed=42)
         except SynthError as exc:
             fail(str(exc))
-    conf = {"data_dir": str(data_dir), "run_id": run_id}
+    # The DAGs read the data directory from JOINEDUP_DATA_DIR, which run_dags sets.
+    conf = {"run_id": run_id}
     if linkage_model:
         conf["trained_model"] = str(linkage_model.resolve())
     log_file = AIRFLOW.under(data_dir) / "logs" / f"{run_id}.log"

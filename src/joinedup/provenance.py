@@ -304,3 +304,18 @@ def trace(data_dir: Path, path: Path) -> list[dict[str, Any]]:
                         }
                     )
     return sorted(found, key=lambda f: (f["finished_at"] or "", f["run_id"] or ""))
+
+
+def runs_that_wrote(data_dir: Path, sha256: str) -> list[str]:
+    """Run ids whose record lists content ``sha256`` as their linkage model or an output."""
+    found = []
+    for record in sorted((Path(data_dir) / RUNS).glob("*.json")):
+        try:
+            prov = json.loads(record.read_text(encoding="utf-8")).get("provenance") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        model = (prov.get("linkage") or {}).get("model") or {}
+        written = [model.get("sha256")] + [e.get("sha256") for e in prov.get("outputs", [])]
+        if sha256 in written:
+            found.append(str(prov.get("run_id")))
+    return found

@@ -23,6 +23,13 @@ class MissingKeyError(RuntimeError):
     """No pseudonymisation key was configured."""
 
 
+class RunConfigError(ValueError):
+    """A DAG run was given (or deployed with) a data directory it may not use.
+
+    Here, not in joinedup.orchestration, which tests reload (that would make a second class).
+    """
+
+
 def read_key_file(path: Path) -> str:
     """The key held in ``path``, refused unless it is a regular file only its owner can read."""
     where = f"JOINEDUP_PSEUDONYMISATION_KEY_FILE {path}"
@@ -55,7 +62,12 @@ class Settings(BaseSettings):
     )
 
     # The default of every CLI command's data directory option, as of dbt's and the dashboard's.
-    data_dir: Path = Field(Path("data"), description="root of landing/ and every output")
+    # The DAGs' tasks accept only an absolute one, set (joinedup.orchestration.deployed_data_dir).
+    data_dir: Path = Field(
+        Path("data"),
+        description="root of landing/ and every output; for Airflow, an absolute path set in "
+        "every Airflow process's environment",
+    )
     pseudonymisation_key: SecretStr | None = Field(
         None, description="secret for keyed tokens and encodings; never logged"
     )

@@ -134,6 +134,9 @@ def test_dags_are_documented_tagged_and_take_a_data_dir(dagbag) -> None:
         assert "joinedup" in dag.tags
         assert "data_dir" in dag.params
         assert dag.max_active_runs == 1
+        # Run only when triggered or by their Assets: paused, they would wait unnoticed.
+        assert dag.is_paused_upon_creation is False, dag.dag_id
+        assert "Not paused at creation" in dag.doc_md and "JOINEDUP_DATA_DIR" in dag.doc_md
         for t in dag.tasks:
             assert t.execution_timeout is not None, (dag.dag_id, t.task_id)
 

@@ -34,6 +34,7 @@ class DuckDBBackend:
                 "preserve_insertion_order": False,
             }
         )
+        self.locked = False
 
     def load_records(self) -> dict[str, int]:
         return load_records(self.con, self.data_dir)
@@ -41,7 +42,22 @@ class DuckDBBackend:
     def load_opted_out(self) -> int:
         return load_opted_out(self.con, self.data_dir)
 
+    def lock_down(self) -> None:
+        """No file, network or extension access and no setting changes from here on.
+
+        A model's comparison conditions are SQL that Splink runs on this connection; once
+        the inputs are loaded nothing it runs needs the file system (spilling to the temp
+        directory is DuckDB's own and still works), so a crafted condition cannot read a
+        file such as /proc/self/environ into a result or an error message, nor undo this.
+        """
+        if not self.locked:
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+            self.locked = True
+
     def linker(self, tables: dict[str, str], settings: dict[str, Any]) -> Linker:
+        # Every input is loaded before the first Linker: the model's SQL runs locked down.
+        self.lock_down()
         db = DuckDBAPI(self.con)
         inputs = [db.register(table, dataset_display_name=name) for table, name in tables.items()]
         return Linker(inputs, copy.deepcopy(settings), log_level=logging.WARNING)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from joinedup.catalogue import LINKAGE_MODEL_DIR
+from joinedup.catalogue import LINKAGE_MODEL_DIR, LINKED, RUNS
 
 # The repository's linkage/ folder (the package is installed from the repository).
 DEFAULT_MODEL_DIR = LINKAGE_MODEL_DIR
@@ -36,6 +36,40 @@ class LinkageModel:
         """SHA-256 of the model definition, recorded with every run's provenance."""
         canonical = json.dumps([self.settings, self.training], sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class UntrustedModelError(ValueError):
+    """A trained model file the pipeline did not write (or that changed since it did)."""
+
+
+def check_trained_model(data_dir: Path, value: str | Path) -> Path:
+    """``value`` as a model file a run of this data directory wrote, else UntrustedModelError.
+
+    A model's conditions are SQL that linkage executes, so only a file this pipeline
+    wrote is accepted: it must lie in ``DATA/linked/`` (after following links; a relative
+    path is taken from the data directory) and its SHA-256 must be in a run record under
+    ``DATA/runs/`` (see joinedup.provenance). Any other file is refused before linkage.
+    """
+    from joinedup.provenance import runs_that_wrote, sha256_file
+
+    linked = LINKED.under(Path(data_dir)).resolve()
+    path = (Path(data_dir) / value).resolve()
+    if not path.is_relative_to(linked):
+        raise UntrustedModelError(
+            f"trained model {str(value)!r} is not in {linked}: only a model a run of this "
+            f"data directory wrote there (e.g. {linked / 'model.json'}) can be reused"
+        )
+    if not path.is_file():
+        raise UntrustedModelError(f"trained model {path} does not exist (or is not a file)")
+    digest = sha256_file(path)
+    if not runs_that_wrote(data_dir, digest):
+        raise UntrustedModelError(
+            f"trained model {path} (SHA-256 {digest[:12]}...) is in no run record under "
+            f"{RUNS.under(Path(data_dir))}: it was changed after its run or not written by "
+            "this pipeline; use a model.json a finished run wrote, or train a new one "
+            "(leave trained_model blank)"
+        )
+    return path
 
 
 def _read(path: Path) -> dict[str, Any]:
