@@ -2,10 +2,11 @@
 
     streamlit run dashboard/app.py [-- --data-dir DATA]     (or: make dashboard)
 
-Reads only ``DATA/analytics.duckdb`` (opened read-only: the suppressed aggregate marts)
-plus the aggregate coverage figures of ``DATA/ledger.csv`` and
-``DATA/linked/summary.json``. The data directory comes from ``--data-dir``, else
-``JOINEDUP_DATA_DIR``, else ``./data``.
+Reads only ``DATA/commissioning/commissioning.duckdb`` (opened read-only: the suppressed
+aggregate marts, no person-level table) plus, where they are there, the aggregate
+coverage figures of ``DATA/ledger.csv`` and ``DATA/linked/summary.json``: without them
+(a deployment that mounts the commissioning folder alone) the coverage page says so.
+The data directory comes from ``--data-dir``, else ``JOINEDUP_DATA_DIR``, else ``./data``.
 """
 
 from __future__ import annotations

@@ -39,11 +39,12 @@ import polars as pl
 import streamlit as st
 
 from dashboard.disclosure import Z_95, Rule, wilson_interval
-from joinedup.catalogue import PUBLISHED
+from joinedup.catalogue import COMMISSIONING
 from joinedup.warehouse import marts as mart_metadata
 from joinedup.warehouse.marts import MartSpec
 
-ANALYTICS = PUBLISHED.path
+# The commissioners' file alone: aggregates, no person-level table (joinedup.warehouse.publish).
+COMMISSIONING_FILE = COMMISSIONING.path
 RUN_TABLE = "_joinedup_run"  # which run published the file (joinedup.provenance)
 DIMENSIONS = ("activity_month", "la_code", "practice_code", "age_band", "sex", "imd_quintile")
 UNKNOWN = "Not known"
@@ -102,11 +103,13 @@ def __getattr__(name: str) -> Any:
 
 
 class DashboardDataError(RuntimeError):
-    """The analytics file is missing or is not what the dashboard expects."""
+    """The commissioning file is missing or is not what the dashboard expects."""
 
 
-def analytics_path(data_dir: Path) -> Path:
-    return Path(data_dir) / ANALYTICS
+def commissioning_path(data_dir: Path) -> Path:
+    """``commissioning/commissioning.duckdb`` under ``data_dir``: all the dashboard reads of
+    the marts (a deployment mounts that folder alone, read-only)."""
+    return Path(data_dir) / COMMISSIONING_FILE
 
 
 def connect(path: Path | str) -> duckdb.DuckDBPyConnection:
@@ -203,8 +206,8 @@ def _version(path: Path) -> int:
 
 
 def catalogue(data_dir: Path) -> Catalogue:
-    """The catalogue of the analytics file under ``data_dir`` (cached per file version)."""
-    path = analytics_path(data_dir)
+    """The catalogue of the commissioning file under ``data_dir`` (cached per file version)."""
+    path = commissioning_path(data_dir)
     if not path.exists():
         raise DashboardDataError(f"{path} not found")
     return _catalogue(str(path), _version(path))
@@ -283,7 +286,7 @@ def _read_catalogue(path: str) -> Catalogue:
 
 def load_slice(data_dir: Path, mart_key: str, breakdown: str) -> pl.DataFrame:
     """All published rows of one breakdown of one mart (cached per file version)."""
-    path = analytics_path(data_dir)
+    path = commissioning_path(data_dir)
     table = catalogue(data_dir).mart(mart_key).table  # named by the file, never user input
     return _load_slice(str(path), _version(path), table, breakdown)
 
@@ -296,8 +299,9 @@ def _load_slice(path: str, version: int, table: str, breakdown: str) -> pl.DataF
 
 
 def published_run(data_dir: Path) -> dict[str, Any] | None:
-    """The run that published the analytics file: its ``_joinedup_run`` row, None if unstamped."""
-    path = analytics_path(data_dir)
+    """The run that published the commissioning file: its ``_joinedup_run`` row, None if
+    unstamped."""
+    path = commissioning_path(data_dir)
     if not path.exists():
         return None
     return _published_run(str(path), _version(path))

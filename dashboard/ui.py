@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from dashboard.data import UNKNOWN, Catalogue, Filters, Plan, analytics_path
+from dashboard.data import UNKNOWN, Catalogue, Filters, Plan, commissioning_path
 from dashboard.disclosure import PARTIAL_MARK, rounding_base, suppressed_label, threshold
 
 ALL = "All"
@@ -181,9 +181,9 @@ def missing_page(data_dir: Path, reason: str) -> None:
     st.title("Commissioners' pathway dashboard")
     st.info(
         f"""
-**No analytics database to show yet.**
+**No commissioning database to show yet.**
 
-The dashboard reads `{analytics_path(data_dir).resolve()}`, the read-only file of
+The dashboard reads `{commissioning_path(data_dir).resolve()}`, the read-only file of
 suppressed aggregate marts that the pipeline publishes ({reason}).
 
 To create it, run the pipeline first, from the repository root:

@@ -3,10 +3,14 @@
 * identifiable and record-level zones are owner-only (folders 0700, files 0600) whatever
   the umask of the process that writes them;
 * a key file that other users can read, or that is not a regular file, is refused;
-* the dashboard opens analytics.duckdb, read-only, and nothing else: a write through its
-  connection fails, and a folder holding only that file answers every question;
-* publishing can go to a folder of its own (JOINEDUP_PUBLISHED_DIR), which is what the
-  Docker deployment mounts into the dashboard.
+* two publications, each for its audience (issue 24, point 1): commissioning.duckdb holds
+  aggregates only, for everyone (0444); analytics.duckdb the person-level marts, readable
+  by the JOINEDUP_ANALYSTS_GROUP (0440) or else by the pipeline's account alone (0400),
+  never by others;
+* the dashboard opens commissioning.duckdb, read-only, and nothing else: a write through
+  its connection fails, and a folder holding only that file answers every question;
+* publishing can go to a folder of its own (JOINEDUP_PUBLISHED_DIR), whose commissioning/
+  folder is what the Docker deployment mounts into the dashboard.
 
 The logs of a full run are scanned for identifiers and the key in test_pipeline_run.py
 (it shares that module's run); the compose file is checked in test_docker_files.py.
@@ -29,7 +33,7 @@ from ingest_fixtures import run_all, write_landing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the dashboard package
 
 from dashboard import data as dashboard_data
-from joinedup import pipeline, warehouse
+from joinedup import catalogue, pipeline, warehouse
 from joinedup.atomic import write_text
 from joinedup.privacy import permissions
 from joinedup.settings import DEMO_KEY, MissingKeyError, Settings
@@ -134,7 +138,8 @@ def test_a_zone_is_recognised_only_inside_a_data_directory(tmp_path: Path) -> No
     assert permissions.private_zone(validated) == tmp_path / "data" / "landing" / "_validated"
     # Landing deliveries and the published marts are not zones the pipeline owns.
     assert permissions.private_zone(tmp_path / "data" / "landing" / "gp" / "x.csv") is None
-    assert permissions.private_zone(tmp_path / "data" / "analytics.duckdb") is None
+    assert permissions.private_zone(tmp_path / "data" / catalogue.PUBLISHED.path) is None
+    assert permissions.private_zone(tmp_path / "data" / catalogue.COMMISSIONING.path) is None
 
 
 # --- the key file ----------------------------------------------------------------------------
@@ -204,10 +209,100 @@ def test_joinedup_run_refuses_a_readable_key_file_without_a_traceback(tmp_path: 
 # --- what analysts and the dashboard get ----------------------------------------------------
 
 
+def _tables(path: Path) -> dict[str, set[str]]:
+    """Table -> its columns, in the main schema of a published file."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "select table_name, column_name from duckdb_columns() "
+            "where database_name = current_database() and schema_name = 'main' and not internal"
+        ).fetchall()
+    out: dict[str, set[str]] = {}
+    for table, column in rows:
+        out.setdefault(table, set()).add(column)
+    return out
+
+
+@pytest.mark.slow  # the session's published population: a minute to build
+def test_each_publication_holds_what_its_audience_may_read(published_population: Path) -> None:
+    d = published_population
+    commissioning = warehouse.commissioning_path(d)
+    analytics = warehouse.analytics_path(d)
+    assert commissioning == (d / catalogue.COMMISSIONING.path).resolve()
+    # Aggregates only for everyone: no person_id, no dim_/fct_ table, nothing but the
+    # marts, their description and the run stamp.
+    tables = _tables(commissioning)
+    assert set(MARTS) <= set(tables)
+    assert {t for t in tables if not t.startswith("mart_")} == {"_joinedup_marts", "_joinedup_run"}
+    assert not [t for t, columns in tables.items() if "person_id" in columns]
+    assert mode(commissioning) == 0o444
+    # The person-level marts for analysts alone: never readable by others.
+    tables = _tables(analytics)
+    assert {"dim_person", "fct_hospital_spells", "fct_care_events"} <= set(tables)
+    assert not [t for t in tables if t.startswith("mart_") or t == "_joinedup_marts"]
+    assert mode(analytics) == 0o400  # no JOINEDUP_ANALYSTS_GROUP in the tests' environment
+    assert not mode(analytics) & (stat.S_IROTH | stat.S_IWOTH)
+    # Coarsened by default: the month of death, not the date.
+    assert "date_of_death" not in tables["dim_person"] and "death_month" in tables["dim_person"]
+    with duckdb.connect(str(analytics), read_only=True) as con:
+        months = con.execute(
+            "select count(*), count(*) filter (where regexp_full_match(death_month, "
+            "'[0-9]{4}-[0-9]{2}')) from dim_person where is_deceased"
+        ).fetchall()[0]
+    assert months[0] > 0 and months[0] == months[1]
+
+
+@pytest.mark.slow  # the session's published population: a minute to build
+def test_analytics_is_readable_by_the_analysts_group_and_not_by_others(
+    published_population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import grp
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(published_population, data_dir, symlinks=True)
+    # The current user's primary group: the one group a test may give a file to.
+    gid = os.getgid()
+    for group in (grp.getgrgid(gid).gr_name, str(gid)):  # by name and by number
+        monkeypatch.setenv("JOINEDUP_ANALYSTS_GROUP", group)
+        published = warehouse.publish_analytics(data_dir, "run-2")
+        analytics = published["analytics"]
+        assert mode(analytics) == 0o440, group
+        assert analytics.stat().st_gid == gid
+        assert mode(published["commissioning"]) == 0o444
+
+    # A group that does not exist is refused before anything is staged or published.
+    before = analytics.read_bytes()
+    monkeypatch.setenv("JOINEDUP_ANALYSTS_GROUP", "no-such-group-joinedup")
+    with pytest.raises(warehouse.WarehouseError, match=r"no-such-group-joinedup.*no such group"):
+        warehouse.publish_analytics(data_dir, "run-3")
+    assert analytics.read_bytes() == before and mode(analytics) == 0o440
+    assert not any(p.exists() for p in warehouse.candidate_paths(data_dir).values())
+
+    monkeypatch.delenv("JOINEDUP_ANALYSTS_GROUP")
+    assert mode(warehouse.publish_analytics(data_dir, "run-3")["analytics"]) == 0o400
+
+
+@pytest.mark.slow  # the session's published population: a minute to build
+def test_a_person_level_mart_named_as_a_commissioner_mart_is_not_published(
+    published_population: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(published_population, data_dir, symlinks=True)
+    before = {p: path.read_bytes() for p, path in warehouse.publication_paths(data_dir).items()}
+    warehouse_file = data_dir / catalogue.WAREHOUSE.path
+    warehouse_file.chmod(0o600)
+    with duckdb.connect(str(warehouse_file)) as con:
+        con.execute("create table marts.mart_people as select person_id from marts.dim_person")
+    with pytest.raises(warehouse.WarehouseError, match="mart_people has a person_id column"):
+        warehouse.publish_analytics(data_dir, "run-2")
+    after = {p: path.read_bytes() for p, path in warehouse.publication_paths(data_dir).items()}
+    assert after == before
+
+
 @pytest.mark.slow  # the session's published population: a minute to build
 def test_the_run_leaves_only_the_published_marts_to_analysts(published_population: Path) -> None:
     d = published_population
-    assert mode(d / "analytics.duckdb") == 0o444
+    assert mode(d / catalogue.COMMISSIONING.path) == 0o444
+    assert mode(d / catalogue.PUBLISHED.path) == 0o400
     # The warehouse holds record tokens in staging and intermediate: data engineers only.
     assert mode(d / "warehouse.duckdb") == 0o600
     for zone in ("landing/_validated", "quarantine", "restricted", "pseudonymised", "linked"):
@@ -216,7 +311,7 @@ def test_the_run_leaves_only_the_published_marts_to_analysts(published_populatio
 
 @pytest.mark.slow  # the session's published population: a minute to build
 def test_the_dashboard_connection_is_read_only(published_population: Path) -> None:
-    path = dashboard_data.analytics_path(published_population)
+    path = dashboard_data.commissioning_path(published_population)
     before = path.read_bytes()
     with dashboard_data.connect(path) as con:
         assert con.execute("select count(*) from mart_readmissions").fetchall()[0][0] > 0
@@ -245,10 +340,10 @@ def _every_question(data_dir: Path) -> int:
 
 
 @pytest.mark.slow  # the session's published population: a minute to build
-def test_the_dashboard_opens_analytics_duckdb_and_nothing_else(
+def test_the_dashboard_opens_commissioning_duckdb_and_nothing_else(
     published_population: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a real run directory, every database the data layer opens is the published file."""
+    """On a real run directory, every database the data layer opens is the commissioners' file."""
     opened: list[tuple[str, bool]] = []
     real_connect = duckdb.connect
 
@@ -260,27 +355,29 @@ def test_the_dashboard_opens_analytics_duckdb_and_nothing_else(
     monkeypatch.setattr(dashboard_data.duckdb, "connect", recording_connect)
     dashboard_data.st.cache_data.clear()
     assert _every_question(published_population) > 0
-    analytics = str(published_population / "analytics.duckdb")
-    assert opened and set(opened) == {(analytics, True)}
+    commissioning = str(published_population / catalogue.COMMISSIONING.path)
+    assert opened and set(opened) == {(commissioning, True)}
 
 
 @pytest.mark.slow  # the session's published population: a minute to build
-def test_a_folder_holding_only_analytics_duckdb_answers_every_question(
+def test_a_folder_holding_only_commissioning_duckdb_answers_every_question(
     published_population: Path, tmp_path: Path
 ) -> None:
     """What the Docker dashboard sees: one read-only file, and nothing is written beside it."""
     published = tmp_path / "published"
-    published.mkdir()
-    shutil.copy2(published_population / "analytics.duckdb", published)
-    (published / "analytics.duckdb").chmod(0o444)
-    published.chmod(0o555)
+    folder = (published / catalogue.COMMISSIONING.path).parent
+    folder.mkdir(parents=True)
+    shutil.copy2(published_population / catalogue.COMMISSIONING.path, folder)
+    name = Path(catalogue.COMMISSIONING.path).name
+    (folder / name).chmod(0o444)
+    folder.chmod(0o555)
     try:
         dashboard_data.st.cache_data.clear()
         assert _every_question(published) > 0
         # No write-ahead log, lock or temp file: it works on a read-only mount.
-        assert sorted(p.name for p in published.iterdir()) == ["analytics.duckdb"]
+        assert sorted(p.name for p in folder.iterdir()) == [name]
     finally:
-        published.chmod(0o755)
+        folder.chmod(0o755)
 
 
 @pytest.mark.slow  # the session's published population: a minute to build
@@ -289,13 +386,23 @@ def test_publish_goes_to_the_published_dir_when_one_is_set(
 ) -> None:
     published = tmp_path / "published"
     monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(published))
-    in_data_dir = (published_population / "analytics.duckdb").stat().st_mtime_ns
+    data_dir = tmp_path / "data"
+    shutil.copytree(published_population, data_dir, symlinks=True)
+    in_data_dir = {
+        z.path: (data_dir / z.path).stat().st_mtime_ns for z in catalogue.PUBLICATIONS.values()
+    }
 
-    target = warehouse.publish_analytics(published_population)
-    assert target == published.resolve() / "analytics.duckdb"
-    assert sorted(p.name for p in published.iterdir()) == ["analytics.duckdb"]
-    assert mode(target) == 0o444
-    with dashboard_data.connect(target) as con:
+    targets = warehouse.publish_analytics(data_dir)
+    assert targets == {
+        "analytics": published.resolve() / catalogue.PUBLISHED.path,
+        "commissioning": published.resolve() / catalogue.COMMISSIONING.path,
+    }
+    assert sorted(p.relative_to(published).as_posix() for p in published.rglob("*")) == sorted(
+        [catalogue.PUBLISHED.path, catalogue.COMMISSIONING.path, "commissioning"]
+    )
+    assert mode(targets["commissioning"]) == 0o444 and mode(targets["analytics"]) == 0o400
+    with dashboard_data.connect(targets["commissioning"]) as con:
         tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
     assert set(MARTS) <= tables
-    assert (published_population / "analytics.duckdb").stat().st_mtime_ns == in_data_dir
+    for path, mtime in in_data_dir.items():
+        assert (data_dir / path).stat().st_mtime_ns == mtime

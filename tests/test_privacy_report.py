@@ -23,13 +23,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from joinedup import catalogue
 from joinedup.privacy import differencing, kanon
 from joinedup.privacy.coarsening import WITHHELD, Coarsening
 from joinedup.privacy.report import PrivacyRiskError, write_privacy_report
 from joinedup.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-ANALYTICS = "analytics.duckdb"
+ANALYTICS = catalogue.PUBLISHED.path  # the person-level marts, for analysts
+COMMISSIONING = catalogue.COMMISSIONING.path  # the aggregates, for everyone
 
 # (people, birth_month, age, lsoa_code, imd_decile); everyone else alike: 75-84, female,
 # IMD quintile 2, LA E06000001, practice P1 (or a value that must come out escaped).
@@ -45,7 +47,7 @@ def _plant_people(con: duckdb.DuckDBPyConnection, *, coarsened: bool = False) ->
         create table dim_person (
             person_id varchar, sex varchar, sex_code varchar, birth_month varchar,
             age integer, age_band varchar, lsoa_code varchar, imd_decile integer,
-            imd_quintile integer, practice_code varchar, la_code varchar, date_of_death date,
+            imd_quintile integer, practice_code varchar, la_code varchar, death_month varchar,
             is_deceased boolean
         )
         """
@@ -131,6 +133,8 @@ def planted(tmp_path: Path) -> Path:
     data_dir.mkdir()
     with duckdb.connect(str(data_dir / ANALYTICS)) as con:
         _plant_people(con)
+    (data_dir / COMMISSIONING).parent.mkdir()
+    with duckdb.connect(str(data_dir / COMMISSIONING)) as con:
         # Published as the rule says (1-7 withheld, the rest multiples of 5).
         _plant_mart(con, "mart_narrowed", ROUNDED_NARROWED)
         _plant_mart(con, "mart_safe", ROUNDED_SAFE, with_people=True)
@@ -242,9 +246,9 @@ def test_cells_that_cannot_be_recovered_are_not_flagged(unrounded: Path) -> None
 
 
 def test_rounding_is_taken_into_account(planted: Path) -> None:
-    safe = _audit(planted / ANALYTICS, "mart_safe", rounding_base=5)
+    safe = _audit(planted / COMMISSIONING, "mart_safe", rounding_base=5)
     assert safe["suppressed_cells"] == 1 and safe["recoverable_cells"] == 0
-    narrowed = _audit(planted / ANALYTICS, "mart_narrowed", rounding_base=5)
+    narrowed = _audit(planted / COMMISSIONING, "mart_narrowed", rounding_base=5)
     assert narrowed["recoverable_cells"] == 1 and narrowed["exactly_recovered_cells"] == 0
     assert narrowed["examples"][0]["possible_values"] == 4  # 1 to 4
 
@@ -355,12 +359,26 @@ def test_the_report_writes_json_and_escaped_self_contained_html(planted: Path) -
         assert "<b>P1</b>" not in html_page
     assert "&lt;b&gt;P1&lt;/b&gt;" in page
     assert "person-0" not in page and "person-0" not in (privacy / "report.json").read_text()
+    # Both publications are measured and named, each with its readers.
+    assert set(report["publications"]) == {"analytics", "commissioning"}
+    assert set(summary["sha256"]) == {"analytics", "commissioning"}
+    assert "commissioning.duckdb" in page and "analytics.duckdb" in page
+    assert report["aggregates"]["person_level_tables"] == []
+
+
+def test_a_person_level_table_in_the_commissioning_file_fails(planted: Path) -> None:
+    with duckdb.connect(str(planted / COMMISSIONING)) as con:
+        con.execute("create table dim_person as select 'person-1' as person_id")
+    with pytest.raises(PrivacyRiskError, match="holds person-level table"):
+        write_privacy_report(planted, run_id="r1", settings=_settings())
+    report = json.loads((planted / "privacy" / "report.json").read_text())
+    assert report["aggregates"]["person_level_tables"] == ["dim_person"]
 
 
 def test_a_cell_recovered_exactly_fails_the_run_by_default(planted: Path) -> None:
     # A withheld month (1 to 7) with seven non-empty withheld parts: 7, and every part 1.
     sexes = ["Female", "Male", "Indeterminate", "Unknown", "A", "B", "C"]
-    with duckdb.connect(str(planted / ANALYTICS)) as con:
+    with duckdb.connect(str(planted / COMMISSIONING)) as con:
         _plant_mart(
             con,
             "mart_pinned",
@@ -382,14 +400,14 @@ def test_fail_mode_fails_after_writing_the_evidence(planted: Path) -> None:
     message = str(raised.value)
     assert "k < 5" in message and "report.html" in message and "JOINEDUP_COARSEN" in message
     # Measured where analysts read it (the CLI's default), so it is out already.
-    assert "published marts break" in message and "has been published already" in message
+    assert "published marts break" in message and "have been published already" in message
     assert (planted / "privacy" / "report.html").exists()
     report = json.loads((planted / "privacy" / "report.json").read_text())
     assert report["status"] == "fail"
-    assert report["published_as"] is None
-    assert (
-        report["database_sha256"] == hashlib.sha256((planted / ANALYTICS).read_bytes()).hexdigest()
-    )
+    for name, path in (("analytics", ANALYTICS), ("commissioning", COMMISSIONING)):
+        publication = report["publications"][name]
+        assert publication["published_as"] is None
+        assert publication["sha256"] == hashlib.sha256((planted / path).read_bytes()).hexdigest()
     # With coarsening on, the planted person is in a crowd of 41: no k finding is left.
     again = write_privacy_report(
         planted,
@@ -411,6 +429,16 @@ def test_the_pack_lists_every_landing_column_and_keeps_no_identifier(planted: Pa
     assert all(r["treatment"] == ["dropped"] for r in landing)
     published = {(r["table"], r["column"]): r for r in pack["inventory"]["published"]}
     assert published[("dim_person", "person_id")]["treatment"] == "pseudonym"
+    assert published[("dim_person", "person_id")]["publication"] == "analytics"
+    assert published[("mart_narrowed", "events")]["publication"] == "commissioning"
+    # Both publications, each with its readers and the mode it is published with.
+    assert pack["publications"]["commissioning"]["mode"] == "0444"
+    assert pack["publications"]["analytics"]["mode"] == "0400"  # no analysts' group set
+    assert "alone" in pack["publications"]["analytics"]["readers"]
+    modes = {
+        r.get("publication"): r["published_mode"] for r in pack["access"] if "publication" in r
+    }
+    assert modes == {"analytics": "-r--------", "commissioning": "-r--r--r--"}
     assert published[("mart_narrowed", "events")]["treatment"] == "suppressed"
     assert (
         "withheld when coarsen_birth=age_band" in published[("dim_person", "birth_month")]["note"]

@@ -17,7 +17,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, ui
-from dashboard.data import analytics_path, period_label, published_run
+from dashboard.data import commissioning_path, period_label, published_run
 from dashboard.disclosure import format_count, format_rate, publish_count
 from joinedup import catalogue
 from joinedup.catalogue import LINKAGE_SUMMARY
@@ -124,10 +124,11 @@ def render(ctx: ui.Context) -> None:
 
 
 def _published_marts(ctx: ui.Context, run: dict[str, Any] | None) -> None:
-    published = datetime.fromtimestamp(analytics_path(ctx.data_dir).stat().st_mtime)
+    published = datetime.fromtimestamp(commissioning_path(ctx.data_dir).stat().st_mtime)
     months = ctx.catalogue.months
     st.markdown(
-        f"**Published marts** (`analytics.duckdb`, {published:%d %b %Y %H:%M}): pathway "
+        f"**Published marts** (`{commissioning_path(ctx.data_dir).name}`, "
+        f"{published:%d %b %Y %H:%M}): pathway "
         f"flows {period_label(months['flows'])}; readmissions "
         f"{period_label(months['readmissions'])} (index discharges with 30 days of "
         f"follow-up); discharge to social care {period_label(months['social_care'])} "

@@ -174,11 +174,23 @@ DBT = Zone(
     # dbt's run results and logs quote the warehouse's rows and counts
     private=True,
 )
+# The two publications, each for its audience, in the published folder (the data
+# directory, or JOINEDUP_PUBLISHED_DIR). The commissioners' file has a folder of its own so
+# that a deployment can mount that folder alone into the dashboard (a folder, not the
+# file: publish renames a new file into place, and a bind-mounted file keeps the old one).
 PUBLISHED = Zone(
     "published",
     "analytics.duckdb",
     "publish",
-    "the marts, read-only, for analysts and the dashboard (or in JOINEDUP_PUBLISHED_DIR)",
+    "the person-level marts (dim_, fct_), coarsened, for analysts: 0440 to the "
+    "JOINEDUP_ANALYSTS_GROUP, else 0400; never readable by others",
+)
+COMMISSIONING = Zone(
+    "commissioning",
+    "commissioning/commissioning.duckdb",
+    "publish",
+    "the suppressed aggregate marts (mart_) and their description, read-only for everyone "
+    "(0444): the dashboard's only input",
 )
 PRIVACY = Zone(
     "privacy",
@@ -222,6 +234,7 @@ ZONES: tuple[Zone, ...] = (
     WAREHOUSE,
     DBT,
     PUBLISHED,
+    COMMISSIONING,
     PRIVACY,
     DBT_DOCS,
     RUNS,
@@ -243,8 +256,12 @@ LINKAGE_MODEL = f"{LINKED.path}/model.json"  # the trained Splink model the run 
 LINKAGE_SUMMARY = f"{LINKED.path}/summary.json"
 LINKAGE_CHARTS = f"{LINKED.path}/charts"
 LINKAGE_EVALUATION = f"{LINKED.path}/evaluation.json"  # against the generator's truth
-# The staged analytics file, beside the published one until publish renames it.
+# The staged files, each beside its published one until publish renames them.
 CANDIDATE = f".{PUBLISHED.path}.candidate"
+COMMISSIONING_CANDIDATE = f".{Path(COMMISSIONING.path).name}.candidate"
+# Both publications, the analysts' first; publish renames each, and the privacy report
+# measures each, as one.
+PUBLICATIONS: dict[str, Zone] = {"analytics": PUBLISHED, "commissioning": COMMISSIONING}
 
 # What one run writes, whose checksums its run record lists (the ledger and run records
 # excepted: they accumulate every run's rows, so no single run made them).
@@ -258,6 +275,7 @@ RUN_OUTPUTS: tuple[str, ...] = (
     f"{LINKAGE_CHARTS}/*",
     WAREHOUSE.path,
     PUBLISHED.path,
+    COMMISSIONING.path,
     f"{DBT_DOCS.path}/*",
 )
 

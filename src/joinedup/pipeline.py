@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def remove_linked_opt_outs_stage(data_dir: Path, run_id: str) -> dict[str, Any]:
 
 def privacy_gate(data_dir: Path) -> dict[str, Any]:
     """Stop the run if any landing identifier reached a de-identified output."""
-    from joinedup.warehouse import analytics_path
+    from joinedup.warehouse import publication_paths
 
     data_dir = Path(data_dir)
     targets = [
@@ -109,18 +110,21 @@ def privacy_gate(data_dir: Path) -> dict[str, Any]:
         for name in ("pseudonymised", "linked", "warehouse.duckdb", "quality")
         if (data_dir / name).exists()
     ]
-    # The warehouse holds the marts about to be published. The published file (wherever
-    # JOINEDUP_PUBLISHED_DIR puts it) is the last good one: scanned too, so a leak in it
-    # is found, unless it is byte for byte what a finished run published (its record
+    # The warehouse holds the marts about to be published. The published files (wherever
+    # JOINEDUP_PUBLISHED_DIR puts them) are the last good ones: scanned too, so a leak in
+    # one is found, unless it is byte for byte what a finished run published (its record
     # lists it), which means it passed this gate then, as that run's warehouse.
-    published = analytics_path(data_dir)
-    vouched = _published_by_finished_run(data_dir, published)
-    if published.exists() and vouched is None:
-        targets.append(published)
+    not_rescanned: dict[str, str] = {}
+    for published in publication_paths(data_dir).values():
+        vouched = _published_by_finished_run(data_dir, published)
+        if published.exists() and vouched is None:
+            targets.append(published)
+        elif vouched:
+            not_rescanned[published.name] = f"unchanged since run {vouched}"
     assert_clean(LANDING.under(data_dir), targets, vocabulary=PROJECT_VOCABULARY)
     summary: dict[str, Any] = {"scanned": [t.name for t in targets], "findings": 0}
-    if vouched:
-        summary["not_rescanned"] = {published.name: f"unchanged since run {vouched}"}
+    if not_rescanned:
+        summary["not_rescanned"] = not_rescanned
     return summary
 
 
@@ -146,21 +150,30 @@ def build_warehouse_stage(data_dir: Path, run_id: str | None = None) -> dict[str
 
 
 def stage_analytics_stage(data_dir: Path, run_id: str | None = None) -> dict[str, Any]:
-    """Write the next analytics.duckdb as a candidate beside it; the published file is untouched."""
+    """Write the next two publications as candidates; the published files are untouched.
+
+    ``candidate`` is the analysts' file (the privacy report's input); ``candidates`` both.
+    """
     from joinedup.warehouse import stage_analytics
 
-    return {"candidate": str(stage_analytics(Path(data_dir), run_id))}
+    staged = stage_analytics(Path(data_dir), run_id)
+    return {
+        "candidate": str(staged["analytics"]),
+        "candidates": {k: str(v) for k, v in staged.items()},
+    }
 
 
-def publish_stage(data_dir: Path, run_id: str | None, sha256: str) -> dict[str, Any]:
-    """Rename the candidate over analytics.duckdb; only reached when every gate passed.
+def publish_stage(data_dir: Path, run_id: str | None, sha256: Mapping[str, str]) -> dict[str, Any]:
+    """Rename both candidates into place; only reached when every gate passed.
 
-    ``sha256`` is the privacy report's checksum of the candidate it measured: any other
-    file is refused, so what analysts get is exactly what the report passed.
+    ``sha256`` is the privacy report's {publication: checksum} of the candidates it
+    measured: any other file is refused, so what each audience gets is exactly what the
+    report passed.
     """
     from joinedup.warehouse import publish_candidate
 
-    return {"analytics": str(publish_candidate(Path(data_dir), sha256=sha256, run_id=run_id))}
+    published = publish_candidate(Path(data_dir), sha256=sha256, run_id=run_id)
+    return {k: str(v) for k, v in published.items()}
 
 
 def docs_stage(data_dir: Path) -> dict[str, Any]:
@@ -182,21 +195,27 @@ def privacy_report_stage(
 ) -> dict[str, Any]:
     """Re-identification risk of the candidate and the data protection pack (privacy/).
 
-    ``candidate`` is the file ``stage_analytics_stage`` wrote (default: the published
-    file). ``stages`` are this run's opt-out summaries, for the pack's opt-out figures.
-    Raises ``PrivacyRiskError`` (after writing the report) when a finding is set to fail
-    the run; the candidate is then removed, so it cannot be published later by mistake.
+    ``candidate`` is the analysts' file ``stage_analytics_stage`` wrote (default: the
+    published files); the commissioners' candidate beside it is measured with it.
+    ``stages`` are this run's opt-out summaries, for the pack's opt-out figures. Raises
+    ``PrivacyRiskError`` (after writing the report) when a finding is set to fail the run;
+    both candidates are then removed, so neither can be published later by mistake.
     """
     from joinedup.privacy.report import PrivacyRiskError, write_privacy_report
-    from joinedup.warehouse import candidate_path, discard_candidate
+    from joinedup.warehouse import candidate_path, candidate_paths, discard_candidate
 
     measured = Path(candidate) if candidate else None
+    staged = measured is not None and measured.resolve() == candidate_path(Path(data_dir))
     try:
         return write_privacy_report(
-            Path(data_dir), run_id=run_id, stages=stages, analytics=measured
+            Path(data_dir),
+            run_id=run_id,
+            stages=stages,
+            analytics=measured,
+            commissioning=candidate_paths(Path(data_dir))["commissioning"] if staged else None,
         )
     except PrivacyRiskError:
-        if measured is not None and measured.resolve() == candidate_path(Path(data_dir)):
+        if staged:
             discard_candidate(Path(data_dir))
         raise
 
@@ -210,10 +229,9 @@ def finalise(data_dir: Path, run_id: str, stages: dict[str, Any] | None = None) 
     data_dir = Path(data_dir)
     summary = {"run_id": run_id, "ledger": finalise_ledger(data_dir, run_id), **(stages or {})}
     inputs = read_ledger(data_dir).filter(pl.col("run_id") == run_id)
-    published = (stages or {}).get("published", {}).get("analytics")
-    summary["provenance"] = run_provenance(
-        data_dir, run_id, inputs, [Path(published)] if published else []
-    )
+    published = (stages or {}).get("published", {})
+    outputs = [Path(published[p]) for p in ("analytics", "commissioning") if published.get(p)]
+    summary["provenance"] = run_provenance(data_dir, run_id, inputs, outputs)
     write_text(json.dumps(summary, indent=2, default=str), run_summary_path(data_dir, run_id))
     return summary
 

@@ -8,7 +8,7 @@ from typing import Any
 from joinedup import catalogue as c
 from joinedup.privacy.report import summary_lines as privacy_report_lines
 from joinedup.provenance import run_record_path as run_summary_path
-from joinedup.warehouse.publish import analytics_path
+from joinedup.warehouse.publish import analytics_path, commissioning_path
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
@@ -97,6 +97,7 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
     lines += privacy_report_lines(summary.get("privacy_report"))
     lines += _provenance(summary.get("provenance"))
     published = analytics_path(data_dir)
+    commissioning = commissioning_path(data_dir)
     outputs = [
         ("ledger", f"{c.LEDGER.under(data_dir)}"),
         ("quarantine", f"{c.QUARANTINE.under(data_dir)}/"),
@@ -107,8 +108,9 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
     ]
     optional = [
         ("warehouse", c.WAREHOUSE.under(data_dir)),
-        # Wherever JOINEDUP_PUBLISHED_DIR puts it, not always in the data directory.
+        # Wherever JOINEDUP_PUBLISHED_DIR puts them, not always in the data directory.
         ("analytics marts", published),
+        ("commissioning", commissioning),
         ("dbt docs", c.DBT_DOCS.under(data_dir) / "static_index.html"),
         ("data docs", c.QUALITY.under(data_dir) / "docs" / "index.html"),
         ("privacy report", c.PRIVACY.under(data_dir) / "report.html"),
@@ -117,7 +119,7 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
     lines += ["", "outputs:"]
     lines += [f"  {label:<17} {path}" for label, path in outputs]
     lines += [f"  {label:<17} {path}" for label, path in optional if path.exists()]
-    if published.exists():
+    if commissioning.exists():
         lines += [
             "",
             f"dashboard: make dashboard DATA={data_dir}  (then open http://localhost:8501)",

@@ -105,8 +105,17 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = "4GB"
     published_dir: Path | None = Field(
         None,
-        description="folder analytics.duckdb is published to (default: the data directory); "
-        "a deployment mounts it, and only it, read-only into the dashboard",
+        description="folder analytics.duckdb and commissioning/ are published to (default: the "
+        "data directory); "
+        "a deployment mounts its commissioning/ folder, and only that, read-only into the "
+        "dashboard",
+    )
+    # Who may read the person-level analytics.duckdb besides the pipeline's account: 0440
+    # with this group, else 0400 (never readable by others).
+    analysts_group: str | None = Field(
+        None,
+        description="group (name or numeric id) that may read analytics.duckdb; unset: "
+        "the pipeline's account alone",
     )
     # Smallest count shown in any published aggregate (OpenSAFELY-style rule).
     suppression_threshold: int = Field(8, ge=1)

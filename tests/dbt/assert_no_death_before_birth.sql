@@ -4,6 +4,6 @@
   code, a mistyped date of birth, or two people linked as one. dim_person then gives
   the age at the extract end. A warning for the data engineers, not a failed build.
 #}
-select person_id, birth_month, date_of_death, death_recorded_by
+select person_id, birth_month, death_month, death_recorded_by
 from {{ ref('dim_person') }}
-where strftime(date_of_death, '%Y-%m') < birth_month
+where death_month < birth_month

@@ -64,7 +64,9 @@ select
     {{ imd_quintile('aged.imd_decile') }} as imd_quintile,
     aged.practice_code,
     aged.la_code,
-    aged.date_of_death,
+    -- Month of death only: a death notice gives the exact date, which with the month of
+    -- birth and the area singles people out (the privacy report's death scenario).
+    strftime(aged.date_of_death, '%Y-%m') as death_month,
     aged.date_of_death is not null as is_deceased,
     aged.death_recorded_by,
     aged.gp_record_count > 0 as has_gp_record,

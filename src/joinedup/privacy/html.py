@@ -245,15 +245,30 @@ def render_report(report: Mapping[str, Any]) -> str:
     settings = report["settings"]
     body = [
         f"<h1>{escape(report['title'])}</h1>",
-        f'<p class="meta">run {_e(report["run_id"])} &middot; {_e(report["generated_at"])} '
-        f"&middot; {_e(report['database'])}"
+        f'<p class="meta">run {_e(report["run_id"])} &middot; {_e(report["generated_at"])}'
         + (
-            f" (the candidate, published as {_e(report['published_as'])} only if this "
-            "report does not fail)"
-            if report.get("published_as")
+            " &middot; measured the candidates, published only if this report does not fail"
+            if any(p.get("published_as") for p in report["publications"].values())
             else ""
         )
         + "</p>",
+        "<h2>Publications</h2>",
+        "<p>Two files, each for its audience, measured each as published: the person-level "
+        "figures below are of the analysts' file, the aggregate ones of the commissioners'.</p>",
+        _table(
+            ["publication", "file", "holds", "mode", "readers", "SHA-256"],
+            [
+                (
+                    name,
+                    p.get("published_as") or p["database"],
+                    p["holds"],
+                    p["mode"],
+                    p["readers"],
+                    p["sha256"][:16] + "...",
+                )
+                for name, p in report["publications"].items()
+            ],
+        ),
         f"<p>Status: {_status(report['status'])}</p>",
         '<p class="note">Pseudonymised is not anonymous. The analysts\' marts carry no '
         "name, NHS number, full date of birth or postcode, but a few published facts about "
@@ -382,13 +397,29 @@ def render_pack(pack: Mapping[str, Any]) -> str:
             ["table", "column", "type", "note"],
             [(r["table"], r["column"], r["type"], r["note"]) for r in inv["linked"]],
         ),
-        "<h3>Published (analytics.duckdb)</h3>",
-        "<p>Person-level marts are for analysts; aggregate marts for commissioners. "
+        "<h3>Published (analytics.duckdb and commissioning.duckdb)</h3>",
+        "<p>Person-level marts are published to analysts alone (analytics.duckdb); "
+        "aggregate marts to commissioners and the dashboard (commissioning.duckdb). "
         "<b>coarsened</b>: withheld (null) by a coarsening option in this run.</p>",
         _table(
-            ["table", "level", "column", "treatment", "note", "description"],
+            ["publication", "file", "readers", "mode when published"],
             [
-                (r["table"], r["level"], r["column"], r["treatment"], r["note"], r["description"])
+                (name, p["file"], p["readers"], p["mode"])
+                for name, p in pack["publications"].items()
+            ],
+        ),
+        _table(
+            ["publication", "table", "level", "column", "treatment", "note", "description"],
+            [
+                (
+                    r["publication"],
+                    r["table"],
+                    r["level"],
+                    r["column"],
+                    r["treatment"],
+                    r["note"],
+                    r["description"],
+                )
                 for r in inv["published"]
             ],
         ),
@@ -408,9 +439,16 @@ def render_pack(pack: Mapping[str, Any]) -> str:
         ),
         "<h2>5. Who can read what</h2>",
         _table(
-            ["zone", "holds", "readers", "enforced by", "mode now"],
+            ["zone", "holds", "readers", "enforced by", "mode now", "mode when published"],
             [
-                (r["zone"], r["holds"], r["readers"], r["enforced"], r["mode"])
+                (
+                    r["zone"],
+                    r["holds"],
+                    r["readers"],
+                    r["enforced"],
+                    r["mode"],
+                    r.get("published_mode", ""),
+                )
                 for r in pack["access"]
             ],
         ),

@@ -86,10 +86,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "demographics_death",
-        "demographics + date of death",
+        "demographics + month of death",
         None,
-        ("date_of_death",),
-        "the demographics and the date someone died (a death notice)",
+        ("death_month",),
+        "the demographics and the month someone died (from a death notice; the marts "
+        "publish the month, not the date)",
     ),
     Scenario(
         "demographics_admission",
@@ -190,7 +191,7 @@ def measure(
     if PERSON_TABLE not in tables:
         raise RiskInputError(
             f"no {PERSON_TABLE} table in the database: the report measures the published "
-            "marts (analytics.duckdb); run the pipeline (`joinedup run`) first."
+            "person-level marts (analytics.duckdb); run the pipeline (`joinedup run`) first."
         )
     needed = scenario.table or PERSON_TABLE
     if needed not in tables:

@@ -70,7 +70,6 @@ SHARED_ZONES: tuple[tuple[str, str, str], ...] = (
     ("landing", "extracts as received (identifiable)", "whoever delivers them; the pipeline"),
     ("ledger.csv", "row counts per file and run", "data engineers"),
     ("warehouse.duckdb", "dbt staging, intermediate and marts (record tokens)", "data engineers"),
-    ("analytics.duckdb", "the marts only, read-only", "analysts; the dashboard"),
     ("quality", "Great Expectations results and Data Docs", "data engineers"),
     ("docs", "dbt documentation", "everyone"),
     ("runs", "one summary per run", "data engineers, IG lead"),
@@ -95,8 +94,9 @@ OPEN_QUESTIONS: tuple[str, ...] = (
     "The lawful basis and the common-law duty of confidentiality basis for each source.",
     "How long landing extracts and quarantine files are kept, and who deletes them: the "
     "pipeline deletes neither.",
-    "Who is given the pipeline account (the owner-only zones), who gets analyst access "
-    "to analytics.duckdb, and how that access is reviewed.",
+    "Who is given the pipeline account (the owner-only zones), who is in the analysts' "
+    "group (JOINEDUP_ANALYSTS_GROUP) that reads analytics.duckdb, and how that access is "
+    "reviewed.",
     "Whether the person-level marts' re-identification risk (privacy report) is "
     "acceptable for analysts under their agreements, or coarsening must be switched on.",
     "Where the pseudonymisation key is held, who can read it and how it is rotated.",
@@ -437,8 +437,13 @@ def _contents_of(files: list[Path]) -> dict[str, Any]:
     }
 
 
-def access(data_dir: Path, analytics: Path) -> list[dict[str, Any]]:
-    """Who each zone is for, and the mode it has on disk now (``analytics``: the published file)."""
+def access(data_dir: Path, publications: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Who each zone is for, and the mode it has on disk now.
+
+    ``publications`` are the privacy report's: {publication: its file, mode as published,
+    readers}; a candidate's mode on disk is its staged 0400, so the mode it is published
+    with is given beside it.
+    """
     rows = [
         {
             "zone": zone,
@@ -449,15 +454,28 @@ def access(data_dir: Path, analytics: Path) -> list[dict[str, Any]]:
         }
         for zone in PRIVATE_ZONES
     ]
-    for zone, holds, readers in SHARED_ZONES:
-        path = analytics if zone == "analytics.duckdb" else Path(data_dir) / zone
+    for name, pub in publications.items():
+        path = Path(pub.get("published_as") or pub["database"])
         rows.append(
             {
-                "zone": str(path) if zone == "analytics.duckdb" else zone,
+                "zone": str(path),
+                "publication": name,
+                "holds": pub["holds"],
+                "readers": pub["readers"],
+                "enforced": f"file mode {pub['mode']}"
+                + (f", group {pub['group']}" if pub.get("group") else ""),
+                "mode": _mode(path),
+                "published_mode": stat.filemode(stat.S_IFREG | int(pub["mode"], 8)),
+            }
+        )
+    for zone, holds, readers in SHARED_ZONES:
+        rows.append(
+            {
+                "zone": zone,
                 "holds": holds,
                 "readers": readers,
-                "enforced": "file mode" if zone == "analytics.duckdb" else "not enforced",
-                "mode": _mode(path),
+                "enforced": "not enforced",
+                "mode": _mode(Path(data_dir) / zone),
             }
         )
     return rows
@@ -490,15 +508,22 @@ def build_pack(
     coarsening: Coarsening,
     threshold: int,
     base: int,
-    published_as: Path | None = None,
+    publications: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """The pack for the marts in ``analytics``; ``published_as`` is where analysts get them.
+    """The pack for the two publications the privacy report measured (``publications``:
+    each file measured, where it is published, its mode and readers).
 
-    The two differ when the pipeline measures its candidate before publishing it.
+    ``analytics`` is the analysts' file measured. Every published column is listed with
+    its publication.
     """
     data_dir = Path(data_dir)
-    with duckdb.connect(str(analytics), read_only=True) as con:
-        published = analytics_inventory(con, threshold, base)
+    published = []
+    for name, pub in publications.items():
+        path = analytics if name == "analytics" else Path(pub["database"])
+        with duckdb.connect(str(path), read_only=True) as con:
+            published += [
+                {"publication": name, **row} for row in analytics_inventory(con, threshold, base)
+            ]
     landing = landing_inventory(data_dir)
     # A raw identifier kept under its own name past landing would be a breach of the design.
     leaks = [
@@ -525,6 +550,11 @@ def build_pack(
         "opt_outs": opt_out_figures(data_dir, run_id, stages, threshold, base),
         "linkage": linkage_figures(data_dir, threshold, base),
         "retention": retention(data_dir),
-        "access": access(data_dir, published_as or analytics),
+        "publications": {
+            name: {k: pub[k] for k in ("holds", "mode", "group", "readers", "sha256")}
+            | {"file": pub.get("published_as") or pub["database"]}
+            for name, pub in publications.items()
+        },
+        "access": access(data_dir, publications),
         "open_questions": list(OPEN_QUESTIONS),
     }

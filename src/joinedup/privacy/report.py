@@ -1,8 +1,12 @@
 """Measure what is about to be published, write the report and the pack, and decide.
 
-The pipeline measures the candidate file that ``stage_analytics`` wrote beside
-``analytics.duckdb`` and publishes it only if this report does not fail (the verdict is
-ok, warn or fail); ``joinedup privacy-report`` measures the published file itself.
+There are two publications (joinedup.warehouse.publish), measured each as published:
+``analytics.duckdb`` (the person-level marts, for the analysts' group: k-anonymity of
+the people in it) and ``commissioning.duckdb`` (aggregates for everyone: the
+suppression rule, differencing, and that it holds no person-level table). The pipeline
+measures the candidates that ``stage_analytics`` wrote and publishes them only if this
+report does not fail (the verdict is ok, warn or fail); ``joinedup privacy-report``
+measures the published files themselves.
 
 ``DATA/privacy/`` receives ``report.json`` and ``report.html`` (re-identification risk)
 and ``data_protection_pack.json`` and ``.html``. They are written before any failure
@@ -24,8 +28,10 @@ person-level marts are for analysts under access control, not for publication.
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
+import stat
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -51,6 +57,11 @@ REPORT_HTML = "report.html"
 PACK_JSON = "data_protection_pack.json"
 PACK_HTML = "data_protection_pack.html"
 GATED_SCENARIO = "demographics"
+PUBLICATION_HOLDS = {
+    "analytics": "person-level marts (dim_, fct_), coarsened; for the analysts' group",
+    "commissioning": "suppressed aggregate marts (mart_) and their description; for everyone "
+    "(the dashboard's only input)",
+}
 
 
 class PrivacyRiskError(RuntimeError):
@@ -87,8 +98,11 @@ def _compact(scenario: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure(analytics: Path, settings: Any, *, base: int, coarsening: Coarsening) -> dict[str, Any]:
-    """The person-level and aggregate figures of one published file."""
+def measure(
+    analytics: Path, commissioning: Path, settings: Any, *, base: int, coarsening: Coarsening
+) -> dict[str, Any]:
+    """The person-level figures of the analysts' file, the aggregate ones of the
+    commissioners' file."""
     min_k = settings.privacy_min_k
     with duckdb.connect(str(analytics), read_only=True) as con:
         started = time.perf_counter()
@@ -110,11 +124,13 @@ def measure(analytics: Path, settings: Any, *, base: int, coarsening: Coarsening
                 {"coarsening": name, "scenarios": [_compact(s) for s in measured if s["measured"]]}
             )
         k_seconds = time.perf_counter() - started
+    with duckdb.connect(str(commissioning), read_only=True) as con:
         started = time.perf_counter()
         marts = differencing.check_all(
             con, threshold=settings.suppression_threshold, rounding_base=base
         )
         d_seconds = time.perf_counter() - started
+        person_level_tables = _person_level_tables(con)
     return {
         "person_level": {
             "min_k": min_k,
@@ -127,8 +143,47 @@ def measure(analytics: Path, settings: Any, *, base: int, coarsening: Coarsening
             "threshold": settings.suppression_threshold,
             "rounding_base": base,
             "marts": marts,
+            "person_level_tables": person_level_tables,
         },
         "seconds": {"k_anonymity": round(k_seconds, 2), "differencing": round(d_seconds, 2)},
+    }
+
+
+def _person_level_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables of the commissioners' file with a person's rows (a person_id, or dim_/fct_)."""
+    from joinedup.warehouse.publish import PERSON_COLUMN, PUBLICATION_PREFIXES
+
+    tables = kanon.table_columns(con)
+    return sorted(
+        t
+        for t, columns in tables.items()
+        if PERSON_COLUMN in columns or t.startswith(PUBLICATION_PREFIXES["analytics"])
+    )
+
+
+def _file_access(path: Path, publication: str) -> dict[str, Any]:
+    """Who may read a publication as published: its mode and group (the candidate's to be)."""
+    from joinedup.warehouse.publish import _published_mode, analysts_gid
+
+    gid = analysts_gid() if publication == "analytics" else None
+    mode = _published_mode(publication, gid)
+    group = None
+    if gid is not None:
+        try:
+            group = grp.getgrgid(gid).gr_name
+        except KeyError:
+            group = str(gid)
+    readers = {
+        "commissioning": "everyone (the dashboard, commissioners)",
+        "analytics": f"the pipeline's account and group {group}"
+        if group
+        else "the pipeline's account alone (JOINEDUP_ANALYSTS_GROUP is not set)",
+    }[publication]
+    return {
+        "mode": f"{mode:04o}",
+        "group": group,
+        "readers": readers,
+        "world_readable": bool(mode & stat.S_IROTH),
     }
 
 
@@ -160,7 +215,7 @@ def findings(measured: Mapping[str, Any], settings: Any) -> list[dict[str, str]]
                 ),
                 "do": (
                     "Keep analysts' access to analytics.duckdb under agreement and access "
-                    "control; set JOINEDUP_COARSEN_BIRTH=age_band and/or "
+                    "control (JOINEDUP_ANALYSTS_GROUP); set JOINEDUP_COARSEN_BIRTH=age_band and/or "
                     "JOINEDUP_COARSEN_AREA=la to coarsen the person-level marts."
                 ),
             }
@@ -182,6 +237,17 @@ def findings(measured: Mapping[str, Any], settings: Any) -> list[dict[str, str]]
                 ),
             }
         )
+    leaked = measured["aggregates"].get("person_level_tables") or []
+    if leaked:
+        out.append(
+            {
+                "severity": "fail",
+                "what": "commissioning.duckdb, which everyone may read, holds person-level "
+                f"table(s): {', '.join(leaked)}",
+                "do": "Do not share commissioning.duckdb; person-level marts go to "
+                "analytics.duckdb alone (joinedup.warehouse.publish) and find what wrote it.",
+            }
+        )
     marts = measured["aggregates"]["marts"]
     breaches = {m["mart"]: sum(m["rule"].values()) for m in marts if sum(m["rule"].values())}
     if breaches:
@@ -190,7 +256,7 @@ def findings(measured: Mapping[str, Any], settings: Any) -> list[dict[str, str]]
                 "severity": "fail",
                 "what": "published counts break the suppression rule: "
                 + ", ".join(f"{m} ({n:,} rows)" for m, n in breaches.items()),
-                "do": "Do not share analytics.duckdb; rebuild it (the marts gate should "
+                "do": "Do not share commissioning.duckdb; rebuild it (the marts gate should "
                 "have stopped this) and find what wrote it.",
             }
         )
@@ -249,51 +315,65 @@ def write_privacy_report(
     *,
     run_id: str | None = None,
     analytics: Path | None = None,
+    commissioning: Path | None = None,
     stages: Mapping[str, Any] | None = None,
     settings: Any = None,
 ) -> dict[str, Any]:
     """Write ``DATA/privacy/`` and return the summary that goes into the run summary.
 
-    ``analytics`` defaults to the published ``analytics.duckdb``; the pipeline passes the
-    candidate it staged, which is published only if this returns. ``stages`` (the run's
-    stage summaries, for the opt-out split) default to the run summary of ``run_id``.
-    Raises :class:`PrivacyRiskError` after writing, when a finding is set to fail. The
-    summary carries the SHA-256 of the file measured: publish checks it is the file it
-    renames into place.
+    ``analytics`` and ``commissioning`` default to the published files; the pipeline
+    passes the candidates it staged, which are published only if this returns. ``stages``
+    (the run's stage summaries, for the opt-out split) default to the run summary of
+    ``run_id``. Raises :class:`PrivacyRiskError` after writing, when a finding is set to
+    fail. The summary's ``sha256`` is {publication: SHA-256 of the file measured}:
+    publish checks each is the file it renames into place.
     """
     from joinedup.provenance import sha256_file
     from joinedup.settings import Settings
-    from joinedup.warehouse import analytics_path
+    from joinedup.warehouse import publication_paths
 
     settings = settings or Settings()
     data_dir = Path(data_dir).resolve()
-    published = analytics_path(data_dir)
-    analytics = Path(analytics).resolve() if analytics else published
-    if not analytics.exists():
-        raise kanon.RiskInputError(
-            f"{analytics} not found: the privacy report measures the published marts; run "
-            f"the pipeline first (`joinedup run --data-dir {data_dir}`)."
-            if analytics == published
-            else f"{analytics} not found: stage_analytics writes the candidate the report "
-            "measures; re-run the run (same --run-id) from stage_analytics."
-        )
-    # Hashed before it is measured: what publish renames must be these bytes.
-    measured_sha256 = sha256_file(analytics)
+    published = publication_paths(data_dir)
+    given = {"analytics": analytics, "commissioning": commissioning}
+    files = {p: Path(given[p]).resolve() if given[p] else published[p] for p in published}
+    for publication, path in files.items():
+        if not path.exists():
+            raise kanon.RiskInputError(
+                f"{path} not found: the privacy report measures the published files; run "
+                f"the pipeline first (`joinedup run --data-dir {data_dir}`)."
+                if path == published[publication]
+                else f"{path} not found: stage_analytics writes the candidates the report "
+                "measures; re-run the run (same --run-id) from stage_analytics."
+            )
+    # Hashed before they are measured: what publish renames must be these bytes.
+    digests = {p: sha256_file(path) for p, path in files.items()}
+    staged = any(files[p] != published[p] for p in files)
     run_id = run_id or _latest_run(data_dir)
     stages = stages if stages is not None else _stages(data_dir, run_id)
     base = rounding_base()
     coarsening = Coarsening.from_settings(settings)
-    measured = measure(analytics, settings, base=base, coarsening=coarsening)
+    measured = measure(
+        files["analytics"], files["commissioning"], settings, base=base, coarsening=coarsening
+    )
     found = findings(measured, settings)
     status = _status(found)
+    publications = {
+        p: {
+            "database": str(files[p]),
+            "sha256": digests[p],
+            # A candidate is published as this file only if the report does not fail.
+            "published_as": str(published[p]) if files[p] != published[p] else None,
+            "holds": PUBLICATION_HOLDS[p],
+            **_file_access(files[p], p),
+        }
+        for p in files
+    }
     report = {
         "title": "joinedup re-identification risk report",
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "run_id": run_id,
-        "database": str(analytics),
-        "database_sha256": measured_sha256,
-        # A candidate is published as this file only if the report does not fail.
-        "published_as": str(published) if analytics != published else None,
+        "publications": publications,
         "settings": _settings_dict(settings, base),
         "status": status,
         "findings": found,
@@ -301,8 +381,8 @@ def write_privacy_report(
     }
     pack = build_pack(
         data_dir,
-        analytics,
-        published_as=published,
+        files["analytics"],
+        publications=publications,
         run_id=run_id,
         stages=stages,
         settings=_settings_dict(settings, base),
@@ -317,23 +397,23 @@ def write_privacy_report(
     write_text(json.dumps(pack, indent=2, default=str), out / PACK_JSON)
     write_text(html.render_pack(pack), out / PACK_HTML)
     summary = run_summary(report, out)
-    summary["database"] = str(analytics)
-    summary["sha256"] = measured_sha256
+    summary["databases"] = {p: str(path) for p, path in files.items()}
+    summary["sha256"] = digests
     for f in found:
         if f["severity"] in ("warn", "fail"):
             log.warning("privacy report (%s): %s", f["severity"], f["what"])
     if status == "fail":
         failing = [f for f in found if f["severity"] == "fail"]
+        names = " and ".join(p.name for p in published.values())
         raise PrivacyRiskError(
-            f"the {'published marts' if analytics == published else 'marts staged to publish'} "
+            f"the {'marts staged to publish' if staged else 'published marts'} "
             "break a privacy rule set to fail the run:\n"
             + "\n".join(f"  {f['what']} What to do: {f['do']}" for f in failing)
             + f"\nEvidence: {out / REPORT_HTML}. "
             + (
-                f"{published.name} has been published already: withdraw it from analysts "
-                "until this is resolved"
-                if analytics == published
-                else f"Nothing was published: {published} is as the last good run left it"
+                f"Nothing was published: {names} are as the last good run left them"
+                if staged
+                else f"{names} have been published already: withdraw them until this is resolved"
             )
             + " (the settings are JOINEDUP_PRIVACY_ON_LOW_K and JOINEDUP_PRIVACY_ON_RECOVERABLE)."
         )

@@ -1,12 +1,17 @@
 """The care-pathway warehouse: dbt builds it (:mod:`.build`); its marts are published
-(:mod:`.publish`).
+(:mod:`.publish`) as two files, each for its audience.
 """
 
 from joinedup.warehouse.build import WarehouseError, build_warehouse, generate_docs
 from joinedup.warehouse.publish import (
+    analysts_gid,
     analytics_path,
     candidate_path,
+    candidate_paths,
+    commissioning_candidate_path,
+    commissioning_path,
     discard_candidate,
+    publication_paths,
     publish_analytics,
     publish_candidate,
     stage_analytics,
@@ -14,11 +19,16 @@ from joinedup.warehouse.publish import (
 
 __all__ = [
     "WarehouseError",
+    "analysts_gid",
     "analytics_path",
     "build_warehouse",
     "candidate_path",
+    "candidate_paths",
+    "commissioning_candidate_path",
+    "commissioning_path",
     "discard_candidate",
     "generate_docs",
+    "publication_paths",
     "publish_analytics",
     "publish_candidate",
     "stage_analytics",
