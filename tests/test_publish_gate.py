@@ -32,7 +32,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from joinedup import pipeline, warehouse
+from joinedup import catalogue, pipeline, warehouse
 from joinedup.atomic import remove_stale_temporaries
 from joinedup.privacy.report import PrivacyRiskError
 from joinedup.provenance import read_stamp
@@ -44,6 +44,7 @@ from dashboard import data as dashboard_data
 # Every test works on a copy of the session's published population (a minute to build).
 pytestmark = pytest.mark.slow
 
+COMMISSIONING = catalogue.COMMISSIONING.path
 PREVIOUS_RUN = "run-1"  # the run that published the session population's analytics.duckdb
 
 
@@ -91,9 +92,12 @@ def test_a_failing_report_publishes_nothing(
     folder = tmp_path / "published"
     folder.mkdir()
     shutil.copy2(population / "analytics.duckdb", folder / "analytics.duckdb")
+    (folder / "commissioning").mkdir()
+    shutil.copy2(population / COMMISSIONING, folder / COMMISSIONING)
     monkeypatch.setenv("JOINEDUP_PUBLISHED_DIR", str(folder))
     published = folder / "analytics.duckdb"
     before = (published.read_bytes(), _mode(published), published.stat().st_mtime_ns)
+    commissioning_before = (folder / COMMISSIONING).read_bytes()
 
     staged = pipeline.stage_analytics_stage(population, "run-2")
     candidate = Path(staged["candidate"])
@@ -102,7 +106,11 @@ def test_a_failing_report_publishes_nothing(
     )
     # Not openable by analysts: hidden, not *.duckdb, owner-only; nor by the dashboard.
     assert _mode(candidate) == 0o400
+    assert _mode(warehouse.commissioning_candidate_path(population)) == 0o400
     assert sorted(p.name for p in folder.glob("*.duckdb")) == ["analytics.duckdb"]
+    assert sorted(p.name for p in (folder / "commissioning").glob("*.duckdb")) == [
+        "commissioning.duckdb"
+    ]
     assert read_stamp(candidate)["run_id"] == "run-2"
     assert dashboard_data.published_run(folder)["run_id"] == PREVIOUS_RUN
     assert (published.read_bytes(), _mode(published), published.stat().st_mtime_ns) == before
@@ -112,21 +120,28 @@ def test_a_failing_report_publishes_nothing(
     with pytest.raises(PrivacyRiskError, match="marts staged to publish break") as raised:
         pipeline.privacy_report_stage(population, "run-2", candidate=staged["candidate"])
     message = str(raised.value)
-    assert "k < 5" in message and f"Nothing was published: {published} is as" in message
+    assert "k < 5" in message and "Nothing was published: analytics.duckdb and" in message
     assert "published already" not in message
 
     # The previous file, byte for byte; the failed candidate gone; only the report left.
     assert (published.read_bytes(), _mode(published), published.stat().st_mtime_ns) == before
-    assert sorted(p.name for p in folder.iterdir()) == ["analytics.duckdb"]
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "analytics.duckdb",
+        "commissioning",
+        COMMISSIONING,
+    ]
+    assert (folder / COMMISSIONING).read_bytes() == commissioning_before
     assert not (population / ".analytics.duckdb.candidate").exists()
     report = json.loads((population / "privacy" / "report.json").read_text())
     assert report["status"] == "fail"
-    assert report["database"] == str(candidate) and report["published_as"] == str(published)
+    analytics = report["publications"]["analytics"]
+    assert analytics["database"] == str(candidate) and analytics["published_as"] == str(published)
     assert report["run_id"] == "run-2"
 
     # The publish task, were it reached, has nothing to publish.
+    digests = {p: r["sha256"] for p, r in report["publications"].items()}
     with pytest.raises(warehouse.WarehouseError, match="nothing to publish"):
-        pipeline.publish_stage(population, "run-2", report["database_sha256"])
+        pipeline.publish_stage(population, "run-2", digests)
     assert published.read_bytes() == before[0]
     assert dashboard_data.published_run(folder)["run_id"] == PREVIOUS_RUN
 
@@ -138,35 +153,45 @@ def test_a_passing_report_publishes_the_bytes_it_measured(population: Path) -> N
     staged = pipeline.stage_analytics_stage(population, "run-2")
     risk = pipeline.privacy_report_stage(population, "run-2", candidate=staged["candidate"])
     assert risk["status"] != "fail"
-    assert risk["sha256"] == _sha256(Path(staged["candidate"]))
+    candidates = {p: Path(c) for p, c in staged["candidates"].items()}
+    assert risk["sha256"] == {p: _sha256(c) for p, c in candidates.items()}
     assert read_stamp(published)["run_id"] == PREVIOUS_RUN  # still the last run's
+    commissioning = population / COMMISSIONING
+    previous_commissioning = _tables(commissioning)
 
     done = pipeline.publish_stage(population, "run-2", risk["sha256"])
-    assert done == {"analytics": str(published)}  # what finalise hashes, as before
-    assert _sha256(published) == risk["sha256"]
-    assert _mode(published) == 0o444
+    # What finalise hashes: both publications.
+    assert done == {"analytics": str(published), "commissioning": str(commissioning)}
+    assert _sha256(published) == risk["sha256"]["analytics"]
+    assert _sha256(commissioning) == risk["sha256"]["commissioning"]
+    assert _mode(published) == 0o400 and _mode(commissioning) == 0o444
+    assert read_stamp(commissioning)["run_id"] == "run-2"
+    assert _tables(commissioning) == previous_commissioning
+    assert not any(c.exists() for c in candidates.values())
     assert read_stamp(published)["run_id"] == "run-2"
     assert not Path(staged["candidate"]).exists()
     assert not [p.name for p in population.iterdir() if "analytics.duckdb" in p.name[1:]]
     # The same content as the one-step publish: every mart, row and description.
     assert _tables(published) == previous
     report = json.loads((population / "privacy" / "report.json").read_text())
-    assert report["database_sha256"] == risk["sha256"] and report["status"] == risk["status"]
+    assert {p: r["sha256"] for p, r in report["publications"].items()} == risk["sha256"]
+    assert report["status"] == risk["status"]
 
 
 def test_publish_refuses_a_candidate_the_report_did_not_measure(population: Path) -> None:
     published = population / "analytics.duckdb"
     before = published.read_bytes()
     staged = Path(pipeline.stage_analytics_stage(population, "run-2")["candidate"])
-    measured = _sha256(staged)
+    paths = warehouse.candidate_paths(population)
+    measured = {p: _sha256(c) for p, c in paths.items()}
     # Replaced after the report measured it (here by another run's stage_analytics).
     warehouse.stage_analytics(population, "run-3")
-    assert _sha256(staged) != measured
+    assert _sha256(staged) != measured["analytics"]
     with pytest.raises(warehouse.WarehouseError, match="not the file the privacy report"):
         pipeline.publish_stage(population, "run-2", measured)
     # Even with its checksum, a candidate another run staged is not this run's to publish.
     with pytest.raises(warehouse.WarehouseError, match="staged by run 'run-3', not 'run-2'"):
-        pipeline.publish_stage(population, "run-2", _sha256(staged))
+        pipeline.publish_stage(population, "run-2", {p: _sha256(c) for p, c in paths.items()})
     assert published.read_bytes() == before and staged.exists()
 
 
@@ -177,9 +202,13 @@ def test_publish_refuses_a_candidate_with_no_measurement(population: Path) -> No
     # The checksum is required: no call can publish a candidate no report measured.
     with pytest.raises(TypeError):
         warehouse.publish_candidate(population, run_id="run-2")  # type: ignore[call-arg]
-    for missing in ("", None):
+    for missing in ({}, {"analytics": "", "commissioning": ""}):
         with pytest.raises(warehouse.WarehouseError, match="no privacy report's SHA-256"):
-            warehouse.publish_candidate(population, sha256=missing, run_id="run-2")  # type: ignore[arg-type]
+            warehouse.publish_candidate(population, sha256=missing, run_id="run-2")
+    # One checksum cannot vouch for two files.
+    for wrong in ("", None, _sha256(staged)):
+        with pytest.raises(warehouse.WarehouseError, match="SHA-256 of each publication"):
+            warehouse.publish_candidate(population, sha256=wrong, run_id="run-2")  # type: ignore[arg-type]
     assert published.read_bytes() == before and staged.exists()
 
 
@@ -197,6 +226,7 @@ def test_the_run_summary_names_the_published_file_where_it_is(
     warehouse.publish_analytics(population, "run-2")
     text = render(population, summary)
     assert f"analytics marts   {elsewhere / 'analytics.duckdb'}" in text
+    assert f"commissioning     {elsewhere / COMMISSIONING}" in text
     assert "make dashboard" in text
 
 
