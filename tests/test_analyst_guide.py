@@ -1,4 +1,5 @@
-"""Every example query in docs/analyst-guide.md runs against a real analytics.duckdb.
+"""Every example query in docs/analyst-guide.md runs against a real analytics.duckdb,
+with commissioning.duckdb attached beside it as the guide's "Opening the file" says.
 
 The database is the session's shared published population (``published_population``
 in conftest.py: a synthetic population through the real ingest, opt-out,
@@ -18,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from joinedup.warehouse import analytics_path
+from joinedup.warehouse import analytics_path, commissioning_path
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +57,10 @@ QUERIES = guide_queries(GUIDE.read_text())
 @pytest.fixture(scope="module")
 def analytics(published_population: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(analytics_path(published_population)), read_only=True)
+    # As the guide opens them: the analysts' file, the commissioners' attached beside it.
+    path = str(commissioning_path(published_population)).replace("'", "''")
+    con.execute(f"attach '{path}' as commissioning (read_only)")
+    con.execute("set search_path = 'analytics.main,commissioning.main'")
     yield con
     con.close()
 
