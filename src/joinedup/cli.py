@@ -105,6 +105,9 @@ def run(
             "run wrote in DATA/linked/ (its SHA-256 in a record under DATA/runs/)"
         ),
     ] = None,
+    progress_every: Annotated[
+        float, typer.Option(help="seconds between progress lines while a task runs")
+    ] = 15.0,
     linkage_backend: Annotated[
         Literal["duckdb", "spark"] | None,
         typer.Option(
@@ -163,7 +166,7 @@ def run(
     log_file = AIRFLOW.under(data_dir) / "logs" / f"{run_id}.log"
     typer.echo(f"run {run_id} on {data_dir} (Airflow log: {log_file})")
     try:
-        run_dags(data_dir, conf, log_file, progress=typer.echo)
+        run_dags(data_dir, conf, log_file, progress=typer.echo, progress_every=progress_every)
     except DagRunFailed as exc:
         fail(str(exc), code=1)
     summary = json.loads(run_summary_path(data_dir, run_id).read_text())
