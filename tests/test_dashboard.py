@@ -1,7 +1,7 @@
 """The commissioners' dashboard, served by Streamlit and driven in a real browser.
 
 A module fixture builds a small population the way the pipeline does (generate, ingest,
-opt-outs, pseudonymise, Splink linkage, dbt build, publish analytics.duckdb), serves
+opt-outs, pseudonymise, Splink linkage, dbt build, publish commissioning.duckdb), serves
 ``dashboard/app.py`` on a free port and opens it in Debian's chromium through
 Playwright. Each page must render its Plotly charts as SVG with no Streamlit
 exception, a filter must change the figures, and no count from 1 to 7 may be visible.
@@ -297,7 +297,47 @@ def test_the_check_fails_on_a_small_count_planted_in_the_page(app: dict, page: A
 
 
 @pytest.mark.browser
-def test_missing_analytics_file_shows_how_to_build_it(browser: Any, tmp_path: Path) -> None:
+def test_the_dashboard_runs_on_commissioning_duckdb_alone(
+    population: Path, browser: Any, tmp_path: Path
+) -> None:
+    """What the Docker dashboard mounts: the commissioning folder, read-only, and nothing
+    else (no analytics.duckdb, ledger or linkage summary). Every mart page draws its charts."""
+    import shutil
+
+    from joinedup.catalogue import COMMISSIONING
+
+    only = tmp_path / "published"
+    folder = (only / COMMISSIONING.path).parent
+    folder.mkdir(parents=True)
+    shutil.copy2(population / COMMISSIONING.path, folder)
+    folder.chmod(0o555)
+    log = tmp_path / "streamlit.log"
+    try:
+        with serve(only, log) as url:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.goto(url)
+            for path, title, charts in PAGES:
+                if path:
+                    page.locator('[data-testid="stSidebarNav"] a').filter(
+                        has_text=NAV[path]
+                    ).click()
+                    page.wait_for_url(f"**/{path}")
+                wait_ready(page, charts if path != "coverage" else 0)
+                assert page.get_by_role("heading", name=title).is_visible(), path
+                assert exceptions(page) == [], path
+                if path != "coverage":  # its ledger and linkage figures are not mounted
+                    assert page.locator(".js-plotly-plot .main-svg").count() >= charts, path
+                assert disclosure_problems(page) == [], path
+            context.close()
+        assert sorted(p.name for p in folder.iterdir()) == [Path(COMMISSIONING.path).name]
+    finally:
+        folder.chmod(0o755)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@pytest.mark.browser
+def test_missing_commissioning_file_shows_how_to_build_it(browser: Any, tmp_path: Path) -> None:
     empty = tmp_path / "no-data-yet"
     empty.mkdir()
     log = tmp_path / "streamlit.log"
@@ -309,7 +349,7 @@ def test_missing_analytics_file_shows_how_to_build_it(browser: Any, tmp_path: Pa
             page.goto(url + path)
             wait_ready(page)
             text = page.inner_text("body")
-            assert "No analytics database" in text and "make run" in text
+            assert "No commissioning database" in text and "make run" in text
             assert str(empty) in text
             assert exceptions(page) == []
         context.close()

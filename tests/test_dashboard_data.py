@@ -180,7 +180,8 @@ def test_aggregate_filters_a_period_and_keeps_statistics_only_for_one_cell(
 def _publish(tmp_path: Path, frame: pl.DataFrame, *, tables: tuple[str, ...]) -> Path:
     """A published file: ``tables`` (each holding ``frame``) and, as stage_analytics writes
     it, the description of the repository's marts."""
-    path = tmp_path / data.ANALYTICS
+    path = data.commissioning_path(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
         con.register("frame", frame.to_arrow())
         for table in tables:
@@ -197,7 +198,7 @@ def test_catalogue_and_slices_come_from_the_read_only_file(tmp_path: Path) -> No
           "index_discharges": 20, "emergency_readmissions": 0}]
     )  # fmt: skip
     d = _publish(tmp_path, frame, tables=tuple(m.table for m in data.MARTS.values()))
-    (d / data.ANALYTICS).chmod(0o444)  # as publish_analytics leaves it
+    data.commissioning_path(d).chmod(0o444)  # as publish_analytics leaves it
     cat = data.catalogue(d)
     assert cat.breakdowns["readmissions"] == ("month", "month+la_code")
     assert cat.months["readmissions"] == (APR,)

@@ -37,6 +37,8 @@ from dashboard_browser import serve
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from joinedup.catalogue import COMMISSIONING
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 USERS = 20
@@ -185,7 +187,7 @@ def test_twenty_concurrent_users_are_all_answered(
     app: dict, record_property: pytest.RecordProperty
 ) -> None:
     url = app["url"]
-    queries = _filters(app["data_dir"] / "analytics.duckdb")
+    queries = _filters(app["data_dir"] / COMMISSIONING.path)
     assert len(queries) >= 5
     asset = _static_asset(url)
     started = time.perf_counter()
