@@ -182,6 +182,8 @@ ZONE_FILES: dict[str, str] = {
     "`joinedup evaluate`",
     catalogue.CANDIDATE: "beside `analytics.duckdb`: the next one, from `stage_analytics` until "
     "`publish` renames it (0400; removed when the privacy report fails)",
+    catalogue.COMMISSIONING_CANDIDATE: "beside `commissioning.duckdb`, in `commissioning/`: "
+    "the next one, staged, measured and published with the analytics candidate",
 }
 
 # Short-lived files beside the zones (those the catalogue lists as zones are left out).
@@ -436,13 +438,22 @@ suites fix each table's exact column set, so a new column is reviewed before it 
 MARTS_INTRO = f"""\
 ### Published marts
 
-`analytics.duckdb`, in the data directory or in `JOINEDUP_PUBLISHED_DIR` when that is
-set: the dbt marts whose names start with {", ".join(f"`{p}`" for p in MART_PREFIXES)},
-copied into schema `main` with their descriptions, read-only (0444), plus a one-row
-`_joinedup_run` table naming the run that wrote the file. Nothing else: no staging or
-intermediate model, no token. `publish` refuses a mart with an identifier-like column
-name or a value shaped like a keyed token. Definitions, caveats and example SQL are in
-the [analyst guide](analyst-guide.md).
+Two files, each for its audience, in the data directory or in `JOINEDUP_PUBLISHED_DIR`
+when that is set, each with a one-row `_joinedup_run` table naming the run that wrote it:
+
+* `analytics.duckdb`, for analysts: the dbt marts whose names start with `dim_` or
+  `fct_` (person level, coarsened: month of death, not the date), copied into schema
+  `main` with their descriptions; 0440 with the group `JOINEDUP_ANALYSTS_GROUP`, else
+  0400, never readable by others.
+* `commissioning/commissioning.duckdb`, for everyone: the marts starting `mart_`
+  (disclosure-controlled aggregates) and their description `_joinedup_marts`; 0444. The
+  dashboard's only input; no person-level table.
+
+Nothing else: no staging or intermediate model, no token. `publish` refuses a mart (a
+`marts` table named {", ".join(f"`{p}`" for p in MART_PREFIXES)}) with an identifier-like
+column name or a value shaped like a keyed token, and a `mart_` table with a
+`person_id`. Definitions, caveats and example SQL are in the
+[analyst guide](analyst-guide.md).
 """
 
 TRUTH = """\
