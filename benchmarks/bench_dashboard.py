@@ -2,9 +2,9 @@
 
     uv run python benchmarks/bench_dashboard.py --data-dir data [--runs 5] [--out FILE.json]
 
-Serves ``dashboard/app.py`` on a free port against ``DATA/analytics.duckdb`` and drives
-it with Playwright in Debian's chromium (``/usr/bin/chromium``, or
-``JOINEDUP_CHROMIUM``). Measured, in seconds, from the browser's side:
+Serves ``dashboard/app.py`` on a free port against
+``DATA/commissioning/commissioning.duckdb`` and drives it with Playwright in Debian's
+chromium (``/usr/bin/chromium``, or ``JOINEDUP_CHROMIUM``). Measured, in seconds, from the browser's side:
 
 * ``first_paint_cold``: first visit of each page after the server starts (Streamlit's
   caches empty: the catalogue and each mart breakdown are read from DuckDB);
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from joinedup.catalogue import PUBLISHED, REPO_ROOT
+from joinedup.catalogue import COMMISSIONING, REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
@@ -105,7 +105,7 @@ def run(data_dir: Path, runs: int) -> dict[str, Any]:
             browser.close()
     return {
         "data_dir": str(Path(data_dir).resolve()),
-        "analytics_mb": round(PUBLISHED.under(data_dir).stat().st_size / 1e6, 1),
+        "commissioning_mb": round(COMMISSIONING.under(data_dir).stat().st_size / 1e6, 1),
         "runs": runs,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "seconds": results,
@@ -124,10 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="warm repetitions (default 5)")
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
     args = parser.parse_args(argv)
-    if not PUBLISHED.under(args.data_dir).exists():
-        parser.error(f"{args.data_dir}/analytics.duckdb not found: run the pipeline first")
+    if not COMMISSIONING.under(args.data_dir).exists():
+        parser.error(f"{COMMISSIONING.under(args.data_dir)} not found: run the pipeline first")
     result = run(args.data_dir, args.runs)
-    print(f"dashboard on {result['data_dir']} ({result['analytics_mb']} MB analytics.duckdb)")
+    size = result["commissioning_mb"]
+    print(f"dashboard on {result['data_dir']} ({size} MB commissioning.duckdb)")
     print("seconds: median (min–max)")
     for page, metrics in result["seconds"].items():
         for metric, values in metrics.items():

@@ -69,9 +69,10 @@ def publish_analytics(data_dir: Path, run_id: str) -> None:
     report would have measured: the candidate's own.
     """
     from joinedup.provenance import sha256_file
-    from joinedup.warehouse import candidate_path, publish_candidate
+    from joinedup.warehouse import candidate_paths, publish_candidate
 
-    publish_candidate(data_dir, sha256=sha256_file(candidate_path(data_dir)))
+    staged = candidate_paths(data_dir)
+    publish_candidate(data_dir, sha256={p: sha256_file(c) for p, c in staged.items()})
 
 
 def quality_gates(data_dir: Path, run_id: str) -> None:
