@@ -4,7 +4,8 @@
 
 Serves ``dashboard/app.py`` on a free port against
 ``DATA/commissioning/commissioning.duckdb`` and drives it with Playwright in Debian's
-chromium (``/usr/bin/chromium``, or ``JOINEDUP_CHROMIUM``). Measured, in seconds, from the browser's side:
+chromium (``/usr/bin/chromium``, or ``JOINEDUP_CHROMIUM``). Measured, in seconds, from
+the browser's side:
 
 * ``first_paint_cold``: first visit of each page after the server starts (Streamlit's
   caches empty: the catalogue and each mart breakdown are read from DuckDB);
