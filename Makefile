@@ -8,7 +8,7 @@ PEOPLE ?= 10000
 DEMO_KEY := joinedup-DEMO-KEY-synthetic-data-only-do-not-use-with-real-data
 SIZES ?= 10000 100000
 
-.PHONY: run test test-fast lint format sync uv synth bench clean airflow dashboard
+.PHONY: run test test-fast lint format sync uv synth bench clean airflow dashboard spark-cluster
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -85,6 +85,13 @@ airflow: sync
 	@echo "Trigger the five joinedup_ingest_* DAGs with conf {\"data_dir\": \"$(abspath $(DATA))\"};"
 	@echo "the scheduler then runs joinedup_link_and_build, which publishes $(abspath $(DATA))/analytics.duckdb."
 	$(AIRFLOW_ENV) $(UV) run --locked airflow standalone
+
+# A standalone Spark master and worker on 127.0.0.1 from pyspark's jars, until Ctrl-C (docs/runbook.md).
+SPARK_PORT ?= 7077
+SPARK_UI_PORT ?= 8090
+spark-cluster: sync
+	$(UV) run --locked python -m joinedup.linkage.spark_cluster --port $(SPARK_PORT) \
+	  --webui-port $(SPARK_UI_PORT) --cores 2 --memory 2g
 
 clean:
 	rm -rf $(DATA)

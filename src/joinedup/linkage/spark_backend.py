@@ -13,6 +13,7 @@ Needs the ``spark`` extra (pyspark) and Java (17 is what is tested).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import logging
@@ -23,13 +24,14 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import polars as pl
 from splink import Linker
 
-from joinedup.catalogue import PSEUDONYMISED, RECORD_TABLES, RESTRICTED_OPTED_OUT_ENCODINGS, SPILL
+from joinedup.catalogue import RECORD_TABLES, SPILL
 from joinedup.linkage.backend import LinkageError
-from joinedup.linkage.inputs import TOKEN_COLUMNS
+from joinedup.linkage.inputs import LINKAGE_INPUTS, OPTED_OUT_INPUT, TOKEN_COLUMNS
 from joinedup.linkage.spark_sql import (
     bloom_bits_sql,
     bloom_words_sql,
@@ -89,6 +91,12 @@ def _quiet(spark, loggers: dict[str, str]) -> None:
         log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
 
 
+def _loopback_master(master: str) -> bool:
+    """A standalone master on this machine's loopback, as ``make spark-cluster`` starts."""
+    host = urlsplit(master).hostname if master.startswith("spark://") else None
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def _session(data_dir: Path, settings: Settings):
     """A Spark session for this run: quiet, its scratch space under DATA/.tmp/spark."""
     from pyspark.sql import SparkSession
@@ -96,9 +104,10 @@ def _session(data_dir: Path, settings: Settings):
     scratch = SPILL.under(Path(data_dir).resolve()) / "spark"
     make_private_dirs(SPILL.under(Path(data_dir).resolve()), scratch / "tmp")
     local = settings.spark_master.startswith("local")
-    if local:
+    if local or _loopback_master(settings.spark_master):
         # Bind to loopback: no network exposure, and no warning when the host name
-        # resolves to 127.0.0.1.
+        # resolves to 127.0.0.1. Executors of a master on loopback (make spark-cluster)
+        # must reach the driver there too.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     conf = {
         "spark.app.name": "joinedup-linkage",
@@ -114,14 +123,31 @@ def _session(data_dir: Path, settings: Settings):
     }
     if local:
         conf["spark.ui.enabled"] = "false"
-        # Splink hands Spark small Python lists (trained parameters); the workers that
-        # read them must be this interpreter, not whatever `python3` is on PATH.
-        conf["spark.pyspark.python"] = sys.executable
+    # Splink hands Spark small Python lists (trained parameters); the Python workers the
+    # executors start to read them must be this Python version with pyspark, not whatever
+    # `python3` is on PATH. On a cluster whose machines install it elsewhere, set
+    # PYSPARK_PYTHON or spark.pyspark.python in JOINEDUP_SPARK_CONF.
+    conf["spark.pyspark.python"] = os.environ.get("PYSPARK_PYTHON") or sys.executable
     conf.update(settings.spark_conf)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    context = spark.sparkContext._jsc.sc()
+    # A standalone master that never answers ends the application after three 20-second
+    # attempts, yet getOrCreate returns (the context stops in another thread, later) and
+    # the first query fails with an empty py4j error. Such an application never got an
+    # id from the master, only Spark's placeholder "spark-application-<ms>".
+    if context.isStopped() or (
+        settings.spark_master.startswith("spark://")
+        and str(context.applicationId()).startswith("spark-application-")
+    ):
+        with contextlib.suppress(Exception):
+            stop_spark(spark)
+        raise RuntimeError(
+            "the master did not accept the application (the log above says why, e.g. "
+            "'All masters are unresponsive')"
+        )
     spark.sparkContext.setLogLevel("WARN")
     _quiet(spark, QUIET_LOGGERS)
     # Splink's Spark backend breaks long query lineages by writing parquet here.
@@ -208,8 +234,9 @@ class SparkBackend:
 
     def load_records(self) -> dict[str, int]:
         counts = {}
-        for source, table in RECORD_TABLES.items():
-            url = f"{self.root}/{PSEUDONYMISED.path}/{source}/{table}.parquet"
+        for source in RECORD_TABLES:
+            # The unsealed copies link() writes (joinedup.linkage.inputs), not pseudonymised/.
+            url = f"{self.root}/{LINKAGE_INPUTS}/{source}.parquet"
             if not self._exists(url):
                 raise FileNotFoundError(f"{url} not found: run pseudonymisation before linkage")
             self.create_table(f"records_{source}", self._select(url))
@@ -217,7 +244,7 @@ class SparkBackend:
         return counts
 
     def load_opted_out(self) -> int:
-        url = f"{self.root}/{RESTRICTED_OPTED_OUT_ENCODINGS}"
+        url = f"{self.root}/{LINKAGE_INPUTS}/{OPTED_OUT_INPUT}.parquet"
         if not self._exists(url):
             self.create_table("opted_out", "SELECT * FROM records_gp LIMIT 0")
             return 0
