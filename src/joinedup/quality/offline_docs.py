@@ -88,6 +88,8 @@ _URL = re.compile(r'\b(src|href)\s*=\s*"(https?://[^"]*)"', re.IGNORECASE)
 _FETCHED_LINK = re.compile(r'rel\s*=\s*"[^"]*(stylesheet|icon|preload)', re.IGNORECASE)
 # An image a style loads: GX's inline styles name the S3 logo.
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)(https?://[^'")\s]*)\1\s*\)""", re.IGNORECASE)
+_FAVICON_PATH = "static/images/favicon.ico"
+_FAVICON = re.compile(r'href="(?:\.\.?/)*' + re.escape(_FAVICON_PATH) + '"')
 # A local file needs neither: with ``crossorigin`` Chromium refuses a file: script.
 _CORS = re.compile(r'\s+(?:integrity|crossorigin)\s*=\s*"[^"]*"', re.IGNORECASE)
 
@@ -136,6 +138,10 @@ def _local(url: str, page: Path, docs: Path) -> str | None:
         target = docs / VENDOR / LOCAL[url]
     else:
         return None
+    return _relative(target, page)
+
+
+def _relative(target: Path, page: Path) -> str:
     return Path(os.path.relpath(target, page.parent)).as_posix()
 
 
@@ -155,7 +161,11 @@ def offline_page(html: str, page: Path, docs: Path) -> tuple[str, list[str]]:
             return f'{m.group(1)}="{local}"'
 
         rewritten = _URL.sub(url, text)
-        return _CORS.sub("", rewritten) if rewritten != text else text
+        if rewritten != text:
+            return _CORS.sub("", rewritten)
+        # GX's validation pages name the favicon one folder short of the site's root
+        # (great-expectations 1.24), so the browser's request for it fails.
+        return _FAVICON.sub(f'href="{_relative(docs / _FAVICON_PATH, page)}"', text)
 
     def css_url(m: re.Match[str]) -> str:
         local = _local(m.group(2), page, docs)
