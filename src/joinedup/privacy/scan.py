@@ -25,9 +25,14 @@ How matching works, all as DuckDB set joins over *distinct* cell values:
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import logging
+import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
@@ -43,8 +48,8 @@ log = logging.getLogger(__name__)
 KINDS = ("name", "nhs_number", "date_of_birth", "postcode", "local_id")
 TEXT_COLUMN = "(text)"
 HTML_COLUMN = "(html)"  # an HTML file's lines: every kind but names
+DATA_COLUMN = "(data)"  # the values of the JSON an HTML page's scripts embed
 HTML_SUFFIXES = {".html", ".htm"}
-_SCRIPT_OR_STYLE = r"(?is)<(script|style)\b.*?</(script|style)\s*>"
 TABULAR = {".parquet", ".csv", ".duckdb", ".db"}
 TEXT_SUFFIXES = {".json", ".html", ".htm", ".txt", ".md", ".jsonl", ".ndjson", ".xml", ".svg"}
 
@@ -127,22 +132,27 @@ def _candidates_sql(cells: str, by_kind: bool = False) -> str:
             else ""
         )
         own_kind = f" WHERE id_kind IS NULL OR id_kind = '{kind}'" if by_kind else ""
+        # A name is a whole word: `date_of_birth` or `max_value` is a column or a setting
+        # of the code, never a person's Date or Max, so names are cut from the value as
+        # written; the other kinds from it with '_' read as a space (`run_2025-01-01`).
+        source = "w" if name == "name" else "v"
         parts.append(
             f"SELECT file, col, '{kind}' AS kind, {to_token} AS token{kind_col} FROM ("
-            f"SELECT file, col{kind_col}, unnest(regexp_extract_all(v, '{pattern}')) AS t "
+            f"SELECT file, col{kind_col}, unnest(regexp_extract_all({source}, '{pattern}')) AS t "
             f"FROM prepared{own_kind})" + where
         )
     # Cells come distinct per column. Each normalising step is guarded by a cheap test
     # (ASCII has no accents; no 'T', no ISO datetime; short text is no token) because at
     # a million people the landing zone alone is six million distinct cells.
     ascii_ = "CASE WHEN strlen(value) = length(value) THEN value ELSE strip_accents(value) END"
-    spaced = f"replace({ascii_}, '_', ' ')"
+    spaced = "replace(w, '_', ' ')"
     return (
-        f"WITH prepared AS (SELECT file, col{kind_col}, CASE WHEN contains(u, 'T') "
+        f"WITH prepared AS (SELECT file, col{kind_col}, w, CASE WHEN contains(u, 'T') "
         "THEN regexp_replace(u, '(\\d)T(\\d)', '\\1 \\2', 'g') ELSE u END AS v "
-        f"FROM (SELECT file, col{kind_col}, {spaced} AS u FROM {cells} "
+        f"FROM (SELECT file, col{kind_col}, w, {spaced} AS u FROM "
+        f"(SELECT file, col{kind_col}, {ascii_} AS w FROM {cells} "
         "WHERE value IS NOT NULL AND NOT (length(value) >= 16 AND regexp_full_match(value, "
-        f"'{_OPAQUE}')))) " + " UNION ALL ".join(parts)
+        f"'{_OPAQUE}'))))) " + " UNION ALL ".join(parts)
     )
 
 
@@ -215,6 +225,46 @@ def identifiers(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> int:
     return con.sql("SELECT count(*) FROM identifiers").fetchall()[0][0]
 
 
+def _library_dirs() -> list[Path]:
+    """Folders of files that libraries ship and outputs copy as they are: Great
+    Expectations' Data Docs site (its logos and images), Splink's chart scripts, and the
+    Data Docs assets vendored in :mod:`joinedup.quality.offline_docs`."""
+    dirs = [Path(__file__).parents[1] / "quality" / "data_docs_assets"]
+    for package, sub in (("great_expectations", "render/view/static"), ("splink", "internals")):
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.origin:
+            dirs.append(Path(spec.origin).parent / sub)
+    return [d for d in dirs if d.is_dir()]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _library_copies(files: list[Path]) -> set[Path]:
+    """The files that are byte for byte a file a library ships (by size, then SHA-256).
+
+    Identity, not name or place: a page a library renders with data in it differs from
+    every file it ships, so it is scanned; only the library's own text is not.
+    """
+    sizes: dict[int, list[Path]] = {}
+    for d in _library_dirs():
+        for p in d.rglob("*"):
+            if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES:
+                sizes.setdefault(p.stat().st_size, []).append(p)
+    hashes: dict[int, set[str]] = {}
+    out = set()
+    for f in files:
+        size = f.stat().st_size
+        if size not in sizes:
+            continue
+        if size not in hashes:
+            hashes[size] = {_sha256(p) for p in sizes[size]}
+        if _sha256(f) in hashes[size]:
+            out.add(f)
+    return out
+
+
 def _files(targets: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for target in targets:
@@ -227,7 +277,8 @@ def _files(targets: Iterable[Path]) -> list[Path]:
             )
         elif target.is_file():
             out.append(target)
-    return out
+    library = _library_copies([p for p in out if p.suffix.lower() in TEXT_SUFFIXES])
+    return [p for p in out if p not in library]
 
 
 # Types that cannot hold a name, NHS number, date of birth, postcode or local id (at
@@ -295,7 +346,120 @@ def _table_cells_sql(con: duckdb.DuckDBPyConnection, path: Path, n: int) -> list
     return out
 
 
-def _text_cells_sql(paths: list[Path]) -> list[str]:
+class _Page(HTMLParser):
+    """An HTML page cut by its structure: the text a reader sees, and its scripts."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.scripts: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._in = tag
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._in:
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "script":
+            self.scripts.append(data)
+        elif self._in is None and data.strip():
+            self.text.append(data)
+
+
+# Where a JSON literal can start in a script: after `=`, `(`, `,` or `:` (an assignment,
+# a call's argument), or a script that is all JSON; an object with a quoted key or an
+# array of them. Code's own object literals have bare keys, so they never parse.
+_JSON_START = re.compile(r'(?:^|[=(,:])\s*([\[{])(?=\s*["{\[])')
+
+
+def _json_literals(script: str) -> Iterator[object]:
+    decoder = json.JSONDecoder()
+    end = 0
+    for match in _JSON_START.finditer(script):
+        start = match.start(1)
+        if start < end:
+            continue  # inside a literal already read
+        try:
+            value, end = decoder.raw_decode(script, start)
+        except ValueError:
+            continue
+        # Code's arrays of strings (`["boolean", "integer", "date"]`, a list of a
+        # library's operators) parse too; the data a page embeds is records or a spec.
+        if isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, dict) for v in value)
+        ):
+            yield value
+
+
+def _is_vega_spec(value: object) -> bool:
+    return isinstance(value, dict) and "vega" in str(value.get("$schema", ""))
+
+
+def _vega_data(spec: object) -> Iterator[object]:
+    """What a Vega(-Lite) spec plots: its datasets and inline data values, wherever in
+    the spec (layers, facets). Titles, field names and axis labels are the chart's own."""
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key == "datasets":
+                yield value
+            elif key == "data" and isinstance(value, dict) and "values" in value:
+                yield value["values"]
+            else:
+                yield from _vega_data(value)
+    elif isinstance(spec, list):
+        for item in spec:
+            yield from _vega_data(item)
+
+
+def _scalars(value: object) -> Iterator[str]:
+    """Every string and integer in a JSON value (a key is a field name, not data)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _scalars(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _scalars(item)
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield str(value)
+
+
+def html_cells(path: Path) -> pl.DataFrame:
+    """(file, col, value) for one HTML page, by its structure.
+
+    ``(text)``: the page's visible text (table cells, headings, paragraphs);
+    ``(data)``: the values of the JSON a script embeds (a chart's records; of a Vega
+    spec, only what it plots). What is left is interface: the chart library's code and
+    strings, a spec's titles and labels, which are the software's text, not a person's
+    ("Invalid Date", a "Max" whisker label). Every other kind than names is looked for
+    in the page's raw lines too (:data:`HTML_COLUMN`).
+    """
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8", errors="replace"))
+    page.close()
+    data: list[str] = []
+    for script in page.scripts:
+        for value in _json_literals(script):
+            parts = _vega_data(value) if _is_vega_spec(value) else [value]
+            for part in parts:
+                data.extend(_scalars(part))
+    label = path.as_posix()
+    return pl.DataFrame(
+        {
+            "file": [label] * (len(page.text) + len(data)),
+            "col": [TEXT_COLUMN] * len(page.text) + [DATA_COLUMN] * len(data),
+            "value": page.text + data,
+        },
+        schema={"file": pl.String, "col": pl.String, "value": pl.String},
+    ).unique()
+
+
+def _text_cells_sql(con: duckdb.DuckDBPyConnection, paths: list[Path], first: int) -> list[str]:
     """SQL selecting (file, col, value) lines of text files, all files in one read:
     Data Docs and charts are hundreds of small pages, and a query each would cost more
     than reading them."""
@@ -304,20 +468,12 @@ def _text_cells_sql(paths: list[Path]) -> list[str]:
     selects = []
     if html:
         files = "read_text([" + ", ".join(literal(p.as_posix()) for p in html) + "])"
-        # Charts embed minified third-party JavaScript whose words and URLs collide
-        # with names ("Starcounter-Jack", "Mar"). Names are looked for in the data
-        # the chart embeds (JSON values) and in the visible text of the page (text
-        # between tags, scripts and styles removed); every other kind everywhere.
-        visible = f"regexp_replace(content, '{_SCRIPT_OR_STYLE}', ' ', 'g')"
+        view = f"html_cells_{first}"
+        con.register(view, pl.concat([html_cells(p) for p in html]))
         selects += [
             f"SELECT filename AS file, '{HTML_COLUMN}' AS col, "
             f"unnest(string_split(content, chr(10))) AS value FROM {files}",
-            f"SELECT filename AS file, '{TEXT_COLUMN}' AS col, "
-            f'unnest(regexp_extract_all(content, \':\\s*"([^"]{{1,200}})"\', 1)) AS value '
-            f"FROM {files}",
-            f"SELECT filename AS file, '{TEXT_COLUMN}' AS col, "
-            f"unnest(regexp_extract_all({visible}, '>([^<]{{1,500}})<', 1)) AS value "
-            f"FROM {files}",
+            f"SELECT file, col, value FROM {view}",
         ]
     if other:
         files = "read_text([" + ", ".join(literal(p.as_posix()) for p in other) + "])"
@@ -338,19 +494,28 @@ def _cells_sql(con: duckdb.DuckDBPyConnection, files: list[Path], first: int = 0
             texts.append(path)
         else:
             selects.extend(s for s in tables if s)
-    return selects + _text_cells_sql(texts)
+    return selects + _text_cells_sql(con, texts, first)
 
 
 def _drop_vocabulary(con: duckdb.DuckDBPyConnection, vocabulary: Iterable[Path]) -> None:
-    """Tokens written in the project's own files (a gate's date bound, a code list's
-    wording) reach outputs from the code, not from a person, wherever they also occur
-    in the landing data: they are ambiguous, like a value in a non-identifier column."""
+    """The project's own files (suites, seeds) reach outputs from the code, not from a
+    person, in two ways, each of which is not counted (table ``vocabulary_values``):
+
+    * a whole value the project wrote (a seed's label copied into a reference table,
+      "... (ST-Max) ..."): the cell is the project's text, whatever words it holds;
+    * a token other than a name (a gate's date bound) wherever it also occurs in the
+      landing data: ambiguous, like a value in a non-identifier column. Not a name: a
+      person called Max or Date is no less identified where they are named because the
+      word occurs in a suite (``max_value``) or a code list.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE vocabulary_values (value VARCHAR)")
     selects = _cells_sql(con, _files(vocabulary), first=10_000)
     if not selects:
         return
     con.execute("CREATE OR REPLACE TEMP VIEW vocabulary_cells AS " + " UNION ALL ".join(selects))
+    con.execute("INSERT INTO vocabulary_values SELECT DISTINCT value FROM vocabulary_cells")
     con.execute(
-        "DELETE FROM identifiers WHERE (kind, token) IN "
+        "DELETE FROM identifiers WHERE kind <> 'name' AND (kind, token) IN "
         f"(SELECT (kind, token) FROM ({_candidates_sql('vocabulary_cells')}))"
     )
 
@@ -362,8 +527,10 @@ def scan(
 
     Returns columns ``file``, ``column``, ``kind``, ``value`` (the identifier found),
     sorted. The result itself is identifiable: show counts, not values, in logs.
-    ``vocabulary``: the project's own files (e.g. the expectation suites, seeds), whose
-    tokens are not counted as identifiers.
+    ``vocabulary``: the project's own files (e.g. the expectation suites, seeds): their
+    values, and their tokens other than names, are not counted as identifiers (see
+    :func:`_drop_vocabulary`). Files a library ships (Great Expectations' site images,
+    the vendored Data Docs assets) are not scanned: their text is no person's.
     """
     # Spilled pages hold landing identifiers, so they spill inside landing/ (owner-only),
     # never to a temporary folder of the working directory; memory is capped as elsewhere.
@@ -386,7 +553,10 @@ def scan(
         # One table or file at a time: memory is bounded by the largest, not the sum.
         found = []
         for select in selects:
-            con.execute("CREATE OR REPLACE TEMP VIEW output_cells AS " + select)
+            con.execute(
+                "CREATE OR REPLACE TEMP VIEW output_cells AS SELECT * FROM "
+                f"({select}) ANTI JOIN vocabulary_values USING (value)"
+            )
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE candidates AS " + _candidates_sql("output_cells")
             )
