@@ -18,8 +18,10 @@ uv:
 sync: uv
 	@$(UV) sync --locked --extra spark --quiet
 
+# The demo key only when neither a key nor a key file is set (settings.py refuses both).
+KEY_OR_DEMO = $${JOINEDUP_PSEUDONYMISATION_KEY:-$$([ -n "$${JOINEDUP_PSEUDONYMISATION_KEY_FILE:-}" ] || echo '$(DEMO_KEY)')}
 run: sync
-	JOINEDUP_PSEUDONYMISATION_KEY=$${JOINEDUP_PSEUDONYMISATION_KEY:-$(DEMO_KEY)} \
+	JOINEDUP_PSEUDONYMISATION_KEY=$(KEY_OR_DEMO) \
 	  $(UV) run --locked joinedup run --data-dir $(DATA) --demo-people $(PEOPLE)
 
 synth: sync
@@ -75,7 +77,7 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURD
   AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
   AIRFLOW__API__HOST=$(AIRFLOW_BIND) AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
   AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False JOINEDUP_DATA_DIR=$(abspath $(DATA)) \
-  JOINEDUP_PSEUDONYMISATION_KEY=$${JOINEDUP_PSEUDONYMISATION_KEY:-$(DEMO_KEY)}
+  JOINEDUP_PSEUDONYMISATION_KEY=$(KEY_OR_DEMO)
 airflow: sync
 	@mkdir -p $(DATA)/airflow
 	@$(AIRFLOW_ENV) $(UV) run --locked airflow db migrate >/dev/null

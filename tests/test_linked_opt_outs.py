@@ -30,7 +30,6 @@ from joinedup.ingest import IngestError, finalise_ledger, ingest_source
 from joinedup.ingest.ledger import read_ledger
 from joinedup.linkage import link, remove_linked_opt_outs
 from joinedup.linkage.linked_opt_outs import LINKAGE
-from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
 from joinedup.truth import truth_records
 
@@ -127,10 +126,10 @@ def test_a_linked_record_goes_with_its_events_and_is_counted_in_its_files(small:
 def test_the_pipeline_stage_reads_the_key_from_the_environment(
     small: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("JOINEDUP_PSEUDONYMISATION_KEY", DEMO_KEY)
+    monkeypatch.setenv("JOINEDUP_PSEUDONYMISATION_KEY", KEY.decode())
     summary = pipeline.remove_linked_opt_outs_stage(str(small), RUN)
     assert summary["records_removed"] == {"social_care": 1}
-    assert DEMO_KEY not in repr(summary)
+    assert KEY.decode() not in repr(summary)
     finalise_ledger(small, RUN)
 
 

@@ -18,6 +18,8 @@ from joinedup.deidentify import pseudonymise
 from joinedup.deidentify.encodings import (
     BLOOM_BITS,
     ENCODING_SCHEMA,
+    SEALED_COLUMNS,
+    TOKEN_KINDS,
     Encoder,
     bloom_filters,
     derive_key,
@@ -29,7 +31,7 @@ from joinedup.deidentify.pseudonymise import GP_EXTRA, RECORD_SCHEMA
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.records import DEMOGRAPHICS
 from joinedup.privacy.scan import scan
-from joinedup.settings import DEMO_KEY, MissingKeyError
+from joinedup.settings import MissingKeyError
 
 RUN = "run-1"
 EVENT_SCHEMAS = {
@@ -70,7 +72,9 @@ def read(data_dir: Path, name: str) -> pl.DataFrame:
 
 
 def test_record_token_is_the_contract_hmac(data_dir: Path) -> None:
-    expected = hmac.new(KEY, f"gp|{PRACTICE}|{gp_id('alice')}".encode(), hashlib.sha256)
+    # Keyed with the record sub-key HMAC(key, "joinedup/record/v1"), as docs/contracts.md says.
+    record_key = hmac.new(KEY, b"joinedup/record/v1", hashlib.sha256).digest()
+    expected = hmac.new(record_key, f"gp|{PRACTICE}|{gp_id('alice')}".encode(), hashlib.sha256)
     assert expected.hexdigest() in read(data_dir, "gp/patients")["record_token"].to_list()
     assert read(data_dir, "gp/patients")["record_token"].str.contains("^[0-9a-f]{64}$").all()
 
@@ -94,6 +98,25 @@ def test_no_identifier_reaches_pseudonymised(data_dir: Path) -> None:
     for path in (data_dir / "pseudonymised").rglob("*.parquet"):
         assert not (raw | local) & set(pl.read_parquet_schema(path)), path
     assert read(data_dir, "gp/patients")["birth_month"].str.contains(r"^\d{4}-\d{2}$").all()
+
+
+def test_sealed_encodings_are_unique_per_record_and_unseal_with_the_key(data_dir: Path) -> None:
+    stored = read(data_dir, "hospital/patients")
+    enc = Encoder(KEY)
+    for column in SEALED_COLUMNS:
+        present = stored[column].drop_nulls()
+        # Sealed: every stored value differs, equal dates or not (alice's and frank's
+        # postcode districts are both LS...), and is still a 64-hex token.
+        assert present.n_unique() == present.len(), column
+        assert present.str.contains("^[0-9a-f]{64}$").all(), column
+    unsealed = enc.unseal(stored)
+    alice_dob = enc.dob_tokens(pl.Series(["d|1980-05-01"]))[0]
+    assert alice_dob in unsealed["date_of_birth_token"].to_list()
+    assert alice_dob not in stored["date_of_birth_token"].to_list()
+    assert enc.seal(unsealed).equals(stored)
+    # Another key unseals to values that match nothing the right key makes.
+    wrong = Encoder(b"another-key-of-16-bytes").unseal(stored)
+    assert alice_dob not in wrong["date_of_birth_token"].to_list()
 
 
 def test_hospital_record_takes_the_most_recent_valid_value_per_field(data_dir: Path) -> None:
@@ -120,7 +143,7 @@ def test_missing_key_is_a_clear_error(
     with pytest.raises(MissingKeyError, match="shorter than 16 bytes"):
         pseudonymise(data_dir, b"short", RUN)
     key_file = tmp_path / "key.txt"
-    key_file.write_text(DEMO_KEY + "\n")
+    key_file.write_text(KEY.decode() + "\n")
     key_file.chmod(0o600)  # a key file others can read is refused (tests/test_access.py)
     monkeypatch.setenv("JOINEDUP_PSEUDONYMISATION_KEY_FILE", str(key_file))
     before = (data_dir / "pseudonymised/gp/patients.parquet").read_bytes()
@@ -134,15 +157,16 @@ def test_key_never_appears_in_any_output_or_log(
     write_landing(tmp_path)
     with caplog.at_level(logging.DEBUG):
         run_all(tmp_path, RUN)
-    secrets = [KEY, KEY.hex().encode(), DEMO_KEY.encode("utf-16-le")]
-    secrets += [derive_key(KEY, p) for p in ("name", "nhs_number", "date_of_birth", "name_bloom")]
+    secrets = [KEY, KEY.hex().encode(), KEY.decode().encode("utf-16-le")]
+    secrets += [derive_key(KEY, p) for p in TOKEN_KINDS]
+    secrets += [s.hex().encode() for s in secrets]
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in files)
     for path in files:
         content = path.read_bytes()
         assert not any(s in content for s in secrets), path
-    assert DEMO_KEY not in caplog.text
-    assert "DEMO" not in repr(Encoder(KEY))
+    assert KEY.decode() not in caplog.text
+    assert KEY.decode() not in repr(Encoder(KEY))
 
 
 def test_same_input_gives_byte_identical_outputs(tmp_path: Path) -> None:

@@ -380,17 +380,64 @@ TOKENS = """\
 ## Tokens
 
 The pseudonymisation key comes from `JOINEDUP_PSEUDONYMISATION_KEY`, or a file named by
-`JOINEDUP_PSEUDONYMISATION_KEY_FILE` (at least 16 characters). Without one a run stops
-with an error saying how to set it: `joinedup run` before it starts, Airflow at the first
-task that needs it. It is never written to any output or log.
+`JOINEDUP_PSEUDONYMISATION_KEY_FILE` (at least 16 characters; an empty variable counts as
+unset). Setting both is an error, so a key left in the environment can never silently
+replace the file a deployment mounted. Without one a run stops with an error saying how
+to set it: `joinedup run` before it starts, Airflow at the first task that needs it.
+`make run` (and `make airflow`) use the public demo key only when neither is set. The
+key is never written to any output or log.
 
-`record_token` = lowercase hex HMAC-SHA256(key, `"<source>|<org_code>|<local_id>"`), for
-example `"gp|A81001|P000123"`. It is the one token fixed here, because it joins a
-record's rows across tables and outputs. Every other token and encoding (NHS number,
-names, date of birth, postcode, spell and attendance ids, Bloom filters, person ids) is
-keyed with its own sub-key derived from the key (`src/joinedup/deidentify/encodings.py`),
-so a token of one kind can never be matched against a token of another.
+The demo key is public, so with it anyone could recompute every token (every valid NHS
+number can be tried). `pseudonymise` refuses it, with an error, unless every NHS number
+in the records and opt-outs it reads begins `99` and every postcode begins `J`: the
+generator's reserved ranges (`src/joinedup/synth/reference.py`), which no issued NHS number
+and no UK postcode area uses. One identifier outside them refuses the run.
+
+The key itself keys nothing. Every token kind has its own sub-key, derived once per run
+as HMAC-SHA256(key, `"joinedup/<kind>/v1"`) (`src/joinedup/deidentify/encodings.py`), so a
+token of one kind is never comparable with a token of another and learning one sub-key
+reveals neither the key nor the others:
+
+{kinds}
+
+`record_token` = lowercase hex HMAC-SHA256(record sub-key, `"<source>|<org_code>|<local_id>"`),
+for example `"gp|A81001|P000123"`: it joins a record's rows across tables and outputs.
+
+**Key fingerprint.** The first 16 hex digits of SHA-256 of the `fingerprint` sub-key name
+the key without revealing it. Every file `pseudonymise` writes carries it in its Parquet
+metadata (`{metadata}`), `linked/summary.json` and the run record
+(`provenance.key_fingerprint`) name it, and `link` refuses pseudonymised tables, or a
+trained model whose run record names another fingerprint, made under a different key.
+
+**Sealed encodings.** Linkage compares a date of birth with the other record's
+day/month-swapped date and year-day and month-day parts, and postcode sectors and
+districts. Stored as plain keyed tokens beside the record's `birth_month` and
+`lsoa_code`, their equalities across records would decode: where A's swap token equals
+B's date token, A's day of birth is B's birth month. So these columns are stored sealed:
+each value is XORed with a 32-byte mask of its own, cut from SHAKE-256 of the `seal`
+sub-key followed by the record's `record_token`:
+
+{sealed}
+
+A sealed value is still 64 hex digits, but no two stored values are equal (whether or not
+the dates or postcodes are), so without the key there is no equality to read
+(`tests/test_encoding_attack.py` runs the attacks). `link`, which holds the key, unseals
+them into owner-only copies under `DATA/{inputs}/` and deletes those when it ends. NHS
+number and name tokens are not sealed: nothing stored beside them is a part of them.
 """
+
+
+def _tokens() -> str:
+    from joinedup.deidentify.encodings import KEY_FINGERPRINT_METADATA, SEALED_COLUMNS, TOKEN_KINDS
+    from joinedup.linkage.inputs import LINKAGE_INPUTS
+
+    return TOKENS.format(
+        kinds=_table(("kind", "keys"), [(f"`{k}`", v) for k, v in TOKEN_KINDS.items()]),
+        metadata=KEY_FINGERPRINT_METADATA,
+        sealed=", ".join(f"`{c}`" for c in SEALED_COLUMNS),
+        inputs=LINKAGE_INPUTS,
+    )
+
 
 OUTPUTS_INTRO = """\
 ## Outputs
@@ -774,7 +821,7 @@ def render() -> str:
         REJECTED_WHOLE + "\n" + _table(("what arrives", "what happens"), WHOLE_FILE_CASES),
         OPT_OUTS,
         _redeliveries(),
-        TOKENS,
+        _tokens(),
         _zones(),
         _files(),
         _ledger(),

@@ -262,6 +262,34 @@ def read_stamp(path: Path) -> dict[str, Any] | None:
     return dict(zip(names, row, strict=True)) if row else None
 
 
+def key_fingerprint_of_run(data_dir: Path) -> str | None:
+    """The fingerprint of the key the pseudonymised tables were made under (never the key)."""
+    from joinedup.deidentify.encodings import KEY_FINGERPRINT_METADATA
+
+    source, table = next(iter(catalogue.RECORD_TABLES.items()))
+    path = catalogue.pseudonymised_path(Path(data_dir), source, table)
+    if not path.exists():
+        return None
+    import polars as pl
+
+    return pl.read_parquet_metadata(path).get(KEY_FINGERPRINT_METADATA)
+
+
+def key_fingerprints_of_output(data_dir: Path, sha256: str) -> set[str]:
+    """The key fingerprints of the runs whose record lists content ``sha256``."""
+    found = set()
+    for record in sorted((Path(data_dir) / RUNS).glob("*.json")):
+        try:
+            prov = json.loads(record.read_text(encoding="utf-8")).get("provenance") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        model = ((prov.get("linkage") or {}).get("model") or {}).get("sha256")
+        written = {model} | {e.get("sha256") for e in prov.get("outputs", [])}
+        if sha256 in written and prov.get("key_fingerprint"):
+            found.add(prov["key_fingerprint"])
+    return found
+
+
 def run_provenance(
     data_dir: Path, run_id: str, ledger: Any, extra_outputs: Iterable[Path] = ()
 ) -> dict[str, Any]:
@@ -278,6 +306,7 @@ def run_provenance(
         "code": code,
         "libraries": library_versions(),
         "linkage": linkage_model(data_dir),
+        "key_fingerprint": key_fingerprint_of_run(data_dir),
         "inputs": input_files(ledger),
         "outputs": output_files(data_dir, extra_outputs),
     }

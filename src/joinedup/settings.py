@@ -142,13 +142,25 @@ class Settings(BaseSettings):
     )
 
     def key(self) -> bytes:
-        """The pseudonymisation key as bytes, or a clear error naming how to set it."""
-        if self.pseudonymisation_key is not None:
-            value = self.pseudonymisation_key.get_secret_value()
-        elif self.pseudonymisation_key_file is not None:
-            value = read_key_file(self.pseudonymisation_key_file)
-        else:
-            value = ""
+        """The pseudonymisation key as bytes, or a clear error naming how to set it.
+
+        An empty variable counts as unset. Setting both the key and a key file is an
+        error rather than a choice, so a stale or demo key in the environment can never
+        silently win over the file a deployment mounted.
+        """
+        variable = self.pseudonymisation_key
+        value = variable.get_secret_value() if variable is not None else ""
+        key_file = self.pseudonymisation_key_file
+        if key_file is not None and str(key_file) in ("", "."):
+            key_file = None  # an empty JOINEDUP_PSEUDONYMISATION_KEY_FILE= is unset too
+        if value and key_file is not None:
+            raise MissingKeyError(
+                "both JOINEDUP_PSEUDONYMISATION_KEY and JOINEDUP_PSEUDONYMISATION_KEY_FILE "
+                f"are set ({key_file}): set only one. For a real key, unset "
+                "JOINEDUP_PSEUDONYMISATION_KEY and keep the key file."
+            )
+        if not value and key_file is not None:
+            value = read_key_file(key_file)
         if len(value) < 16:
             raise MissingKeyError(
                 "no pseudonymisation key: set JOINEDUP_PSEUDONYMISATION_KEY (at least 16 "

@@ -23,6 +23,28 @@ Why so many encodings of one value:
   ``BLOOM_BITS``-character string of '0'/'1' so DuckDB can ``CAST(x AS BIT)``
   and compute ``2*bit_count(a & b) / (bit_count(a) + bit_count(b))``.
 
+Sealed encodings. The date-of-birth and postcode encodings are stored beside a
+partial plaintext of the same value (``birth_month``, ``lsoa_code``), so their
+equalities across records would decode: where A's swap token equals B's date
+token, A's day of birth is B's birth month; day-equality classes joined across
+years and months (year-day, month-day tokens) single out the 29th, 30th and 31st
+by the months that lack them; sector and district tokens are labelled by the
+LSOAs beside them. So those columns (:data:`SEALED_COLUMNS`) are *sealed* in
+``pseudonymised/`` and ``restricted/``: each value is XORed with a 32-byte mask
+of its own, cut from keyed BLAKE2b-512 of the record's ``record_token`` under the
+``seal`` sub-key (one mask per record and column). Every stored value is then unique
+to its record: no two records' sealed values are equal, whether or not their
+dates or postcodes are, so without the key no equality is there to read.
+Linkage, which holds the key, unseals them into its owner-only scratch space
+(:func:`joinedup.linkage.inputs.write_linkage_inputs`) and deletes them when it
+ends; the comparisons of linkage/settings.json are unchanged.
+
+Key derivation. Every token kind has its own sub-key, derived once per run as
+``HMAC-SHA256(key, "joinedup/<kind>/v1")`` (:data:`TOKEN_KINDS`). The version
+suffix lets a kind be re-keyed without touching the others.
+:func:`key_fingerprint` is a SHA-256 of a sub-key kept for that alone, so the run
+record can say which key made a run's outputs without revealing any key.
+
 Performance: HMACs and Bloom filters are computed once per *distinct* value
 (names, dates of birth and postcodes repeat a great deal) and joined back.
 """
@@ -33,7 +55,12 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+
+# The key-value metadata entry of every pseudonymised file naming the key that made it.
+KEY_FINGERPRINT_METADATA = "joinedup.key_fingerprint"
 
 BLOOM_BITS = 512
 BLOOM_HASHES = 15
@@ -51,9 +78,36 @@ _SOUNDEX = {
 }
 
 
+# The token kinds and their sub-keys, HMAC-SHA256(key, "joinedup/<kind>/v1"), in
+# docs/contracts.md (generated from joinedup.contract_docs).
+TOKEN_KINDS: dict[str, str] = {
+    "record": "record_token (one source record)",
+    "event_id": "spell_token, attendance_token (one hospital event)",
+    "nhs_number": "nhs_number_token",
+    "name": "given_name_token, family_name_token (one key: swapped names still match)",
+    "name_phonetic": "given_name_soundex_token, family_name_soundex_token",
+    "name_bloom": "given_name_bloom, family_name_bloom (the Bloom filter bit positions)",
+    "date_of_birth": "date_of_birth_token and its ym/yd/md and day/month-swap tokens",
+    "postcode": "postcode_token, postcode_sector_token, postcode_district_token",
+    "person_id": "person_id (joinedup.linkage.person_ids)",
+    "seal": "the per-record masks of the sealed columns (SEALED_COLUMNS)",
+    "fingerprint": "the key fingerprint of the run record (hashed, never used to key data)",
+}
+
+
 def derive_key(key: bytes, purpose: str) -> bytes:
-    """The sub-key for one purpose (e.g. ``"name"``), derived from the secret."""
-    return hmac.digest(key, f"joinedup/{purpose}".encode(), "sha256")
+    """The sub-key of one token kind (e.g. ``"name"``): HMAC(key, "joinedup/<kind>/v1")."""
+    return hmac.digest(key, f"joinedup/{purpose}/v1".encode(), "sha256")
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public name of ``key``: SHA-256 of its fingerprint sub-key, never the key.
+
+    Runs under different keys get different fingerprints, so outputs made under one key
+    are never mixed with another's; the fingerprint reveals nothing about the key or
+    about any token (no data is keyed with the fingerprint sub-key).
+    """
+    return hashlib.sha256(derive_key(key, "fingerprint")).hexdigest()[:16]
 
 
 def hmac_hex(key: bytes, values: Iterable[str]) -> list[str]:
@@ -151,14 +205,14 @@ def dice(a: str, b: str) -> float:
 
 
 class Encoder:
-    """All keyed encodings of one run, each with its own purpose sub-key.
+    """All keyed encodings of one run, each kind with its own sub-key (:data:`TOKEN_KINDS`).
 
-    The secret itself is only used for ``record_token`` (fixed by docs/contracts.md);
-    it is held by this object and never returned, logged or written.
+    The secret itself keys nothing: it is only the input of the derivations, held by
+    this object and never returned, logged or written.
     """
 
     def __init__(self, key: bytes) -> None:
-        self._record = key
+        self._record = derive_key(key, "record")
         self._nhs = derive_key(key, "nhs_number")
         self._name = derive_key(key, "name")
         self._phonetic = derive_key(key, "name_phonetic")
@@ -166,9 +220,40 @@ class Encoder:
         self._dob = derive_key(key, "date_of_birth")
         self._postcode = derive_key(key, "postcode")
         self._event = derive_key(key, "event_id")
+        self._seal = derive_key(key, "seal")
+        self.fingerprint = key_fingerprint(key)
 
     def __repr__(self) -> str:  # never show key material
         return "Encoder(<keyed>)"
+
+    def seal(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with each :data:`SEALED_COLUMNS` value XORed with its record's mask.
+
+        Sealing twice unseals: :meth:`unseal` is the same operation. ``frame`` needs
+        ``record_token``; nulls stay null (that a value is missing is no secret: its
+        status column says so).
+        """
+        if frame.is_empty():
+            return frame
+        tokens = frame["record_token"].to_list()
+        if any(t is None for t in tokens):
+            raise ValueError("cannot seal encodings of a row without a record_token")
+        # One 256-byte mask per record, 32 bytes per sealed column: SHAKE-256 of the
+        # 32-byte seal sub-key followed by the token (a keyed sponge is a PRF: the
+        # construction KMAC standardises), one call per record rather than one per column.
+        key = self._seal
+        masks = np.frombuffer(
+            b"".join(hashlib.shake_256(key + t.encode()).digest(_SEAL_BYTES) for t in tokens),
+            dtype=np.uint8,
+        ).reshape(len(tokens), len(SEALED_COLUMNS), 32)
+        sealed = {
+            column: _xor_hex(frame[column], masks[:, i])
+            for i, column in enumerate(SEALED_COLUMNS)
+            if column in frame.columns
+        }
+        return frame.with_columns(**sealed)
+
+    unseal = seal
 
     def record_tokens(self, messages: pl.Series) -> pl.Series:
         """``record_token`` from ``"<source>|<org_code>|<local_id>"`` messages."""
@@ -198,6 +283,28 @@ class Encoder:
         return keyed_tokens(messages, self._postcode)
 
 
+def _xor_hex(values: pl.Series, masks: np.ndarray) -> pl.Series:
+    """64-hex-digit values XORed byte-wise with one 32-byte mask per row (nulls kept)."""
+    n = len(values)
+    valid = values.is_not_null()
+    problem = f"{values.name}: every value of a sealed column must be 64 hex digits (a token)"
+    padded = values.fill_null("0" * 64)
+    if not (padded.str.len_bytes() == 64).all():
+        raise ValueError(f"{problem}; was this file written by the pseudonymise stage?")
+    try:
+        binary = padded.str.decode("hex").to_arrow().cast(pa.large_binary())
+    except pl.exceptions.ComputeError:
+        raise ValueError(f"{problem}; was this file written by the pseudonymise stage?") from None
+    if isinstance(binary, pa.ChunkedArray):
+        binary = binary.combine_chunks()
+    start = np.frombuffer(binary.buffers()[1], dtype=np.int64)[binary.offset]
+    data = np.frombuffer(binary.buffers()[2], dtype=np.uint8)[start : start + 32 * n]
+    mixed = (data.reshape(n, 32) ^ masks).tobytes()
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), n, [None, pa.py_buffer(mixed)])
+    out = pl.Series(values.name, fixed.cast(pa.binary())).bin.encode("hex")
+    return pl.select(pl.when(valid).then(out).otherwise(None)).to_series().alias(values.name)
+
+
 # Column order and types of the linkage encodings every record-grain table carries.
 ENCODING_SCHEMA: dict[str, pl.DataType] = {
     "nhs_number_token": pl.String(),
@@ -221,6 +328,20 @@ ENCODING_SCHEMA: dict[str, pl.DataType] = {
     "sex": pl.String(),
     "sex_status": pl.String(),
 }
+
+# Encodings stored sealed (see the module docstring): those a partial plaintext beside
+# them (birth_month, lsoa_code) would decode through their equalities across records.
+SEALED_COLUMNS: tuple[str, ...] = (
+    "date_of_birth_token",
+    "date_of_birth_ym_token",
+    "date_of_birth_yd_token",
+    "date_of_birth_md_token",
+    "date_of_birth_swap_token",
+    "postcode_token",
+    "postcode_sector_token",
+    "postcode_district_token",
+)
+_SEAL_BYTES = 32 * len(SEALED_COLUMNS)
 
 
 def encode_demographics(

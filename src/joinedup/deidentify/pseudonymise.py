@@ -15,6 +15,16 @@ Output, ``DATA/pseudonymised/<source>/<table>.parquet``:
   dates. No encodings: linkage works on records, analysts join events to people
   through ``record_token``.
 
+The date-of-birth and postcode encodings are sealed (XORed with a per-record
+keyed mask, :meth:`Encoder.seal`), so that without the key no two records'
+values are equal and the ``birth_month`` and ``lsoa_code`` beside them cannot
+decode them; linkage unseals them with the key. Every file carries the key
+fingerprint in its Parquet metadata (``joinedup.key_fingerprint``), so later
+stages refuse outputs made under another key.
+
+The demo key (``DEMO_KEY``) is public: with it every token could be reversed.
+It is refused unless the data is the generator's (:func:`check_demo_key`).
+
 Names, NHS numbers, full dates of birth, full postcodes and local patient ids
 never reach this zone. Every output is sorted on its content so that the same
 input gives byte-identical files.
@@ -28,7 +38,7 @@ from pathlib import Path
 
 import polars as pl
 
-from joinedup.atomic import write_parquet
+from joinedup.atomic import atomic_path
 from joinedup.catalogue import (
     OPTED_OUT_RECORDS,
     RESTRICTED_OPTED_OUT_ENCODINGS,
@@ -46,10 +56,15 @@ from joinedup.contracts import (
     SOCIAL_CARE_EVENTS,
     Table,
 )
-from joinedup.deidentify.encodings import ENCODING_SCHEMA, Encoder, encode_demographics
+from joinedup.deidentify.encodings import (
+    ENCODING_SCHEMA,
+    KEY_FINGERPRINT_METADATA,
+    Encoder,
+    encode_demographics,
+)
 from joinedup.ingest.errors import IngestError
 from joinedup.ingest.records import hospital_records, one_row_records
-from joinedup.settings import MissingKeyError, Settings
+from joinedup.settings import DEMO_KEY, MissingKeyError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +101,51 @@ def resolve_key(key: bytes | None) -> bytes:
     return key
 
 
+# The generator's reserved ranges (joinedup.synth.reference): NHS numbers beginning 99,
+# never issued to patients, and postcode areas beginning J, which no UK postcode has.
+SYNTHETIC_NHS_PREFIX = "99"
+SYNTHETIC_POSTCODE_PREFIX = "J"
+
+
+class DemoKeyError(MissingKeyError):
+    """The public demo key was given for data that is not the generator's."""
+
+
+def check_demo_key(key: bytes, frames: list[tuple[str, pl.DataFrame]]) -> None:
+    """Refuse the public demo key unless every identifier is in the generator's ranges.
+
+    ``frames`` are (name, rows) with ``nhs_number`` and ``postcode`` columns. With the
+    demo key anyone can recompute every token, so it may only ever touch synthetic
+    data: every NHS number present must begin 99 and every postcode J (after trimming,
+    any case). One real identifier is enough to refuse the whole run.
+    """
+    if key != DEMO_KEY.encode():
+        return
+    for name, rows in frames:
+        outside = rows.select(
+            nhs=(
+                pl.col("nhs_number").str.strip_chars().str.len_chars().gt(0)
+                & ~pl.col("nhs_number").str.strip_chars().str.starts_with(SYNTHETIC_NHS_PREFIX)
+            ).sum(),
+            postcode=(
+                pl.col("postcode").str.strip_chars().str.len_chars().gt(0)
+                & ~pl.col("postcode")
+                .str.strip_chars()
+                .str.to_uppercase()
+                .str.starts_with(SYNTHETIC_POSTCODE_PREFIX)
+            ).sum(),
+        ).row(0, named=True)
+        if outside["nhs"] or outside["postcode"]:
+            raise DemoKeyError(
+                f"the demo pseudonymisation key is public and only for the generator's "
+                f"synthetic data, but {name} has {outside['nhs']} NHS number(s) outside "
+                f"the synthetic range ({SYNTHETIC_NHS_PREFIX}...) and {outside['postcode']} "
+                f"postcode(s) outside it ({SYNTHETIC_POSTCODE_PREFIX}...). Set "
+                "JOINEDUP_PSEUDONYMISATION_KEY_FILE to a file holding a secret key "
+                "(chmod 600) and unset JOINEDUP_PSEUDONYMISATION_KEY."
+            )
+
+
 def _read_cleared(data_dir: Path, table: Table, columns: list[str] | None = None) -> pl.DataFrame:
     """A table with opt-outs removed; refuse stale or missing input rather than bypass opt-outs."""
     path = cleared_path(data_dir, table)
@@ -118,8 +178,13 @@ def postcode_lookup(data_dir: Path) -> pl.DataFrame:
 
 
 def _record_grain(
-    demographics: pl.DataFrame, encoder: Encoder, lookup: pl.DataFrame, tokens: pl.DataFrame
+    demographics: pl.DataFrame,
+    encoder: Encoder,
+    lookup: pl.DataFrame,
+    tokens: pl.DataFrame,
+    key: bytes,
 ) -> pl.DataFrame:
+    check_demo_key(key, [(f"the {demographics['source'].first()} records", demographics)])
     record_tokens = demographics.select("org_code", "local_id").join(
         tokens, on=["org_code", "local_id"], how="left", maintain_order="left"
     )["record_token"]
@@ -127,7 +192,7 @@ def _record_grain(
     area = demographics.select("postcode").join(
         lookup, on="postcode", how="left", maintain_order="left"
     )
-    return (
+    return encoder.seal(
         pl.concat([encoded, area.drop("postcode")], how="horizontal")
         .select(list(RECORD_SCHEMA))
         .cast(RECORD_SCHEMA)
@@ -213,9 +278,23 @@ def _events(
     return out.sort(["record_token", when], nulls_last=True, maintain_order=True)
 
 
-def _write(frame: pl.DataFrame, data_dir: Path, source: str, name: str, summary: dict) -> None:
+def write_keyed(frame: pl.DataFrame, target: Path, encoder: Encoder) -> Path:
+    """Write ``frame`` (as atomic.write_parquet does) naming the key fingerprint in its metadata."""
+    with atomic_path(target) as tmp:
+        frame.rechunk().write_parquet(
+            tmp,
+            compression="zstd",
+            statistics=False,
+            metadata={KEY_FINGERPRINT_METADATA: encoder.fingerprint},
+        )
+    return target
+
+
+def _write(
+    frame: pl.DataFrame, data_dir: Path, source: str, name: str, summary: dict, encoder: Encoder
+) -> None:
     started = time.perf_counter()
-    write_parquet(frame.rechunk(), pseudonymised_path(data_dir, source, name))
+    write_keyed(frame, pseudonymised_path(data_dir, source, name), encoder)
     summary[f"{source}/{name}"] = frame.height
     log.info(
         "pseudonymised %s/%s: %d rows written in %.2fs",
@@ -235,28 +314,33 @@ def pseudonymise(data_dir: Path, key: bytes | None, run_id: str) -> dict:
     """
     started = time.perf_counter()
     data_dir = Path(data_dir)
-    encoder = Encoder(resolve_key(key))
+    key = resolve_key(key)
+    encoder = Encoder(key)
     lookup = postcode_lookup(data_dir)
     rows: dict[str, int] = {}
 
     gp = _read_cleared(data_dir, GP_PATIENTS)
     gp_events = _read_cleared(data_dir, GP_EVENTS)
     tokens = record_token_map(encoder, "gp", [(GP_PATIENTS, gp), (GP_EVENTS, gp_events)])
-    gp_records = _record_grain(one_row_records(GP_PATIENTS, gp), encoder, lookup, tokens)
+    gp_records = _record_grain(one_row_records(GP_PATIENTS, gp), encoder, lookup, tokens, key)
     gp_records = pl.concat(
         [gp_records, gp.select(list(GP_EXTRA)).cast(GP_EXTRA)], how="horizontal"
     ).sort(["org_code", "record_token"])
-    _write(gp_records, data_dir, "gp", "patients", rows)
-    _write(_events(encoder, tokens, GP_EVENTS, gp_events), data_dir, "gp", "events", rows)
+    _write(gp_records, data_dir, "gp", "patients", rows, encoder)
+    _write(_events(encoder, tokens, GP_EVENTS, gp_events), data_dir, "gp", "events", rows, encoder)
     del gp, gp_events, gp_records
 
     apc = _read_cleared(data_dir, APC_EPISODES)
     ae = _read_cleared(data_dir, AE_ATTENDANCES)
     tokens = record_token_map(encoder, "hospital", [(APC_EPISODES, apc), (AE_ATTENDANCES, ae)])
-    hospital = _record_grain(hospital_records(apc, ae), encoder, lookup, tokens)
-    _write(hospital.sort(["org_code", "record_token"]), data_dir, "hospital", "patients", rows)
+    hospital = _record_grain(hospital_records(apc, ae), encoder, lookup, tokens, key)
+    _write(
+        hospital.sort(["org_code", "record_token"]), data_dir, "hospital", "patients", rows, encoder
+    )
     for table, frame in ((APC_EPISODES, apc), (AE_ATTENDANCES, ae)):
-        _write(_events(encoder, tokens, table, frame), data_dir, "hospital", table.name, rows)
+        _write(
+            _events(encoder, tokens, table, frame), data_dir, "hospital", table.name, rows, encoder
+        )
     del apc, ae, hospital
 
     clients = _read_cleared(data_dir, SOCIAL_CARE_CLIENTS)
@@ -265,24 +349,33 @@ def pseudonymise(data_dir: Path, key: bytes | None, run_id: str) -> dict:
         encoder, "social_care", [(SOCIAL_CARE_CLIENTS, clients), (SOCIAL_CARE_EVENTS, sc_events)]
     )
     sc_records = _record_grain(
-        one_row_records(SOCIAL_CARE_CLIENTS, clients), encoder, lookup, tokens
+        one_row_records(SOCIAL_CARE_CLIENTS, clients), encoder, lookup, tokens, key
     )
-    _write(sc_records.sort(["org_code", "record_token"]), data_dir, "social_care", "clients", rows)
+    _write(
+        sc_records.sort(["org_code", "record_token"]),
+        data_dir,
+        "social_care",
+        "clients",
+        rows,
+        encoder,
+    )
     sc = _events(encoder, tokens, SOCIAL_CARE_EVENTS, sc_events)
-    _write(sc, data_dir, "social_care", "events", rows)
+    _write(sc, data_dir, "social_care", "events", rows, encoder)
 
     opted_out_path = data_dir / OPTED_OUT_RECORDS
     if not opted_out_path.exists():
         raise IngestError("no opted-out records file; run remove_opt_outs before pseudonymise.")
     opted_out = pl.read_parquet(opted_out_path)
-    restricted = encode_demographics(opted_out, encoder).drop("birth_month")
+    check_demo_key(key, [("landing/_opted_out", opted_out)])
+    restricted = encoder.seal(encode_demographics(opted_out, encoder).drop("birth_month"))
     restricted = restricted.insert_column(3, opted_out["opt_out_reason"]).sort(
         ["source", "org_code", "record_token"]
     )
-    write_parquet(restricted.rechunk(), data_dir / RESTRICTED_OPTED_OUT_ENCODINGS)
+    write_keyed(restricted, data_dir / RESTRICTED_OPTED_OUT_ENCODINGS, encoder)
     log.info("restricted opted-out encodings: %d records", restricted.height)
     return {
         "run_id": run_id,
+        "key_fingerprint": encoder.fingerprint,
         "rows": rows,
         "restricted_opted_out_records": restricted.height,
         "seconds": round(time.perf_counter() - started, 2),

@@ -34,7 +34,9 @@ from splink import Linker
 from joinedup import catalogue
 from joinedup.atomic import atomic_path, write_parquet, write_text
 from joinedup.catalogue import LINKAGE_OPTED_OUT_RECORDS, RECORD_TABLES
+from joinedup.deidentify.encodings import key_fingerprint
 from joinedup.linkage.backend import BackendName, LinkageBackend, LinkageError, open_backend
+from joinedup.linkage.inputs import KeyMismatchError, remove_linkage_inputs, write_linkage_inputs
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
 from joinedup.linkage.person_ids import assign_person_ids
 from joinedup.settings import Settings
@@ -233,6 +235,42 @@ def link(
     settings = Settings()
     backend_name = backend or settings.linkage_backend
 
+    fingerprint = key_fingerprint(key)
+    if trained_model is not None:
+        _check_model_key(data_dir, Path(trained_model), fingerprint)
+    try:
+        write_linkage_inputs(data_dir, key)
+        return _link(data_dir, run_id, key, model, out, backend_name, settings, charts, t0)
+    finally:
+        remove_linkage_inputs(data_dir)
+
+
+def _check_model_key(data_dir: Path, trained_model: Path, fingerprint: str) -> None:
+    """Refuse a trained model that runs under another key wrote (their records say so)."""
+    from joinedup.provenance import key_fingerprints_of_output, sha256_file
+
+    if not trained_model.is_file():
+        return  # load_model says what is wrong with it
+    made_under = key_fingerprints_of_output(data_dir, sha256_file(trained_model))
+    if made_under and fingerprint not in made_under:
+        raise KeyMismatchError(
+            f"trained model {trained_model} was made by a run under key fingerprint "
+            f"{', '.join(sorted(made_under))}, not this run's key ({fingerprint}): train a new "
+            "model (leave trained_model blank) or run with the key that trained it."
+        )
+
+
+def _link(
+    data_dir: Path,
+    run_id: str,
+    key: bytes,
+    model: LinkageModel,
+    out: Path,
+    backend_name: BackendName,
+    settings: Settings,
+    charts: bool,
+    t0: float,
+) -> dict[str, Any]:
     with open_backend(backend_name, data_dir, settings) as engine:
         t_start = time.perf_counter()
         counts = engine.load_records()
@@ -288,6 +326,7 @@ def link(
     summary = {
         "run_id": run_id,
         "backend": backend_name,
+        "key_fingerprint": key_fingerprint(key),
         "model_fingerprint": model.fingerprint(),
         "trained_this_run": not model.trained,
         "records_in": counts,
