@@ -7,7 +7,12 @@
   * each rate is computed from the published (rounded) counts, never from the true ones,
     so a rate cannot be used to recover a count; it is null where either count is withheld
     or the denominator is 0;
-  * each dependent statistic (a median, say) is withheld where the count it describes is.
+  * each dependent statistic (a median, say) is withheld where the count it describes is,
+    and wherever that count is below var statistic_min_group (default 10): a median of
+    a few people is one person's value (or the mean of two), so no statistic describes
+    fewer people than the smallest published count a reader sees (10, from 8-12 rounded).
+    The differencing audit knows the rule: a shown statistic says its count is at least
+    statistic_min_group, a withheld one beside a shown count that it is below.
 
   Column secondary_suppression is false here. Then, within dbt build, the marts'
   materialization (macros/materializations/disclosure_controlled.sql, running
@@ -30,10 +35,17 @@
 {% macro suppress_small_numbers(relation, dimensions, counts, rates={}, dependents={}) -%}
     {%- set threshold = var('suppression_threshold') | int -%}
     {%- set base = var('rounding_base') | int -%}
+    {%- set min_group = var('statistic_min_group') | int -%}
     {%- if threshold < 1 or base < 1 -%}
         {{ exceptions.raise_compiler_error(
             'suppression_threshold and rounding_base must be at least 1, got '
             ~ threshold ~ ' and ' ~ base) }}
+    {%- endif -%}
+    {%- if min_group < threshold -%}
+        {{ exceptions.raise_compiler_error(
+            'statistic_min_group (' ~ min_group ~ ') must be at least suppression_threshold ('
+            ~ threshold ~ '): a statistic may not describe fewer people than a count may; '
+            ~ 'set it in dbt_project.yml vars or with --vars') }}
     {%- endif -%}
     {%- for rate, parts in rates.items() -%}
         {%- for part in parts if part not in counts -%}
@@ -69,6 +81,7 @@ published as (
         {%- for statistic, count in dependents.items() %}
         case
             when {{ count }} between 1 and {{ threshold - 1 }} then null
+            when {{ count }} < {{ min_group }} then null
             else {{ statistic }}
         end as {{ statistic }},
         {%- endfor %}

@@ -172,3 +172,58 @@ def test_a_described_model_that_skips_secondary_suppression_is_refused(manifest:
     changed["nodes"][FLOWS]["config"]["materialized"] = "table"
     with pytest.raises(marts.MartMetadataError, match="not materialized disclosure_controlled"):
         marts.from_manifest(changed)
+
+
+SOCIAL_CARE = "model.joinedup.mart_discharge_to_social_care"
+READMISSIONS = "model.joinedup.mart_readmissions"
+
+
+def test_the_shared_discharge_count_is_declared_in_both_marts(manifest: dict) -> None:
+    described = marts.from_manifest(manifest)
+    assert described["mart_discharge_to_social_care"].twins == (
+        ("discharges", "mart_readmissions", "index_discharges"),
+    )
+    assert described["mart_readmissions"].twins == (
+        ("index_discharges", "mart_discharge_to_social_care", "discharges"),
+    )
+    assert described["mart_pathway_flows"].twins == ()
+    # The published description carries it, so the file says which counts are shared.
+    column = described["mart_readmissions"].column("index_discharges")
+    assert column.meta["same_as"] == [
+        {"mart": "mart_discharge_to_social_care", "column": "discharges"}
+    ]
+    assert "mart_discharge_to_social_care.discharges" in column.disclosure
+    # And every mart says the minimum group its statistics are published from.
+    assert {m.statistic_min_group for m in described.values()} == {10}
+
+
+@pytest.mark.parametrize(
+    ("same_as", "message"),
+    [
+        ("mart_readmissions", r"must be a non-empty list"),
+        ([{"mart": "mart_readmissions"}], r"must have exactly mart: and column:"),
+        ([{"mart": "mart_nowhere", "column": "x"}], r"there is no commissioner mart mart_nowhere"),
+        ([{"mart": "mart_readmissions", "column": "readmission_rate_pct"}], r"has no count"),
+        (
+            [{"mart": "mart_readmissions", "column": "emergency_readmissions"}],
+            r"does not declare it back",
+        ),
+        (
+            [{"mart": "mart_pathway_flows", "column": "transitions"}],
+            r"twin cells need the same breakdown",
+        ),
+        (
+            [{"mart": "mart_discharge_to_social_care", "column": "discharges_to_social_care"}],
+            r"names its own mart",
+        ),
+    ],
+)
+def test_a_wrong_same_as_is_refused_naming_the_file_and_column(
+    manifest: dict, same_as: object, message: str
+) -> None:
+    changed = copy.deepcopy(manifest)
+    entry = changed["nodes"][SOCIAL_CARE]["columns"]["discharges"]
+    entry["config"]["meta"] = entry["meta"] = {"role": "count", "same_as": same_as}
+    with pytest.raises(marts.MartMetadataError, match=message) as raised:
+        marts.from_manifest(changed)
+    assert "mart_discharge_to_social_care.yml: column discharges" in str(raised.value)

@@ -90,6 +90,10 @@ class AggregateMart:
     distinct: frozenset[str] = DISTINCT_COUNTS
     # (margin count, part count, the dimension the parts are summed over).
     margins: tuple[tuple[str, str, str], ...] = COLUMN_MARGINS
+    # (statistic, the count it describes): a statistic is shown only where its count is
+    # at least statistic_min_group, which bounds a shown count (macros/suppress_small_numbers).
+    statistics: tuple[tuple[str, str], ...] = ()
+    statistic_min_group: int | None = None
     # The mart's metadata, when dbt describes it (joinedup.warehouse.marts).
     spec: MartSpec | None = field(default=None, compare=False)
 
@@ -104,6 +108,8 @@ class AggregateMart:
             schema=schema,
             distinct=frozenset(spec.distinct_counts),
             margins=spec.margins,
+            statistics=tuple(spec.statistic_of.items()),
+            statistic_min_group=spec.statistic_min_group,
             spec=spec,
         )
 
@@ -293,13 +299,23 @@ def _intervals(
             if mart.secondary
             else str(t - 1)
         )
+        lo = f"greatest({t}, {v} - {below})"
+        hi = f"{v} + {above}"
+        stats = [quote(st) for st, of in mart.statistics if of == c]
+        if stats and mart.statistic_min_group is not None:
+            # A statistic beside a shown count says whether the count reached the minimum
+            # group: a reader narrows the count with it, so the audit does too.
+            g = int(mart.statistic_min_group)
+            shown = " and ".join(f"{st} is not null" for st in stats)
+            lo = f"case when {shown} then greatest({lo}, {g}) else {lo} end"
+            hi = f"case when {shown} then {hi} else least({hi}, {g - 1}) end"
         selects.append(
             f"""
             select row_id, {literal(c)} as col, coalesce({f}, false) as suppressed,
                 case when {f} then 1 when {v} = 0 then 0
-                     when {v} is null then 0 else greatest({t}, {v} - {below}) end as lo,
+                     when {v} is null then 0 else {lo} end as lo,
                 case when {f} then {withheld_hi} when {v} is null then {_UNBOUNDED}
-                     else {v} + {above} end as hi
+                     else {hi} end as hi
             from _d_rows
             """
         )
@@ -375,10 +391,10 @@ def _propagate(con: duckdb.DuckDBPyConnection) -> int:
     return MAX_ROUNDS
 
 
-def _audit(
+def _prepare(
     con: duckdb.DuckDBPyConnection, mart: AggregateMart, threshold: int, rounding_base: int
-) -> tuple[dict[str, frozenset[str]], int, int]:
-    """Leave every (row, count) of the mart in temp table _d_iv with its narrowed interval."""
+) -> tuple[dict[str, frozenset[str]], int]:
+    """_d_rows, _d_members and _d_iv of one mart, before propagation."""
     labels = _labels(con, mart)
     order = ", ".join([*(quote(c) for c in ("breakdown", *mart.dimensions)), "rowid"])
     con.execute(
@@ -390,8 +406,211 @@ def _audit(
     )
     groups = _build_constraints(con, mart, labels)
     _intervals(con, mart, threshold, rounding_base)
+    return labels, groups
+
+
+def _audit(
+    con: duckdb.DuckDBPyConnection, mart: AggregateMart, threshold: int, rounding_base: int
+) -> tuple[dict[str, frozenset[str]], int, int]:
+    """Leave every (row, count) of the mart in temp table _d_iv with its narrowed interval."""
+    labels, groups = _prepare(con, mart, threshold, rounding_base)
     rounds = _propagate(con) if groups else 0
     return labels, groups, rounds
+
+
+# --- every mart together -----------------------------------------------------------------
+
+# Row ids of mart i (from 0) in the joint audit are (i + 1) * OFFSET + its own row_id.
+OFFSET = 1 << 40
+
+
+@dataclass(frozen=True)
+class TwinLink:
+    """Cells of two marts known to hold the same true value: ``marts[mart].column`` equals
+    ``marts[other].other_column`` in every cell (breakdown and dimensions) listed in the
+    temp table ``cells``."""
+
+    mart: int
+    column: str
+    other: int
+    other_column: str
+    cells: str
+
+
+def twin_links(
+    con: duckdb.DuckDBPyConnection,
+    marts: Sequence[AggregateMart],
+    unsuppressed: Sequence[str],
+) -> list[TwinLink]:
+    """The links between the marts' twin counts (``same_as`` in their meta).
+
+    ``unsuppressed[i]`` is the relation holding mart i's true counts (its model's input,
+    one row per published row). Two twin cells are linked where their true values are
+    equal: that holds in every cell where the two definitions coincide (the demo's
+    adult discharges in fully followed-up months), and linking a cell whose values are
+    equal by chance only withholds more. Each pair is linked once.
+    """
+    index = {m.spec.name if m.spec is not None else m.name: i for i, m in enumerate(marts)}
+    links: list[TwinLink] = []
+    seen: set[frozenset[tuple[str, str]]] = set()
+    for i, mart in enumerate(marts):
+        if mart.spec is None:
+            continue
+        for count, other, column in mart.spec.twins:
+            pair = frozenset({(mart.spec.name, count), (other, column)})
+            if pair in seen:
+                continue
+            seen.add(pair)
+            if other not in index:
+                raise ValueError(
+                    f"{mart.spec.where or mart.spec.name}: column {count} is the same as "
+                    f"{other}.{column}, but {other} is not among the marts audited together "
+                    f"({', '.join(index)}); audit every commissioner mart at once."
+                )
+            j = index[other]
+            keys = ["breakdown", *mart.dimensions]
+            cells = f"_d_twins_{len(links)}"
+            con.execute(
+                f"create or replace temp table {cells} as "
+                f"select {', '.join(f'a.{quote(k)}' for k in keys)} "
+                f"from {unsuppressed[i]} as a inner join {unsuppressed[j]} as b "
+                f"on {_match('a', 'b', keys)} and a.{quote(count)} = b.{quote(column)}"
+            )
+            links.append(TwinLink(i, count, j, column, cells))
+    return links
+
+
+def _audit_together(
+    con: duckdb.DuckDBPyConnection,
+    marts: Sequence[AggregateMart],
+    links: Sequence[TwinLink],
+    threshold: int,
+    rounding_base: int,
+) -> int:
+    """The audit of every mart at once, their twin cells tied equal.
+
+    Leaves _d_members and _d_iv over every mart (row ids offset by mart, see OFFSET), and
+    each mart's numbered rows in _d_rows_<i>; returns the propagation's rounds.
+    """
+    for i, mart in enumerate(marts):
+        _prepare(con, mart, threshold, rounding_base)
+        off = (i + 1) * OFFSET
+        verb = "create or replace temp table {} as" if i == 0 else "insert into {}"
+        con.execute(
+            verb.format("_dj_members")
+            + f" select '{i}/' || group_id as group_id, row_id + {off} as row_id, col, role "
+            "from _d_members"
+        )
+        con.execute(
+            verb.format("_dj_iv")
+            + f" select row_id + {off} as row_id, col, suppressed, lo, hi from _d_iv"
+        )
+        con.execute(f"create or replace temp table _d_rows_{i} as select * from _d_rows")
+    for k, link in enumerate(links):
+        keys = ["breakdown", *marts[link.mart].dimensions]
+        a, b = (link.mart + 1) * OFFSET, (link.other + 1) * OFFSET
+        # One parent and one child: the margin's sum says the two cells are equal.
+        con.execute(
+            f"""
+            insert into _dj_members
+            with linked as (
+                select ra.row_id as a_row, rb.row_id as b_row
+                from _d_rows_{link.mart} as ra
+                inner join {link.cells} as l on {_match("ra", "l", keys)}
+                inner join _d_rows_{link.other} as rb on {_match("ra", "rb", keys)}
+            )
+            select 't{k}:' || a_row, a_row + {a}, {literal(link.column)}, 'parent' from linked
+            union all
+            select 't{k}:' || a_row, b_row + {b}, {literal(link.other_column)}, 'child'
+            from linked
+            """
+        )
+    con.execute("create or replace temp table _d_members as select * from _dj_members")
+    con.execute("create or replace temp table _d_iv as select * from _dj_iv")
+    con.execute("drop table _dj_members")
+    con.execute("drop table _dj_iv")
+    return _propagate(con)
+
+
+def _drop_together(con: duckdb.DuckDBPyConnection, marts: Sequence[AggregateMart]) -> None:
+    _drop(con)
+    for i in range(len(marts)):
+        con.execute(f"drop table if exists _d_rows_{i}")
+
+
+@contextmanager
+def audited_together(
+    con: duckdb.DuckDBPyConnection,
+    marts: Sequence[AggregateMart],
+    links: Sequence[TwinLink],
+    *,
+    threshold: int,
+    rounding_base: int,
+) -> Iterator[None]:
+    """:func:`audited` over every mart at once: temp tables _d_members and _d_iv span all
+    of them (mart i's row ids offset by (i + 1) * OFFSET), _d_rows_<i> holds mart i's rows."""
+    try:
+        _audit_together(con, marts, links, threshold, rounding_base)
+        yield
+    finally:
+        _drop_together(con, marts)
+
+
+def check_together(
+    con: duckdb.DuckDBPyConnection,
+    marts: Sequence[AggregateMart],
+    links: Sequence[TwinLink],
+    *,
+    threshold: int,
+    rounding_base: int,
+) -> dict[str, Any]:
+    """The differencing audit of every mart together: withheld cells recovered per mart.
+
+    With ``links`` (:func:`twin_links`) a withheld cell whose twin in another mart is
+    published is bounded by it. The gate is ``exactly_recovered_cells`` 0.
+    """
+    t = int(threshold)
+    with audited_together(con, marts, links, threshold=threshold, rounding_base=rounding_base):
+        per_mart = []
+        for i, mart in enumerate(marts):
+            off = (i + 1) * OFFSET
+            suppressed, recoverable, exact, inconsistent = con.execute(
+                f"""
+                select
+                    count(*) filter (where suppressed),
+                    count(*) filter (where suppressed and {recoverable_sql(t)}),
+                    count(*) filter (where suppressed and lo = hi),
+                    count(*) filter (where lo > hi)
+                from _d_iv where row_id between {off} and {off + OFFSET - 1}
+                """
+            ).fetchone()
+            per_mart.append(
+                {
+                    "mart": mart.spec.name if mart.spec is not None else mart.name,
+                    "suppressed_cells": suppressed,
+                    "recoverable_cells": recoverable,
+                    "exactly_recovered_cells": exact,
+                    "inconsistent_cells": inconsistent,
+                }
+            )
+        twin_cells = con.execute(
+            "select count(distinct group_id) from _d_members where group_id like 't%'"
+        ).fetchone()[0]
+    return {
+        "marts": per_mart,
+        "twin_links": [
+            {
+                "mart": per_mart[link.mart]["mart"],
+                "column": link.column,
+                "other_mart": per_mart[link.other]["mart"],
+                "other_column": link.other_column,
+            }
+            for link in links
+        ],
+        "twin_cells": twin_cells,
+        "exactly_recovered_cells": sum(m["exactly_recovered_cells"] for m in per_mart),
+        "inconsistent_cells": sum(m["inconsistent_cells"] for m in per_mart),
+    }
 
 
 def recoverable_sql(threshold: int, prefix: str = "") -> str:

@@ -27,6 +27,16 @@ withheld count as anything from 1 up rather than 1 to threshold-1. The counts in
 row that would bound it from below (the people behind the transitions, say), which
 the audit does not model, are withheld with it.
 
+Across marts: some cells are the same quantity in two marts (adult discharges in the
+social-care mart and index discharges in the readmissions mart, in months with the full
+follow-up), so a cell withheld in one could be read off the other. Each mart's count
+declares its twin (``same_as`` in its meta), and a last dbt node after the marts
+(``models/marts/commissioning/disclosure_across_marts.sql``, materialization
+``disclosure_across_marts``) runs the same audit and withholding over every commissioner
+mart together, twin cells tied equal where their true values are
+(:func:`suppress_across_marts_in_dbt`), to the same fixed point: no withheld cell of any
+mart recovered exactly from all that is published.
+
 Why the cells must look alike: a cell only exists when its count is at least 1, so
 with withheld counts known to be at most threshold-1, a small withheld whole with many
 (withheld) parts pins them all. On the 10,000-person demo some 800 cells are recovered
@@ -46,14 +56,18 @@ import duckdb
 from joinedup.privacy.differencing import (
     FLAG,
     MARGIN_SUMS,
+    OFFSET,
     SECONDARY,
     AggregateMart,
+    TwinLink,
     aggregate_marts,
     audited,
+    audited_together,
     recoverable_sql,
+    twin_links,
 )
 from joinedup.sql import literal, quote
-from joinedup.warehouse.marts import from_node
+from joinedup.warehouse.marts import check_twins, from_node
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +299,135 @@ def suppress_mart(
         "withheld_before": withheld_before,
         "secondary_cells": _withheld_cells(con, mart) - withheld_before,
     }
+
+
+def suppress_together(
+    con: duckdb.DuckDBPyConnection,
+    marts: Sequence[AggregateMart],
+    unsuppressed: Sequence[str],
+    *,
+    threshold: int,
+    rounding_base: int,
+    max_rounds: int = MAX_ROUNDS,
+) -> dict[str, Any]:
+    """Withhold cells of every mart, audited together, until none is recovered exactly.
+
+    ``unsuppressed[i]`` holds mart i's true counts, from which twin cells
+    (:func:`joinedup.privacy.differencing.twin_links`) are linked. Each mart must have
+    been through :func:`suppress_mart` (its ``secondary_suppression`` set): this pass adds
+    what the margins between marts need.
+    """
+    related = [_related(con, mart, {}) for mart in marts]
+    before = [_withheld_cells(con, mart) for mart in marts]
+    links: list[TwinLink] = twin_links(con, marts, unsuppressed)
+    first = None
+    rounds = 0
+    try:
+        while True:
+            with audited_together(
+                con, marts, links, threshold=threshold, rounding_base=rounding_base
+            ):
+                found = _choose(con, threshold, "exact")
+                if found[0] and not found[1]:
+                    found = _choose(con, threshold, "exact", wide=True)
+                recoverable, chosen = found
+                first = recoverable if first is None else first
+                log.debug(
+                    "marts together after %d rounds: %d recoverable, %d chosen", rounds, *found
+                )
+                if not recoverable:
+                    break
+                if not chosen or rounds == max_rounds:
+                    raise SecondarySuppressionError(
+                        f"{recoverable:,} withheld cell(s) stay recoverable exactly from the "
+                        f"commissioner marts together after {rounds} rounds of secondary "
+                        "suppression across marts; publish fewer overlapping breakdowns "
+                        "(macros/commissioner_breakdowns.sql) or fewer shared counts (same_as)."
+                    )
+                rounds += 1
+                con.execute(
+                    "create or replace temp table _ss_chosen_all as select * from _ss_chosen"
+                )
+                for i, mart in enumerate(marts):
+                    off = (i + 1) * OFFSET
+                    con.execute(
+                        f"create or replace temp table _d_rows as select * from _d_rows_{i}"
+                    )
+                    con.execute(
+                        "create or replace temp table _ss_chosen as select row_id - "
+                        f"{off} as row_id, col from _ss_chosen_all "
+                        f"where row_id between {off} and {off + OFFSET - 1}"
+                    )
+                    _withhold(con, mart, related[i])
+                    con.execute("drop table if exists _ss_cells")
+    finally:
+        for name in ("_ss_chosen", "_ss_chosen_all", "_d_rows"):
+            con.execute(f"drop table if exists {name}")
+        for link in links:
+            con.execute(f"drop table if exists {link.cells}")
+    return {
+        "rounds": rounds,
+        "recoverable_before": first or 0,
+        "twin_links": [
+            f"{marts[k.mart].spec.name if marts[k.mart].spec else marts[k.mart].name}.{k.column}"
+            f" = {marts[k.other].spec.name if marts[k.other].spec else marts[k.other].name}"
+            f".{k.other_column}"
+            for k in links
+        ],
+        "marts": [
+            {
+                "mart": mart.spec.name if mart.spec is not None else mart.name,
+                "secondary_cells": _withheld_cells(con, mart) - before[i],
+            }
+            for i, mart in enumerate(marts)
+        ],
+    }
+
+
+def suppress_across_marts_in_dbt(
+    session: Any, marts: Sequence[Mapping[str, Any]], *, summary_table: str
+) -> dict[str, Any]:
+    """Secondary suppression of every commissioner mart together while dbt builds them.
+
+    Called by ``macros/materializations/disclosure_across_marts.sql`` on the build's
+    connection after every mart is built, with one entry per mart: its ``node`` (as
+    :func:`suppress_in_dbt` gets it), the ``schema`` and ``table`` it was published as and
+    the ``unsuppressed`` relation its model reads (its true counts, for the twin links).
+    Leaves its summary, as JSON, in temp table ``summary_table``.
+    """
+    started = time.perf_counter()
+    specs = {m["node"]["name"]: from_node(m["node"]) for m in marts}
+    check_twins(specs)
+    rules = {(s.suppression_threshold, s.rounding_base) for s in specs.values()}
+    if len(rules) != 1 or None in next(iter(rules)):
+        raise SecondarySuppressionError(
+            "the commissioner marts must share one disclosure rule (meta suppression_threshold "
+            f"and rounding_base, from the vars), got {sorted(map(str, rules))}"
+        )
+    threshold, base = next(iter(rules))
+    aggregate = [
+        AggregateMart.from_spec(specs[m["node"]["name"]], schema=m["schema"], name=m["table"])
+        for m in marts
+    ]
+    summary = suppress_together(
+        session,
+        aggregate,
+        [m["unsuppressed"] for m in marts],
+        threshold=threshold,
+        rounding_base=base,
+    )
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    summary["secondary_cells"] = sum(m["secondary_cells"] for m in summary["marts"])
+    log.info(
+        "secondary suppression across marts: %d more cells withheld in %d rounds",
+        summary["secondary_cells"],
+        summary["rounds"],
+    )
+    session.execute(
+        f"create or replace temp table {quote(summary_table)} as select ? as summary",
+        [json.dumps(summary)],
+    )
+    return summary
 
 
 def _withheld_cells(con: duckdb.DuckDBPyConnection, mart: AggregateMart) -> int:

@@ -277,22 +277,32 @@ def _secondary_suppression(results: list[Any]) -> dict[str, Any]:
 
     Each mart's materialization (disclosure_controlled) leaves its summary as JSON in the
     node's adapter response (``code``): rounds, cells recoverable before, cells withheld
-    by the primary rule, and the cells it withheld on top.
+    by the primary rule, and the cells it withheld on top. The pass over every mart
+    together (the disclosure_across_marts node) leaves its own: rounds, the twin counts
+    linked, and the cells it withheld in each mart (``across_marts``).
     """
-    from joinedup.warehouse.marts import MATERIALIZATION
+    from joinedup.warehouse.marts import ACROSS_MARTS, MATERIALIZATION
 
     marts = []
+    across = None
     for r in results:
         config = getattr(r.node, "config", None)
-        if getattr(config, "materialized", None) != MATERIALIZATION:
+        materialized = getattr(config, "materialized", None)
+        if materialized not in (MATERIALIZATION, ACROSS_MARTS):
             continue
         response = getattr(r, "adapter_response", None) or {}
-        marts.append(json.loads(response["code"]))
+        if materialized == ACROSS_MARTS:
+            across = json.loads(response["code"])
+        else:
+            marts.append(json.loads(response["code"]))
     marts.sort(key=lambda m: m["mart"])
     return {
         "criterion": "exact",
-        "seconds": round(sum(m.get("seconds", 0) for m in marts), 2),
+        "seconds": round(
+            sum(m.get("seconds", 0) for m in marts) + (across or {}).get("seconds", 0), 2
+        ),
         "marts": marts,
+        "across_marts": across,
     }
 
 

@@ -28,11 +28,17 @@ count          withheld from 1 to threshold-1 (``<count>_suppressed`` set), else
                ``additive: false`` for counts of distinct people (cells do not add up);
                ``withheld_with: [count]`` when never larger than that count, so that
                withholding it takes this one too; ``sum_of: count`` and ``over: column``
-               when it is the sum of that count over that column (a margin)
+               when it is the sum of that count over that column (a margin);
+               ``same_as: [{mart: other_mart, column: its_count}]`` when it counts the
+               same quantity as that count of another mart in the cells where the two
+               definitions coincide (same breakdown and dimensions): the joint pass across
+               marts links those cells, so a cell withheld in one mart is withheld in the
+               other too
 flag           ``of: count``: true where that count is withheld; named ``<count>_suppressed``
 rate           ``numerator:``, ``denominator:`` (counts): from the published counts,
                withheld with either; ``dashboard:`` the dashboard's name for it
-statistic      ``of: count``: withheld with that count (a median, say)
+statistic      ``of: count``: withheld with that count (a median, say), and published only
+               from a group of at least the mart's ``statistic_min_group`` (the var)
 secondary_flag ``secondary_suppression``: true once secondary suppression has run
 ============== =========================================================================
 """
@@ -61,6 +67,8 @@ log = logging.getLogger(__name__)
 
 # The materialization every commissioner mart has (dbt_project.yml, marts/commissioning).
 MATERIALIZATION = "disclosure_controlled"
+# The materialization of the one node after them that audits and protects them together.
+ACROSS_MARTS = "disclosure_across_marts"
 # The published file's description of its marts, beside its provenance table _joinedup_run.
 TABLE = "_joinedup_marts"
 FLAG = "_suppressed"
@@ -81,13 +89,13 @@ _KEYS: dict[str, frozenset[str]] = {
     "breakdown": frozenset(),
     "dimension": frozenset(),
     "key": frozenset(),
-    "count": frozenset({"additive", "withheld_with", "sum_of", "over"}),
+    "count": frozenset({"additive", "withheld_with", "sum_of", "over", "same_as"}),
     "flag": frozenset({"of"}),
     "rate": frozenset({"numerator", "denominator", "dashboard"}),
     "statistic": frozenset({"of"}),
     "secondary_flag": frozenset(),
 }
-_RULE_KEYS = ("suppression_threshold", "rounding_base")
+_RULE_KEYS = ("suppression_threshold", "rounding_base", "statistic_min_group")
 
 
 class MartMetadataError(ValueError):
@@ -108,6 +116,8 @@ class MartColumn:
     withheld_with: tuple[str, ...] = ()  # count: withheld when any of these is
     sum_of: str | None = None  # count: the sum of this count ...
     over: str | None = None  # ... over this column
+    # count: (mart, column) pairs counting the same quantity where the definitions coincide
+    same_as: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_meta(cls, name: str, meta: Mapping[str, Any], where: str = "") -> MartColumn:
@@ -130,6 +140,7 @@ class MartColumn:
         additive = meta.get("additive", True)
         if not isinstance(additive, bool):
             raise MartMetadataError(f"{at}: meta.additive must be true or false")
+        same_as = _same_as(meta.get("same_as"), at)
         return cls(
             name=name,
             role=role,
@@ -141,6 +152,7 @@ class MartColumn:
             withheld_with=tuple(withheld),
             sum_of=meta.get("sum_of"),
             over=meta.get("over"),
+            same_as=same_as,
         )
 
     @property
@@ -154,6 +166,8 @@ class MartColumn:
                 out[key] = getattr(self, key)
         if self.withheld_with:
             out["withheld_with"] = list(self.withheld_with)
+        if self.same_as:
+            out["same_as"] = [{"mart": m, "column": c} for m, c in self.same_as]
         return out
 
     @property
@@ -165,6 +179,9 @@ class MartColumn:
                 rule += f"; withheld with {', '.join(self.withheld_with)}"
             if not self.additive:
                 rule += "; distinct people: cells do not add up"
+            if self.same_as:
+                twins = ", ".join(f"{m}.{c}" for m, c in self.same_as)
+                rule += f"; the same quantity as {twins} where the definitions coincide"
             return rule
         if self.role == "rate":
             return (
@@ -172,7 +189,7 @@ class MartColumn:
                 "counts; withheld with either"
             )
         if self.role == "statistic":
-            return f"withheld with {self.of}"
+            return f"withheld with {self.of}, and where {self.of} is below statistic_min_group"
         if self.role == "flag":
             return f"true where {self.of} is withheld"
         if self.role == "secondary_flag":
@@ -189,6 +206,8 @@ class MartSpec:
     dashboard: str | None = None
     suppression_threshold: int | None = None
     rounding_base: int | None = None
+    # The fewest people a statistic that is not a count (a median) may describe.
+    statistic_min_group: int | None = None
     where: str = field(default="", compare=False)  # the YAML file, for messages
 
     def __post_init__(self) -> None:
@@ -254,6 +273,16 @@ class MartSpec:
     @property
     def secondary(self) -> bool:
         return bool(self._names("secondary_flag"))
+
+    @property
+    def statistic_of(self) -> dict[str, str]:
+        """{statistic column: the count it describes}."""
+        return {c.name: c.of for c in self.columns if c.role == "statistic"}
+
+    @property
+    def twins(self) -> tuple[tuple[str, str, str], ...]:
+        """(count, other mart, its count): the same quantity where the definitions coincide."""
+        return tuple((c.name, mart, column) for c in self.columns for mart, column in c.same_as)
 
     @property
     def margins(self) -> tuple[tuple[str, str, str], ...]:
@@ -329,6 +358,64 @@ class MartSpec:
         return out
 
 
+def _same_as(value: Any, at: str) -> tuple[tuple[str, str], ...]:
+    """``same_as: [{mart: ..., column: ...}, ...]`` as (mart, column) pairs, or an error."""
+    if value is None:
+        return ()
+    example = "same_as: [{mart: mart_readmissions, column: index_discharges}]"
+    if not isinstance(value, list) or not value:
+        raise MartMetadataError(f"{at}: meta.same_as must be a non-empty list, e.g. {example}")
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, Mapping)
+            or set(item) != {"mart", "column"}
+            or not all(isinstance(item[k], str) and item[k] for k in ("mart", "column"))
+        ):
+            raise MartMetadataError(
+                f"{at}: meta.same_as entry {item!r} must have exactly mart: and column: "
+                f"(names), e.g. {example}"
+            )
+        out.append((item["mart"], item["column"]))
+    if len(set(out)) != len(out):
+        raise MartMetadataError(f"{at}: meta.same_as names the same column twice")
+    return tuple(out)
+
+
+def check_twins(marts: Mapping[str, MartSpec]) -> None:
+    """Every ``same_as`` names a count of another mart with the same breakdowns' columns.
+
+    Twin cells are matched on the breakdown and every dimension and key, so the other mart
+    must have exactly the same identity columns; and the declaration must be made on both
+    sides, so that reading either mart's YAML tells the reader its counts are shared.
+    """
+    for _name, spec in sorted(marts.items()):
+        for count, other, column in spec.twins:
+            at = f"{spec.where or spec.name}: column {count}: meta.same_as {other}.{column}"
+            if other == spec.name:
+                raise MartMetadataError(f"{at} names its own mart; name another commissioner mart")
+            if other not in marts:
+                raise MartMetadataError(
+                    f"{at}: there is no commissioner mart {other} (known: {', '.join(marts)})"
+                )
+            twin = marts[other]
+            if column not in twin.counts:
+                raise MartMetadataError(
+                    f"{at}: {other} has no count {column} (its counts: {', '.join(twin.counts)})"
+                )
+            if twin.identity != spec.identity:
+                raise MartMetadataError(
+                    f"{at}: {other} is broken down by {list(twin.identity)}, {spec.name} by "
+                    f"{list(spec.identity)}; twin cells need the same breakdown, dimension "
+                    "and key columns"
+                )
+            if (column, spec.name, count) not in twin.twins:
+                raise MartMetadataError(
+                    f"{at}: {twin.where or other} does not declare it back; add same_as: "
+                    f"[{{mart: {spec.name}, column: {count}}}] to its column {column}"
+                )
+
+
 def _column_meta(column: Mapping[str, Any]) -> Mapping[str, Any]:
     return (column.get("config") or {}).get("meta") or column.get("meta") or {}
 
@@ -362,6 +449,7 @@ def from_node(node: Mapping[str, Any]) -> MartSpec:
         dashboard=meta.get("dashboard"),
         suppression_threshold=_rule_number(meta, "suppression_threshold", where),
         rounding_base=_rule_number(meta, "rounding_base", where),
+        statistic_min_group=_rule_number(meta, "statistic_min_group", where),
         where=where,
     )
 
@@ -389,6 +477,7 @@ def from_manifest(manifest: Mapping[str, Any]) -> dict[str, MartSpec]:
     dashboards = [m.dashboard for m in marts.values() if m.dashboard]
     if len(set(dashboards)) != len(dashboards):
         raise MartMetadataError(f"two marts have the same dashboard key: {sorted(dashboards)}")
+    check_twins(marts)
     return dict(sorted(marts.items()))
 
 
