@@ -138,6 +138,9 @@ def test_restricted_file_keeps_encodings_of_removed_records_only(baseline) -> No
     clients = pl.read_parquet(data_dir / "pseudonymised/social_care/clients.parquet")
     orphan = clients.filter(pl.col("record_token") == token("social_care", LA, "S00099"))
     cols = ["given_name_token", "family_name_token", "date_of_birth_token", "postcode_token"]
+    # Date and postcode tokens are sealed per record: compare them as link() reads them.
+    encoder = Encoder(KEY)
+    orphan, restricted = encoder.unseal(orphan), encoder.unseal(restricted)
     assert orphan.select(cols).row(0) in set(restricted.select(cols).rows())
 
 

@@ -98,10 +98,12 @@ def remove_stale_temporaries(folder: Path, *, only_for: str | None = None) -> li
     return removed
 
 
-def write_parquet(frame: pl.DataFrame, target: Path) -> Path:
+def write_parquet(
+    frame: pl.DataFrame, target: Path, metadata: dict[str, str] | None = None
+) -> Path:
     # Statistics off and one row group per file keep output byte-identical across runs.
     with atomic_path(target) as tmp:
-        frame.write_parquet(tmp, compression="zstd", statistics=False)
+        frame.write_parquet(tmp, compression="zstd", statistics=False, metadata=metadata)
     return target
 
 

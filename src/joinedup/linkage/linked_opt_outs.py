@@ -72,7 +72,7 @@ from joinedup.catalogue import (
     validated_path,
 )
 from joinedup.contracts import TABLES, Table
-from joinedup.deidentify.encodings import Encoder
+from joinedup.deidentify.encodings import KEY_FINGERPRINT_METADATA, Encoder
 from joinedup.deidentify.opt_outs import person_tables
 from joinedup.deidentify.pseudonymise import _read_cleared, record_token_map, resolve_key
 from joinedup.ingest.errors import IngestError
@@ -157,7 +157,13 @@ def _remove_from_pseudonymised(data_dir: Path, applied: pl.DataFrame) -> dict[st
                 # Filtering keeps the content order pseudonymise wrote, so the file is the
                 # one pseudonymise would have written without these records.
                 kept = pl.read_parquet(path).filter(~gone)
-                write_parquet(kept.rechunk(), path)
+                # The key fingerprint pseudonymise wrote goes with it: link checks it.
+                fingerprint = pl.read_parquet_metadata(path).get(KEY_FINGERPRINT_METADATA)
+                write_parquet(
+                    kept.rechunk(),
+                    path,
+                    metadata={KEY_FINGERPRINT_METADATA: fingerprint} if fingerprint else None,
+                )
                 log.info("linked opt-outs: %d rows removed from %s/%s", n, source, name)
     return removed
 
