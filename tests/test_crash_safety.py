@@ -531,6 +531,7 @@ def test_publishing_over_a_killed_writers_wal_leaves_a_readable_file(tmp_path: P
     duckdb.connect(str(old)).close()
     _leave_a_wal(old)
     published = publish_analytics(tmp_path)
-    with duckdb.connect(str(published), read_only=True) as con:
+    assert published["analytics"] == old
+    with duckdb.connect(str(published["commissioning"]), read_only=True) as con:
         assert con.execute("SELECT n FROM mart_counts").fetchall() == [(10,)]
     assert not old.with_name("analytics.duckdb.wal").exists()

@@ -75,7 +75,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {
         "data": data,
         "summary": summary,
-        "analytics": publish_analytics(data),
+        **publish_analytics(data),  # "analytics" (person level), "commissioning" (mart_)
         "docs": generate_docs(data),
     }
 
@@ -257,7 +257,7 @@ def test_30_day_readmissions_match_truth(built: dict, truth_stays: pl.DataFrame)
 
     # The published total is the same figure after rounding to the nearest 5.
     [(pub_index, pub_readmitted, rate)] = query(
-        built["analytics"],
+        built["commissioning"],
         "select index_discharges, emergency_readmissions, readmission_rate_pct "
         "from mart_readmissions where breakdown = 'total'",
     )
@@ -265,7 +265,7 @@ def test_30_day_readmissions_match_truth(built: dict, truth_stays: pl.DataFrame)
     assert rate == pytest.approx(100 * pub_readmitted / pub_index, abs=0.05)
     # The monthly rows add up to the total, give or take rounding.
     [(month_sum, months)] = query(
-        built["analytics"],
+        built["commissioning"],
         "select sum(index_discharges), count(*) from mart_readmissions where breakdown = 'month'",
     )
     assert abs(month_sum - pub_index) <= 3 * months
@@ -333,7 +333,7 @@ def test_pathways_follow_each_person_through_settings(built: dict) -> None:
 
 
 def test_no_published_count_is_between_1_and_7(built: dict) -> None:
-    with duckdb.connect(str(built["analytics"]), read_only=True) as con:
+    with duckdb.connect(str(built["commissioning"]), read_only=True) as con:
         marts = [r[0] for r in con.execute("show tables").fetchall() if r[0].startswith("mart_")]
         assert set(marts) == {
             "mart_pathway_flows",
@@ -376,7 +376,7 @@ def test_secondary_suppression_leaves_no_cell_recovered_exactly(built: dict) -> 
     }
     # At this size subtraction pins some withheld cells until more are withheld.
     assert sum(m["secondary_cells"] for m in summary["marts"]) > 0
-    with duckdb.connect(str(built["analytics"]), read_only=True) as con:
+    with duckdb.connect(str(built["commissioning"]), read_only=True) as con:
         results = differencing.check_all(con, threshold=8, rounding_base=5)
     for result in results:
         assert result["secondary_suppression"], result["mart"]
@@ -385,38 +385,42 @@ def test_secondary_suppression_leaves_no_cell_recovered_exactly(built: dict) -> 
 
 
 def test_analytics_holds_only_marts_and_no_identifiers(built: dict) -> None:
-    analytics = built["analytics"]
-    with duckdb.connect(str(analytics), read_only=True) as con:
-        # Beside the marts, the file's description of them (joinedup.warehouse.marts).
-        described_marts = con.execute(
-            f"select distinct mart from main.{MARTS_TABLE} order by 1"
-        ).fetchall()
-        tables = con.execute(
-            "select schema_name, table_name from duckdb_tables() where not internal "
-            f"and table_name <> '{MARTS_TABLE}' order by all"
-        ).fetchall()
-        assert not con.execute("select * from duckdb_views() where not internal").fetchall()
-        columns = con.execute(
-            "select table_name, column_name, data_type from duckdb_columns() where not internal "
-            f"and table_name <> '{MARTS_TABLE}'"
-        ).fetchall()
-        texts = [(t, c) for t, c, d in columns if d == "VARCHAR"]
-        tokens = sum(
-            con.execute(
-                f'select count(*) from "{t}" where regexp_full_match("{c}", \'[0-9a-f]{{64}}\')'
+    """The two publications hold the marts between them, and nothing identifying."""
+    tables, columns, tokens, described = [], [], 0, 0
+    for path in (built["analytics"], built["commissioning"]):
+        with duckdb.connect(str(path), read_only=True) as con:
+            if path == built["commissioning"]:
+                # Beside the marts, the file's description of them (joinedup.warehouse.marts).
+                described_marts = con.execute(
+                    f"select distinct mart from main.{MARTS_TABLE} order by 1"
+                ).fetchall()
+            tables += con.execute(
+                "select schema_name, table_name from duckdb_tables() where not internal "
+                f"and table_name <> '{MARTS_TABLE}' order by all"
+            ).fetchall()
+            assert not con.execute("select * from duckdb_views() where not internal").fetchall()
+            found = con.execute(
+                "select table_name, column_name, data_type from duckdb_columns() "
+                f"where not internal and table_name <> '{MARTS_TABLE}'"
+            ).fetchall()
+            columns += found
+            texts = [(t, c) for t, c, d in found if d == "VARCHAR"]
+            tokens += sum(
+                con.execute(
+                    f'select count(*) from "{t}" where regexp_full_match("{c}", \'[0-9a-f]{{64}}\')'
+                ).fetchall()[0][0]
+                for t, c in texts
+            )
+            described += con.execute(
+                "select count(*) from duckdb_tables() where comment is not null "
+                f"and table_name <> '{MARTS_TABLE}'"
             ).fetchall()[0][0]
-            for t, c in texts
-        )
-        described = con.execute(
-            "select count(*) from duckdb_tables() where comment is not null "
-            f"and table_name <> '{MARTS_TABLE}'"
-        ).fetchall()[0][0]
     with duckdb.connect(str(built["data"] / WAREHOUSE), read_only=True) as con:
         marts = con.execute(
             "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
         ).fetchall()
     assert described_marts == [(t,) for (t,) in marts if t.startswith("mart_")]
-    assert [t for _, t in tables] == [t for (t,) in marts]
+    assert sorted(t for _, t in tables) == [t for (t,) in marts]
     assert {s for s, _ in tables} == {"main"}
     assert all(t.startswith(("dim_", "fct_", "mart_")) for _, t in tables)
     assert described == len(tables)
@@ -425,7 +429,7 @@ def test_analytics_holds_only_marts_and_no_identifiers(built: dict) -> None:
     assert tokens == 0, "token-shaped values published to analysts"
     # No name, NHS number, date of birth, postcode or local id from the landing zone, in
     # the analysts' file or the docs catalog (the docs' HTML is dbt's own web app).
-    targets = [analytics, built["docs"] / "catalog.json"]
+    targets = [built["analytics"], built["commissioning"], built["docs"] / "catalog.json"]
     assert scan(built["data"] / "landing", targets).height == 0
 
 

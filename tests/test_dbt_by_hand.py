@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from joinedup.catalogue import PUBLISHED, REPO_ROOT, WAREHOUSE
+from joinedup.catalogue import COMMISSIONING, PUBLISHED, REPO_ROOT, WAREHOUSE
 from joinedup.sql import literal, quote
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,8 @@ def by_hand(published_population: Path, tmp_path_factory: pytest.TempPathFactory
     results = json.loads((dbt_files / "target" / "run_results.json").read_text())
     return {
         "data": data,
-        "published": published_population / PUBLISHED.path,
+        # Both publications: the commissioners' marts and the analysts' person-level ones.
+        "published": [z.under(published_population) for z in (COMMISSIONING, PUBLISHED)],
         "warehouse": data / WAREHOUSE.path,
         "target": dbt_files / "target",
         "results": results["results"],
@@ -89,15 +90,18 @@ def test_every_mart_is_rebuilt_by_hand(by_hand: dict) -> None:
         for r in by_hand["results"]
         if r["unique_id"].startswith("model.") and r["status"] == "success"
     }
-    published = set(_published_tables(by_hand["published"]))
-    assert published >= COMMISSIONER_MARTS
+    published = {t for path in by_hand["published"] for t in _published_tables(path)}
+    assert published >= COMMISSIONER_MARTS | {"dim_person"}
     assert published <= built
 
 
-def test_a_hand_run_dbt_build_gives_the_published_marts(by_hand: dict) -> None:
-    tables = _published_tables(by_hand["published"])
+@pytest.mark.parametrize("publication", [0, 1], ids=["commissioning", "analytics"])
+def test_a_hand_run_dbt_build_gives_the_published_marts(by_hand: dict, publication: int) -> None:
+    path = by_hand["published"][publication]
+    tables = _published_tables(path)
+    assert tables
     con = duckdb.connect()
-    con.execute(f"attach {literal(str(by_hand['published']))} as published (read_only)")
+    con.execute(f"attach {literal(str(path))} as published (read_only)")
     con.execute(f"attach {literal(str(by_hand['warehouse']))} as hand (read_only)")
     different = {}
     for table in tables:
@@ -144,7 +148,7 @@ def test_the_hand_build_ran_secondary_suppression_on_each_commissioner_mart(by_h
 def test_the_published_file_describes_its_marts_as_the_dbt_project_does(by_hand: dict) -> None:
     from joinedup.warehouse import marts
 
-    with duckdb.connect(str(by_hand["published"]), read_only=True) as con:
+    with duckdb.connect(str(by_hand["published"][0]), read_only=True) as con:
         published = marts.read_table(con)
     assert set(published) == COMMISSIONER_MARTS
     assert published == marts.read_manifest(by_hand["target"] / "manifest.json")

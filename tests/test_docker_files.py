@@ -37,10 +37,19 @@ def test_compose_defines_the_deployment() -> None:
 def test_the_dashboard_sees_only_the_published_marts_read_only_and_no_key() -> None:
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     dashboard = compose["services"]["dashboard"]
-    # One mount: the folder publish renames analytics.duckdb into, read-only. Not the
-    # data volume (identifiable zones), and not the file itself (a bind-mounted file keeps
-    # the inode it was mounted with, so a re-published file would never be seen).
-    assert dashboard["volumes"] == ["joinedup-published:/published:ro"]
+    # One mount: the folder publish renames commissioning.duckdb into, read-only. Not the
+    # data volume (identifiable zones), not the analysts' analytics.duckdb beside it
+    # (person level), and not the file itself (a bind-mounted file keeps the inode it was
+    # mounted with, so a re-published file would never be seen).
+    assert dashboard["volumes"] == [
+        {
+            "type": "volume",
+            "source": "joinedup-published",
+            "target": "/published/commissioning",
+            "read_only": True,
+            "volume": {"subpath": "commissioning"},
+        }
+    ]
     assert "env_file" not in dashboard  # docker/.env holds the pseudonymisation key
     assert not any("KEY" in name for name in dashboard.get("environment", {}))
     assert dashboard["environment"]["JOINEDUP_DATA_DIR"] == "/published"

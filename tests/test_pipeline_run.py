@@ -123,15 +123,25 @@ def test_run_publishes_marts_and_documentation(finished_run) -> None:
 
     data_dir, done = finished_run
     assert done.returncode == 0
-    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
-    tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
-    con.close()
-    assert {"mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care"} <= tables
-    # Marts, the one-row provenance table naming the run that published them, and the
-    # commissioner marts' description (joinedup.warehouse.marts).
-    assert "_joinedup_marts" in tables
-    marts = tables - {"_joinedup_run", "_joinedup_marts"}
-    assert all(t.startswith(("dim_", "fct_", "mart_")) for t in marts)
+    from joinedup.catalogue import COMMISSIONING, PUBLISHED
+
+    def tables_of(path: Path) -> set[str]:
+        with duckdb.connect(str(path), read_only=True) as con:
+            return {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+    # Commissioners' file: the marts, their description, the run that published them.
+    commissioning = tables_of(COMMISSIONING.under(data_dir))
+    assert commissioning == {
+        "mart_pathway_flows",
+        "mart_readmissions",
+        "mart_discharge_to_social_care",
+        "_joinedup_marts",
+        "_joinedup_run",
+    }
+    # Analysts' file: the person-level marts and the run stamp alone.
+    analytics = tables_of(PUBLISHED.under(data_dir)) - {"_joinedup_run"}
+    assert "dim_person" in analytics
+    assert all(t.startswith(("dim_", "fct_")) for t in analytics)
     docs = (data_dir / "quality" / "docs" / "index.html").read_text()
     for zone in ("landing", "pseudonymised", "linked", "marts"):
         assert zone in docs
@@ -149,7 +159,7 @@ def test_run_records_its_provenance_and_stamps_the_duckdb_files(finished_run) ->
     prov = json.loads((data_dir / "runs" / "t1.json").read_text())["provenance"]
     outputs = {o["path"]: o["sha256"] for o in prov["outputs"]}
     model = prov["linkage"]["model"]["sha256"]
-    for name in ("warehouse.duckdb", "analytics.duckdb"):
+    for name in ("warehouse.duckdb", "analytics.duckdb", "commissioning/commissioning.duckdb"):
         assert outputs[name] == hashlib.sha256((data_dir / name).read_bytes()).hexdigest()
         stamp = read_stamp(data_dir / name)
         assert stamp is not None and stamp["run_id"] == "t1", name
@@ -190,7 +200,8 @@ def test_a_failed_critical_gate_stops_the_run_and_keeps_the_published_marts(
     assert done.returncode == 0
     copy = tmp_path / "truncated"
     shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns("airflow"))
-    published = (copy / "analytics.duckdb").read_bytes()
+    publications = ("analytics.duckdb", "commissioning/commissioning.duckdb")
+    published = [(copy / name).read_bytes() for name in publications]
     # Half of the GP registrations go missing: a truncated delivery.
     patients = copy / "landing" / "gp" / "patients.csv"
     lines = patients.read_text().splitlines()
@@ -201,7 +212,7 @@ def test_a_failed_critical_gate_stops_the_run_and_keeps_the_published_marts(
     assert again.returncode == 1
     assert "at task quality_gate_landing" in again.stderr
     assert "QualityGateError" in again.stderr and "landing.volumes" in again.stderr
-    assert (copy / "analytics.duckdb").read_bytes() == published
+    assert [(copy / name).read_bytes() for name in publications] == published
 
 
 def test_every_path_a_run_writes_is_in_a_declared_zone_with_its_mode(finished_run) -> None:
