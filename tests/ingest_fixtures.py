@@ -11,18 +11,13 @@ import io
 from datetime import date
 from pathlib import Path
 
-from joinedup.contracts import (
-    SNOMED_TYPE1_OBJECTION as OBJECT,
-)
-from joinedup.contracts import (
-    SNOMED_TYPE1_WITHDRAWN as WITHDRAW,
-)
-from joinedup.contracts import (
-    TABLES,
-)
+from joinedup.contracts import SNOMED_TYPE1_OBJECTION as OBJECT
+from joinedup.contracts import SNOMED_TYPE1_WITHDRAWN as WITHDRAW
+from joinedup.contracts import TABLES
 from joinedup.deidentify import pseudonymise, remove_opt_outs
 from joinedup.ingest import finalise_ledger, ingest_source
 from joinedup.ingest.load import SOURCES
+
 # Not the demo key: the pipeline refuses that for data outside the generator's ranges,
 # and these hand-written people have ordinary NHS numbers and postcodes.
 KEY = b"joinedup-tests-hand-written-fixtures-key"
