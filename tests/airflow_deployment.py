@@ -254,9 +254,9 @@ class Airflow:
             self.processes[service] = subprocess.Popen(
                 [sys.executable, "-m", "airflow", service],
                 env=env,
-                # Until every task reads JOINEDUP_DATA_DIR, an asset-triggered run gets its
-                # params' default data dir, "data", relative to the worker's directory.
-                cwd=self.data_dir.parent,
+                # Not the data directory's parent: the tasks find the data through
+                # JOINEDUP_DATA_DIR alone, never relative to where a service started.
+                cwd=self.home,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from airflow_deployment import Airflow, deployment, pg_bin, wait_for
 
-from joinedup.catalogue import PUBLISHED, REPO_ROOT
+from joinedup.catalogue import COMMISSIONING, PUBLISHED, REPO_ROOT
 from joinedup.ingest.load import SOURCES
 from joinedup.settings import DEMO_KEY
 
@@ -72,7 +72,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
 def _deliver(af: Airflow, run_id: str) -> tuple[dict[str, str], str]:
     """Trigger every ingest DAG with one run id: their final states by DAG, and the logs of
     the tasks that failed."""
-    conf = {"data_dir": str(af.data_dir), "run_id": run_id}
+    # No data_dir: where the data lives is the deployment's JOINEDUP_DATA_DIR.
+    conf = {"run_id": run_id}
     runs = {dag_id: af.trigger(dag_id, conf) for dag_id in INGEST_DAGS}
     states = {dag_id: af.wait_for_run(dag_id, r, INGEST_TIMEOUT) for dag_id, r in runs.items()}
     failures = "\n".join(
@@ -121,6 +122,7 @@ def test_ingest_runs_start_link_and_build_which_publishes(airflow: Airflow) -> N
     assert state == "success", airflow.failure_report(LINK_DAG, link_run[0]["dag_run_id"])
     assert set(tasks.values()) == {"success"}, tasks
     assert published.is_file()
+    assert COMMISSIONING.under(airflow.data_dir).is_file()  # the dashboard's publication
     # The run worked under the ingest runs' id, and recorded it.
     assert (airflow.data_dir / "runs" / "delivery-1.json").is_file()
 

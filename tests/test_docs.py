@@ -187,3 +187,20 @@ def test_nothing_refers_to_the_external_contracts_file() -> None:
         f"these files name {OLD_CONTRACTS}, which is not in the repository (point at "
         f"docs/contracts.md instead): {', '.join(sorted(naming))}"
     )
+
+
+def test_every_test_the_threat_model_names_exists() -> None:
+    """docs/security.md names the test behind each control: each must be there to fail."""
+    text = (REPO_ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(named) >= 20
+    # A row may name more tests of the same file as `::name` alone.
+    for row in text.splitlines():
+        files = re.findall(r"`(tests/[\w/]+\.py)", row)
+        for name in re.findall(r"`(?:tests/[\w/]+\.py)?::(\w+)`", row):
+            assert files, f"{name} has no file in its row"
+            assert any(
+                re.search(rf"^def {name}\b", (REPO_ROOT / f).read_text(), re.M) for f in files
+            ), f"docs/security.md names {name}, which no test file of its row defines"
+    for path, _ in named:
+        assert (REPO_ROOT / path).is_file(), path
