@@ -87,9 +87,20 @@ def _kind(page: Path, data_dir: Path) -> str | None:
 SERVED_ONLY = {f"{DBT_DOCS.path}/index.html"}
 
 
+# dbt's docs app asks for two of its own template strings as files before Angular fills
+# them in (`xlink:href="{{ getIcon(...) }}"` and a favicon named by an unrun
+# `${require(...)}`): file: misses of dbt's making, on disk or served, never the network.
+DBT_TEMPLATE_MISS = ("%7B%7B", "$%7Brequire(")
+
+
 def _open_offline(page, path: Path) -> list[str]:
     """Open ``path`` with the network cut; return what failed to load, raised or logged an error."""
     failures: list[str] = []
+
+    def failed(req) -> None:
+        if req.url.startswith("file:") and any(m in req.url for m in DBT_TEMPLATE_MISS):
+            return
+        failures.append(f"failed {req.url} {req.failure}")
 
     def route(r) -> None:
         if r.request.url.startswith("file:"):
@@ -100,11 +111,15 @@ def _open_offline(page, path: Path) -> list[str]:
 
     page.route("**/*", route)
     page.on("pageerror", lambda exc: failures.append(f"error {exc}"))
-    page.on("requestfailed", lambda req: failures.append(f"failed {req.url} {req.failure}"))
-    page.on(
-        "console",
-        lambda msg: failures.append(f"console {msg.text}") if msg.type == "error" else None,
-    )
+    page.on("requestfailed", failed)
+
+    def console(msg) -> None:
+        where = (msg.location or {}).get("url", "")
+        if msg.type != "error" or any(m in where for m in DBT_TEMPLATE_MISS):
+            return  # the browser's own line for a miss ``failed`` lets pass
+        failures.append(f"console {msg.text}")
+
+    page.on("console", console)
     page.goto(path.as_uri(), wait_until="load")
     return failures
 
@@ -132,7 +147,7 @@ def _open_all(pages: dict[Path, str], color_schemes: dict[str, tuple[str, ...]])
                     except PlaywrightTimeout:
                         pytest.fail(f"{path} ({kind}, {scheme}) never drew; {failures}")
                     # Late requests (fonts, images a script adds) have been made by now.
-                    page.wait_for_load_state("networkidle")
+                    page.wait_for_load_state("networkidle", timeout=60_000)
                     assert failures == [], (str(path), scheme, failures)
                     page.close()
         finally:
@@ -174,12 +189,6 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="unfinished: dbt's static_index.html requests its own unrendered icon and favicon "
-    "paths (file:, not network) and the draw check for it is unverified; a networkidle wait "
-    "timed out on one other page",
-    strict=False,
-)
 def test_every_html_a_run_writes_opens_with_no_network(finished_run: Path) -> None:
     found = sorted(finished_run.rglob("*.html"))
     pages = {}
