@@ -366,7 +366,7 @@ def pseudonymise(data_dir: Path, key: bytes | None, run_id: str) -> dict:
     if not opted_out_path.exists():
         raise IngestError("no opted-out records file; run remove_opt_outs before pseudonymise.")
     opted_out = pl.read_parquet(opted_out_path)
-    check_demo_key(key, [("landing/_opted_out", opted_out)])
+    check_demo_key(key, [(OPTED_OUT_RECORDS, opted_out)])
     restricted = encoder.seal(encode_demographics(opted_out, encoder).drop("birth_month"))
     restricted = restricted.insert_column(3, opted_out["opt_out_reason"]).sort(
         ["source", "org_code", "record_token"]

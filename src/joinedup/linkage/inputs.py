@@ -27,7 +27,7 @@ from joinedup.catalogue import (
     SPILL,
     pseudonymised_path,
 )
-from joinedup.deidentify.encodings import KEY_FINGERPRINT_METADATA, Encoder
+from joinedup.deidentify.encodings import KEY_FINGERPRINT_METADATA, SEALED_COLUMNS, Encoder
 from joinedup.privacy.permissions import make_private_dirs
 
 # Where linkage keeps the unsealed copies of its inputs, under the data directory.
@@ -103,14 +103,7 @@ TOKEN_COLUMNS = (
     "family_name_token",
     "given_name_soundex_token",
     "family_name_soundex_token",
-    "date_of_birth_token",
-    "date_of_birth_ym_token",
-    "date_of_birth_yd_token",
-    "date_of_birth_md_token",
-    "date_of_birth_swap_token",
-    "postcode_token",
-    "postcode_sector_token",
-    "postcode_district_token",
+    *SEALED_COLUMNS,  # the date of birth's, then the postcode's
 )
 BLOOM_COLUMNS = ("given_name_bloom", "family_name_bloom")
 

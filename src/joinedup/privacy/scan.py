@@ -229,7 +229,9 @@ def _library_dirs() -> list[Path]:
     """Folders of files that libraries ship and outputs copy as they are: Great
     Expectations' Data Docs site (its logos and images), Splink's chart scripts, and the
     Data Docs assets vendored in :mod:`joinedup.quality.offline_docs`."""
-    dirs = [Path(__file__).parents[1] / "quality" / "data_docs_assets"]
+    from joinedup.quality.offline_docs import ASSETS
+
+    dirs = [ASSETS]
     for package, sub in (("great_expectations", "render/view/static"), ("splink", "internals")):
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.origin:

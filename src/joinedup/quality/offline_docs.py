@@ -5,7 +5,7 @@ vega and more from CDNs, and the logo from S3 (with the page's build time and th
 id in the query string). In a secure data environment there is no internet, so the pages
 lose their styling, filters and tables. After each build the pages GX wrote are rewritten
 to point at local copies under ``DATA/quality/docs/vendor/``: the files vendored in
-``data_docs_assets/`` (see its README.md for versions, sources and licences) and the vega
+``vendor/`` (see its README.md for versions, sources and licences) and the vega
 files Splink ships. The logo comes from the site's own ``static/images/``.
 """
 
@@ -22,7 +22,7 @@ from joinedup.atomic import write_text
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).with_name("data_docs_assets")
+ASSETS = Path(__file__).with_name("vendor")
 # Splink's own copies of vega, vega-lite and vega-embed, pinned by its release.
 # (Found without importing Splink, which is slow to import and not otherwise needed here.)
 SPLINK_JS = (

@@ -26,8 +26,6 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ from joinedup.atomic import remove_stale_temporaries
 from joinedup.catalogue import DBT, DBT_DOCS, REPO_ROOT, WAREHOUSE, WAREHOUSE_INPUTS
 from joinedup.privacy.permissions import make_private_dirs, make_private_file
 from joinedup.provenance import run_stamp, stamp_duckdb
-from joinedup.settings import Settings
+from joinedup.settings import Settings, environment
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +48,6 @@ _FAILED = {"error", "fail", "runtime error"}
 
 class WarehouseError(RuntimeError):
     """The warehouse could not be built, published or documented; the message says why."""
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a dbt call, then restore them."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _dbt_vars(extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -122,7 +105,7 @@ def _invoke(
     ]
     log.info("dbt %s (data dir %s)", " ".join(command), data_dir)
     try:
-        with _environment(env):
+        with environment(env):
             return dbtRunner().invoke(args)
     finally:
         _release_duckdb(warehouse_path)

@@ -61,6 +61,7 @@ import duckdb
 import yaml
 
 from joinedup.catalogue import DBT, REPO_ROOT
+from joinedup.settings import environment
 from joinedup.sql import literal, quote
 
 log = logging.getLogger(__name__)
@@ -615,9 +616,7 @@ def parse_manifest(
     if cached.exists():
         return json.loads(cached.read_text(encoding="utf-8"))
     work = Path(tempfile.mkdtemp(prefix="parse-", dir=_cache_dir()))
-    saved = {k: os.environ.get(k) for k in ("JOINEDUP_DATA_DIR", "DO_NOT_TRACK")}
-    os.environ.update({"JOINEDUP_DATA_DIR": str(work), "DO_NOT_TRACK": "1"})
-    try:
+    with environment({"JOINEDUP_DATA_DIR": str(work), "DO_NOT_TRACK": "1"}):
         args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
         args += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
         args += ["--log-level", "warn", "--vars", json.dumps(dbt_vars)]
@@ -634,12 +633,6 @@ def parse_manifest(
         os.replace(staged, cached)
         shutil.rmtree(work, ignore_errors=True)
         return json.loads(cached.read_text(encoding="utf-8"))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def project_marts(
