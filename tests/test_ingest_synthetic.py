@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from ingest_fixtures import KEY
 
+from joinedup import catalogue
 from joinedup.catalogue import OPTED_OUT_RECORDS
 from joinedup.deidentify import pseudonymise, remove_opt_outs
 from joinedup.ingest import SOURCES, finalise_ledger, ingest_source
@@ -16,12 +17,10 @@ from joinedup.synth import generate
 from joinedup.truth import truth_records
 
 RUN = "synthetic-1"
-RECORD_TABLES = ("gp/patients", "hospital/patients", "social_care/clients")
-EVENT_TABLES = (
-    "gp/events",
-    "hospital/apc_episodes",
-    "hospital/ae_attendances",
-    "social_care/events",
+# "source/table", from the catalogue: record grain first, then every event table.
+RECORD_TABLES = tuple(f"{s}/{t}" for s, t in catalogue.RECORD_TABLES.items())
+EVENT_TABLES = tuple(
+    f"{s}/{t}" for s, names in catalogue.PSEUDONYMISED_TABLES.items() for t in names[1:]
 )
 
 

@@ -22,6 +22,7 @@ from ingest_fixtures import (
     write_table,
 )
 
+from joinedup import catalogue
 from joinedup.catalogue import RESTRICTED_OPTED_OUT_ENCODINGS, cleared_path
 from joinedup.contracts import SNOMED_TYPE1_OBJECTION as OBJECT
 from joinedup.contracts import SNOMED_TYPE1_WITHDRAWN as WITHDRAW
@@ -33,12 +34,10 @@ from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.load import SOURCES
 
 RUN = "run-1"
-RECORD_TABLES = ("gp/patients", "hospital/patients", "social_care/clients")
-EVENT_TABLES = (
-    "gp/events",
-    "hospital/apc_episodes",
-    "hospital/ae_attendances",
-    "social_care/events",
+# "source/table", from the catalogue: record grain first, then every event table.
+RECORD_TABLES = tuple(f"{s}/{t}" for s, t in catalogue.RECORD_TABLES.items())
+EVENT_TABLES = tuple(
+    f"{s}/{t}" for s, names in catalogue.PSEUDONYMISED_TABLES.items() for t in names[1:]
 )
 
 

@@ -574,16 +574,9 @@ def check_together(
         per_mart = []
         for i, mart in enumerate(marts):
             off = (i + 1) * OFFSET
-            suppressed, recoverable, exact, inconsistent = con.execute(
-                f"""
-                select
-                    count(*) filter (where suppressed),
-                    count(*) filter (where suppressed and {recoverable_sql(t)}),
-                    count(*) filter (where suppressed and lo = hi),
-                    count(*) filter (where lo > hi)
-                from _d_iv where row_id between {off} and {off + OFFSET - 1}
-                """
-            ).fetchone()
+            suppressed, recoverable, exact, inconsistent = _cell_counts(
+                con, t, f"row_id between {off} and {off + OFFSET - 1}"
+            )
             per_mart.append(
                 {
                     "mart": mart.spec.name if mart.spec is not None else mart.name,
@@ -611,6 +604,23 @@ def check_together(
         "exactly_recovered_cells": sum(m["exactly_recovered_cells"] for m in per_mart),
         "inconsistent_cells": sum(m["inconsistent_cells"] for m in per_mart),
     }
+
+
+def _cell_counts(
+    con: duckdb.DuckDBPyConnection, threshold: int, where: str = "true"
+) -> tuple[int, int, int, int]:
+    """(withheld, recoverable, recovered exactly, inconsistent) cells of the audit's intervals."""
+    [row] = con.execute(
+        f"""
+        select
+            count(*) filter (where suppressed),
+            count(*) filter (where suppressed and {recoverable_sql(threshold)}),
+            count(*) filter (where suppressed and lo = hi),
+            count(*) filter (where lo > hi)
+        from _d_iv where {where}
+        """
+    ).fetchall()
+    return row
 
 
 def recoverable_sql(threshold: int, prefix: str = "") -> str:
@@ -688,16 +698,7 @@ def check_mart(
     try:
         labels, groups, rounds = _audit(con, mart, threshold, rounding_base)
         t = int(threshold)
-        suppressed, recoverable, exact, inconsistent = con.execute(
-            f"""
-            select
-                count(*) filter (where suppressed),
-                count(*) filter (where suppressed and {recoverable_sql(t)}),
-                count(*) filter (where suppressed and lo = hi),
-                count(*) filter (where lo > hi)
-            from _d_iv
-            """
-        ).fetchone()
+        suppressed, recoverable, exact, inconsistent = _cell_counts(con, t)
         by_column = {
             col: {"suppressed": s, "recoverable": r}
             for col, s, r in con.execute(

@@ -416,10 +416,22 @@ def suppress_across_marts_in_dbt(
         threshold=threshold,
         rounding_base=base,
     )
-    summary["seconds"] = round(time.perf_counter() - started, 2)
     summary["secondary_cells"] = sum(m["secondary_cells"] for m in summary["marts"])
+    return _report(session, summary, "across marts", started, summary_table)
+
+
+def _report(
+    session: duckdb.DuckDBPyConnection,
+    summary: dict[str, Any],
+    what: str,
+    started: float,
+    summary_table: str,
+) -> dict[str, Any]:
+    """Time and log a pass, and leave its summary where the materialization reads it."""
+    summary["seconds"] = round(time.perf_counter() - started, 2)
     log.info(
-        "secondary suppression across marts: %d more cells withheld in %d rounds",
+        "secondary suppression %s: %d more cells withheld in %d rounds",
+        what,
         summary["secondary_cells"],
         summary["rounds"],
     )
@@ -495,15 +507,4 @@ def suppress_in_dbt(
         threshold=spec.suppression_threshold,
         rounding_base=spec.rounding_base,
     )
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    log.info(
-        "secondary suppression of %s: %d more cells withheld in %d rounds",
-        spec.name,
-        summary["secondary_cells"],
-        summary["rounds"],
-    )
-    session.execute(
-        f"create or replace temp table {quote(summary_table)} as select ? as summary",
-        [json.dumps(summary)],
-    )
-    return summary
+    return _report(session, summary, f"of {spec.name}", started, summary_table)
