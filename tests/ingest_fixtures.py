@@ -11,6 +11,9 @@ import io
 from datetime import date
 from pathlib import Path
 
+import polars as pl
+
+from joinedup.catalogue import quarantine_path, validated_path
 from joinedup.contracts import SNOMED_TYPE1_OBJECTION as OBJECT
 from joinedup.contracts import SNOMED_TYPE1_WITHDRAWN as WITHDRAW
 from joinedup.contracts import TABLES
@@ -189,3 +192,18 @@ def run_all(data_dir: Path, run_id: str = "run-1", key: bytes = KEY) -> dict:
     summary["pseudonymise"] = pseudonymise(data_dir, key, run_id)
     summary["ledger"] = finalise_ledger(data_dir, run_id)
     return summary
+
+
+def ingest(data_dir: Path, source: str = "gp", run_id: str = "run-1") -> dict:
+    """Ingest one source of hand-written extracts, on the fixtures' pinned today."""
+    return ingest_source(data_dir, source, run_id, today=TODAY)
+
+
+def quarantine(data_dir: Path, qualified: str) -> pl.DataFrame:
+    """The rows of a landing table ("source.table") ingest quarantined."""
+    return pl.read_parquet(quarantine_path(data_dir, TABLES[qualified]))
+
+
+def loaded(data_dir: Path, qualified: str) -> pl.DataFrame:
+    """The rows of a landing table ("source.table") ingest loaded."""
+    return pl.read_parquet(validated_path(data_dir, TABLES[qualified]))

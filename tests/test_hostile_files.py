@@ -24,10 +24,12 @@ import pytest
 from ingest_fixtures import (
     PEOPLE,
     PRACTICE,
-    TODAY,
     baseline_rows,
     csv_bytes,
     gp_id,
+    ingest,
+    loaded,
+    quarantine,
     run_all,
     write_landing,
     write_table,
@@ -35,8 +37,7 @@ from ingest_fixtures import (
 
 from joinedup.atomic import read_csv, write_csv
 from joinedup.catalogue import quarantine_path, validated_path
-from joinedup.contracts import GP_EVENTS, GP_PATIENTS, TABLES
-from joinedup.ingest import ingest_source
+from joinedup.contracts import GP_EVENTS, GP_PATIENTS
 from joinedup.ingest.errors import (
     EmptyFileError,
     IngestError,
@@ -52,18 +53,6 @@ from joinedup.settings import DEMO_KEY
 RUN = "run-1"
 FORMULA = "=cmd|' /C calc'!A0"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def ingest(data_dir: Path, source: str = "gp", run_id: str = RUN) -> dict:
-    return ingest_source(data_dir, source, run_id, today=TODAY)
-
-
-def quarantine(data_dir: Path, qualified: str) -> pl.DataFrame:
-    return pl.read_parquet(quarantine_path(data_dir, TABLES[qualified]))
-
-
-def loaded(data_dir: Path, qualified: str) -> pl.DataFrame:
-    return pl.read_parquet(validated_path(data_dir, TABLES[qualified]))
 
 
 def ledger_row(data_dir: Path, file: str) -> tuple[int, int, int]:

@@ -12,39 +12,28 @@ import pytest
 from ingest_fixtures import (
     PEOPLE,
     PRACTICE,
-    TODAY,
     baseline_rows,
     csv_bytes,
     gp_id,
+    ingest,
+    loaded,
+    quarantine,
     run_all,
     write_landing,
     write_table,
 )
 
-from joinedup.catalogue import quarantine_path, validated_path
+from joinedup.catalogue import validated_path
 from joinedup.contracts import GP_EVENTS, GP_PATIENTS, TABLES
 from joinedup.ingest import (
     LedgerImbalanceError,
     MalformedHeaderError,
     MissingColumnsError,
     finalise_ledger,
-    ingest_source,
 )
 from joinedup.ingest.ledger import CONTRACT_SCHEMA, LEDGER_SCHEMA, read_ledger
 
 RUN = "run-1"
-
-
-def ingest(data_dir: Path, source: str = "gp", run_id: str = RUN) -> dict:
-    return ingest_source(data_dir, source, run_id, today=TODAY)
-
-
-def quarantine(data_dir: Path, qualified: str) -> pl.DataFrame:
-    return pl.read_parquet(quarantine_path(data_dir, TABLES[qualified]))
-
-
-def loaded(data_dir: Path, qualified: str) -> pl.DataFrame:
-    return pl.read_parquet(validated_path(data_dir, TABLES[qualified]))
 
 
 def ledger_balances(data_dir: Path) -> None:
