@@ -21,6 +21,7 @@ from ingest_fixtures import KEY, run_all
 from typer.testing import CliRunner
 
 from joinedup import linkage, pipeline, provenance
+from joinedup.catalogue import COMMISSIONING
 from joinedup.cli import app
 from joinedup.ingest.ledger import read_ledger
 from joinedup.report import format_run_summary
@@ -240,7 +241,8 @@ def test_coverage_page_shows_the_run_behind_the_marts_and_its_files(
     page.run()
     assert not page.exception, page.exception
     text = "\n".join(m.value for m in page.markdown)
-    stamp = provenance.read_stamp(data / "analytics.duckdb")
+    # The dashboard reads the commissioners' publication and shows the run that wrote it.
+    stamp = provenance.read_stamp(COMMISSIONING.under(data))
     assert f"run `run-2`, published {stamp['written_at']}" in text
     assert f"code `{stamp['code_version']}`" in text
     files = page.table[0].value
