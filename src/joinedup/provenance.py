@@ -29,7 +29,7 @@ import logging
 import os
 import platform
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -275,19 +275,25 @@ def key_fingerprint_of_run(data_dir: Path) -> str | None:
     return pl.read_parquet_metadata(path).get(KEY_FINGERPRINT_METADATA)
 
 
-def key_fingerprints_of_output(data_dir: Path, sha256: str) -> set[str]:
-    """The key fingerprints of the runs whose record lists content ``sha256``."""
-    found = set()
+def _records_that_wrote(data_dir: Path, sha256: str) -> Iterator[dict[str, Any]]:
+    """The provenance of each run whose record lists content ``sha256`` (model or output)."""
     for record in sorted((Path(data_dir) / RUNS).glob("*.json")):
         try:
             prov = json.loads(record.read_text(encoding="utf-8")).get("provenance") or {}
         except (OSError, ValueError, AttributeError):
             continue
         model = ((prov.get("linkage") or {}).get("model") or {}).get("sha256")
-        written = {model} | {e.get("sha256") for e in prov.get("outputs", [])}
-        if sha256 in written and prov.get("key_fingerprint"):
-            found.add(prov["key_fingerprint"])
-    return found
+        if sha256 in {model} | {e.get("sha256") for e in prov.get("outputs", [])}:
+            yield prov
+
+
+def key_fingerprints_of_output(data_dir: Path, sha256: str) -> set[str]:
+    """The key fingerprints of the runs whose record lists content ``sha256``."""
+    return {
+        prov["key_fingerprint"]
+        for prov in _records_that_wrote(data_dir, sha256)
+        if prov.get("key_fingerprint")
+    }
 
 
 def run_provenance(
@@ -337,14 +343,4 @@ def trace(data_dir: Path, path: Path) -> list[dict[str, Any]]:
 
 def runs_that_wrote(data_dir: Path, sha256: str) -> list[str]:
     """Run ids whose record lists content ``sha256`` as their linkage model or an output."""
-    found = []
-    for record in sorted((Path(data_dir) / RUNS).glob("*.json")):
-        try:
-            prov = json.loads(record.read_text(encoding="utf-8")).get("provenance") or {}
-        except (OSError, ValueError, AttributeError):
-            continue
-        model = (prov.get("linkage") or {}).get("model") or {}
-        written = [model.get("sha256")] + [e.get("sha256") for e in prov.get("outputs", [])]
-        if sha256 in written:
-            found.append(str(prov.get("run_id")))
-    return found
+    return [str(prov.get("run_id")) for prov in _records_that_wrote(data_dir, sha256)]
