@@ -45,3 +45,38 @@
     {%- endfor %}
     ), ''), 'total')
 {%- endmacro %}
+
+{# The leading columns of every commissioner aggregate: its breakdown label, then each dimension. #}
+{% macro commissioner_breakdown_columns() -%}
+    {{ commissioner_breakdown_label() }} as breakdown,
+    {{ commissioner_dimensions() | join(',\n    ') }}
+{%- endmacro %}
+
+{#
+  Every commissioner aggregate counts events by the same dimensions: the month of the
+  event, and the person's place, age on the event date, sex and IMD quintile. These two
+  macros are that join, written once: commissioner_dimension_joins() goes after
+  `from <events>`, commissioner_dimension_columns() in the select list. `events` is the
+  counted relation's alias and `event_date` its date column. The joins expect the
+  model's import CTEs `people` (int_persons_demographics_resolved), `extract_window`,
+  `sexes` and `age_bands`, so every ref stays at the top of the model.
+#}
+{% macro commissioner_dimension_columns(events, event_date) -%}
+        cast(date_trunc('month', {{ events }}.{{ event_date }}) as date) as activity_month,
+        people.la_code,
+        people.practice_code,
+        age_bands.age_band,
+        sexes.sex,
+        {{ imd_quintile('people.imd_decile') }} as imd_quintile
+{%- endmacro %}
+
+{% macro commissioner_dimension_joins(events, event_date) -%}
+    inner join people
+        on {{ events }}.person_id = people.person_id
+    cross join extract_window
+    left join sexes
+        on people.sex_code = sexes.sex_code
+    left join age_bands
+        on {{ age_in_years('people.birth_month', events ~ '.' ~ event_date) }}
+            between age_bands.min_age and age_bands.max_age
+{%- endmacro %}

@@ -28,36 +28,18 @@ sexes as (
 
 adult_discharges as (
     select
-        cast(date_trunc('month', discharges.discharge_date) as date) as activity_month,
-        people.la_code,
-        people.practice_code,
-        age_bands.age_band,
-        sexes.sex,
-        {{ imd_quintile('people.imd_decile') }} as imd_quintile,
+        {{ commissioner_dimension_columns('discharges', 'discharge_date') }},
         discharges.has_social_care_within_window,
         discharges.days_to_social_care
     from discharges
-    inner join people
-        on discharges.person_id = people.person_id
-    cross join extract_window
-    left join sexes
-        on people.sex_code = sexes.sex_code
-    left join age_bands
-        on {{ age_in_years('people.birth_month', 'discharges.discharge_date') }}
-            between age_bands.min_age and age_bands.max_age
+    {{ commissioner_dimension_joins('discharges', 'discharge_date') }}
     where discharges.has_full_follow_up
         and discharges.discharge_date >= extract_window.extract_start_date
         and {{ age_in_years('people.birth_month', 'discharges.discharge_date') }} >= 18
 )
 
 select
-    {{ commissioner_breakdown_label() }} as breakdown,
-    activity_month,
-    la_code,
-    practice_code,
-    age_band,
-    sex,
-    imd_quintile,
+    {{ commissioner_breakdown_columns() }},
     count(*) as discharges,
     count(*) filter (where has_social_care_within_window) as discharges_to_social_care,
     count(*) filter (where days_to_social_care <= 7) as discharges_to_social_care_within_7_days,

@@ -29,38 +29,20 @@ sexes as (
 
 in_period as (
     select
-        cast(date_trunc('month', transitions.from_event_date) as date) as activity_month,
-        people.la_code,
-        people.practice_code,
-        age_bands.age_band,
-        sexes.sex,
-        {{ imd_quintile('people.imd_decile') }} as imd_quintile,
+        {{ commissioner_dimension_columns('transitions', 'from_event_date') }},
         transitions.from_event_type,
         transitions.to_event_type,
         transitions.person_id,
         transitions.days_between
     from transitions
-    inner join people
-        on transitions.person_id = people.person_id
-    cross join extract_window
-    left join sexes
-        on people.sex_code = sexes.sex_code
-    left join age_bands
-        on {{ age_in_years('people.birth_month', 'transitions.from_event_date') }}
-            between age_bands.min_age and age_bands.max_age
+    {{ commissioner_dimension_joins('transitions', 'from_event_date') }}
     where transitions.from_event_date
         between extract_window.extract_start_date and extract_window.extract_end_date
 ),
 
 flows as (
     select
-        {{ commissioner_breakdown_label() }} as breakdown,
-        activity_month,
-        la_code,
-        practice_code,
-        age_band,
-        sex,
-        imd_quintile,
+        {{ commissioner_breakdown_columns() }},
         from_event_type,
         to_event_type,
         count(*) as transitions,

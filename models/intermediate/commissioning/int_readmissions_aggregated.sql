@@ -28,35 +28,17 @@ sexes as (
 
 index_discharges as (
     select
-        cast(date_trunc('month', stays.discharge_date) as date) as activity_month,
-        people.la_code,
-        people.practice_code,
-        age_bands.age_band,
-        sexes.sex,
-        {{ imd_quintile('people.imd_decile') }} as imd_quintile,
+        {{ commissioner_dimension_columns('stays', 'discharge_date') }},
         stays.readmitted_within_30_days
     from stays
-    inner join people
-        on stays.person_id = people.person_id
-    cross join extract_window
-    left join sexes
-        on people.sex_code = sexes.sex_code
-    left join age_bands
-        on {{ age_in_years('people.birth_month', 'stays.discharge_date') }}
-            between age_bands.min_age and age_bands.max_age
+    {{ commissioner_dimension_joins('stays', 'discharge_date') }}
     where stays.is_readmission_index
         and stays.has_full_follow_up
         and stays.discharge_date >= extract_window.extract_start_date
 )
 
 select
-    {{ commissioner_breakdown_label() }} as breakdown,
-    activity_month,
-    la_code,
-    practice_code,
-    age_band,
-    sex,
-    imd_quintile,
+    {{ commissioner_breakdown_columns() }},
     count(*) as index_discharges,
     count(*) filter (where readmitted_within_30_days) as emergency_readmissions
 from index_discharges

@@ -51,6 +51,8 @@ from joinedup.quality.rules import (
     WARNING,
     Suite,
     after,
+    banded,
+    between,
     dates,
     expect,
     in_set,
@@ -93,6 +95,15 @@ def _valid_share(column: str, mostly: float, who: str) -> Any:
     )
 
 
+def _person_codes(nhs_number_share: float, who: str) -> list[Any]:
+    """A table of people: its sex codes, its NHS-number checks, and how many were valid."""
+    return [
+        in_set("sex", SEX_CODES, CRITICAL, SEX_WHY),
+        in_set("nhs_number_status", STATUSES, CRITICAL, STATUS_WHY),
+        _valid_share("nhs_number_status", nhs_number_share, who),
+    ]
+
+
 def suites() -> list[Suite]:
     code = "a code outside the data dictionary's set decides nothing we can report"
     return [
@@ -103,9 +114,7 @@ def suites() -> list[Suite]:
             [
                 not_empty(),
                 not_null("practice_code", "every registration belongs to a practice"),
-                in_set("sex", SEX_CODES, CRITICAL, SEX_WHY),
-                in_set("nhs_number_status", STATUSES, CRITICAL, STATUS_WHY),
-                _valid_share("nhs_number_status", 0.9, "GP records almost always carry one"),
+                *_person_codes(0.9, "GP records almost always carry one"),
                 _valid_share("date_of_birth_status", 0.9, "GP records almost always carry one"),
                 dates("registration_date", EARLIEST_RECORD),
                 dates("deregistration_date", EARLIEST_RECORD),
@@ -149,13 +158,12 @@ def suites() -> list[Suite]:
                 in_set("admission_method", ADMISSION_METHOD_CODES, CRITICAL, code),
                 in_set("admission_source", ADMISSION_SOURCE_CODES, CRITICAL, code),
                 in_set("discharge_destination", DISCHARGE_DESTINATION_CODES, CRITICAL, code),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
+                between(
+                    "episode_number",
+                    1,
+                    50,
                     WARNING,
                     "a spell rarely has more than a handful of consultant episodes",
-                    column="episode_number",
-                    min_value=1,
-                    max_value=50,
                 ),
                 in_set("sex", SEX_CODES, CRITICAL, SEX_WHY),
                 _valid_share("nhs_number_status", 0.9, "hospital records almost always carry one"),
@@ -186,9 +194,7 @@ def suites() -> list[Suite]:
             [
                 not_empty(),
                 not_null("la_code", "every client belongs to a local authority"),
-                in_set("sex", SEX_CODES, CRITICAL, SEX_WHY),
-                in_set("nhs_number_status", STATUSES, CRITICAL, STATUS_WHY),
-                _valid_share("nhs_number_status", 0.3, "social care records often lack one"),
+                *_person_codes(0.3, "social care records often lack one"),
             ],
         ),
         Suite(
@@ -222,13 +228,8 @@ def suites() -> list[Suite]:
             "Postcode to LSOA, IMD and local authority lookup (postcodes are not loaded).",
             [
                 not_empty(why="without the lookup no record has an area"),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    CRITICAL,
-                    "IMD deciles run from 1 (most deprived) to 10",
-                    column="imd_decile",
-                    min_value=1,
-                    max_value=10,
+                between(
+                    "imd_decile", 1, 10, CRITICAL, "IMD deciles run from 1 (most deprived) to 10"
                 ),
                 matches(
                     "lsoa_code",
@@ -246,22 +247,13 @@ def suites() -> list[Suite]:
             f"(the last run whose landing gate passed; kept in DATA/{QUALITY.path}/{VOLUMES}). "
             "ratio is null where there is no earlier delivery or it was too small to compare.",
             [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    CRITICAL,
+                *banded(
+                    "ratio",
+                    VOLUME_RATIO_CRITICAL,
                     "far fewer rows than last time is a truncated or partial extract; twice as "
                     "many is a duplicated one. Check the delivery with the supplier.",
-                    column="ratio",
-                    min_value=VOLUME_RATIO_CRITICAL[0],
-                    max_value=VOLUME_RATIO_CRITICAL[1],
-                ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    WARNING,
+                    VOLUME_RATIO_WARNING,
                     "a change of more than a fifth from last time is worth a look",
-                    column="ratio",
-                    min_value=VOLUME_RATIO_WARNING[0],
-                    max_value=VOLUME_RATIO_WARNING[1],
                 ),
                 in_set(
                     "new_organisation",

@@ -37,6 +37,8 @@ from joinedup.quality.rules import (
     CRITICAL,
     WARNING,
     Suite,
+    banded,
+    between,
     exact_columns,
     expect,
     in_set,
@@ -85,39 +87,28 @@ def suites() -> list[Suite]:
             "opted-out person's encodings), missing and unknown, and the share of linked "
             "records whose person also has a record in another source.",
             [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
+                between(
+                    "records_missing",
+                    0,
+                    0,
                     CRITICAL,
                     "every pseudonymised record is linked or removed for opt-out; a missing "
                     "one drops the person's care from every figure",
-                    column="records_missing",
-                    min_value=0,
-                    max_value=0,
                 ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
+                between(
+                    "records_unknown",
+                    0,
+                    0,
                     CRITICAL,
                     "record_person names only records that were pseudonymised in this run",
-                    column="records_unknown",
-                    min_value=0,
-                    max_value=0,
                 ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    CRITICAL,
+                *banded(
+                    "linked_across_sources_share",
+                    CROSS_SOURCE_SHARE_CRITICAL,
                     "almost no cross-source links means the sources did not link (tokens "
                     "from different keys, a broken blocking rule)",
-                    column="linked_across_sources_share",
-                    min_value=CROSS_SOURCE_SHARE_CRITICAL[0],
-                    max_value=CROSS_SOURCE_SHARE_CRITICAL[1],
-                ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    WARNING,
+                    CROSS_SOURCE_SHARE_WARNING,
                     "fewer cross-source links than usual: review the linkage charts",
-                    column="linked_across_sources_share",
-                    min_value=CROSS_SOURCE_SHARE_WARNING[0],
-                    max_value=CROSS_SOURCE_SHARE_WARNING[1],
                 ),
             ],
             index_columns=["source", "records_pseudonymised", "records_linked"],
@@ -136,14 +127,13 @@ def suites() -> list[Suite]:
                     min_value=1,
                     max_value=CLUSTER_SIZE_CRITICAL,
                 ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
+                between(
+                    "records",
+                    1,
+                    CLUSTER_SIZE_WARNING,
                     WARNING,
                     "more than a handful of records for one person is rare; review the "
                     "largest clusters in the linkage charts",
-                    column="records",
-                    min_value=1,
-                    max_value=CLUSTER_SIZE_WARNING,
                     mostly=0.999,
                 ),
                 expect(
@@ -154,13 +144,8 @@ def suites() -> list[Suite]:
                     min_value=1.0,
                     max_value=3.0,
                 ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    CRITICAL,
-                    "a person has records from one to three sources",
-                    column="sources",
-                    min_value=1,
-                    max_value=3,
+                between(
+                    "sources", 1, 3, CRITICAL, "a person has records from one to three sources"
                 ),
             ],
         ),

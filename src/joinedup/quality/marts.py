@@ -40,6 +40,7 @@ from joinedup.quality.rules import (
     WARNING,
     Suite,
     after,
+    between,
     expect,
     in_set,
     not_empty,
@@ -96,13 +97,7 @@ def _mart_suite(name: str, spec: MartSpec) -> Suite:
                 column=count,
                 value_set=SMALL_COUNTS,
             ),
-            expect(
-                "ExpectColumnValuesToBeBetween",
-                CRITICAL,
-                "counts are never negative",
-                column=count,
-                min_value=0,
-            ),
+            between(count, 0, None, CRITICAL, "counts are never negative"),
             not_null(flag, "every count says whether it was withheld"),
             expect(
                 "ExpectColumnValuesToBeNull",
@@ -120,25 +115,10 @@ def _mart_suite(name: str, spec: MartSpec) -> Suite:
             ),
         ]
     for rate in spec.rates:
-        checks.append(
-            expect(
-                "ExpectColumnValuesToBeBetween",
-                CRITICAL,
-                "rates are percentages: from 0 to 100",
-                column=rate,
-                min_value=0,
-                max_value=100,
-            )
-        )
+        checks.append(between(rate, 0, 100, CRITICAL, "rates are percentages: from 0 to 100"))
     for statistic in spec.statistics:
         checks.append(
-            expect(
-                "ExpectColumnValuesToBeBetween",
-                WARNING,
-                "days between events are never negative",
-                column=statistic,
-                min_value=0,
-            )
+            between(statistic, 0, None, WARNING, "days between events are never negative")
         )
     return Suite(
         f"marts.{name}",
@@ -165,13 +145,12 @@ def suites() -> list[Suite]:
                     CRITICAL,
                     "a readmission follows the discharge it is counted against",
                 ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
+                between(
+                    "days_to_emergency_readmission",
+                    0,
+                    30,
                     CRITICAL,
                     "the NHS readmission window: day 0 to day 30 after discharge",
-                    column="days_to_emergency_readmission",
-                    min_value=0,
-                    max_value=30,
                 ),
             ],
         ),
@@ -182,13 +161,12 @@ def suites() -> list[Suite]:
             "linkage for opt-out) against the warehouse's facts, and the published readmission "
             "total against its facts (within rounding, or within suppression when withheld).",
             [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
+                between(
+                    "excess",
+                    0,
+                    0,
                     CRITICAL,
                     "rows were lost or double counted between the ledger and the marts",
-                    column="excess",
-                    min_value=0,
-                    max_value=0,
                 ),
             ],
             index_columns=["check", "expected", "observed", "tolerance"],

@@ -35,8 +35,8 @@ from joinedup.quality.rules import (
     STATUS_WHY,
     STATUSES,
     Suite,
+    between,
     exact_columns,
-    expect,
     in_set,
     not_empty,
     not_null,
@@ -137,14 +137,7 @@ def _record_suite(qualified: str, columns: list[str]) -> Suite:
             if c.endswith("_status")
         ],
         in_set("sex", SEX_CODES, CRITICAL, SEX_WHY),
-        expect(
-            "ExpectColumnValuesToBeBetween",
-            CRITICAL,
-            "IMD deciles run from 1 to 10",
-            column="imd_decile",
-            min_value=1,
-            max_value=10,
-        ),
+        between("imd_decile", 1, 10, CRITICAL, "IMD deciles run from 1 to 10"),
     ]
     return Suite(
         f"pseudonymised.{qualified}",
@@ -188,14 +181,7 @@ def _identifier_scan_suite() -> Suite:
         "personal name (capitalised words in a column of many distinct values). Counts "
         "only; the values are never kept.",
         [
-            expect(
-                "ExpectColumnValuesToBeBetween",
-                CRITICAL,
-                share.format(kind),
-                column=col,
-                min_value=0,
-                max_value=IDENTIFIER_SHARE_MAX,
-            )
+            between(col, 0, IDENTIFIER_SHARE_MAX, CRITICAL, share.format(kind))
             for kind, col in (
                 ("NHS numbers", "nhs_number_share"),
                 ("postcodes", "postcode_share"),

@@ -105,6 +105,33 @@ def after(later: str, earlier: str, severity: str, why: str) -> Any:
     )
 
 
+def between(
+    column: str,
+    low: float | None,
+    high: float | None,
+    severity: str,
+    why: str,
+    **kwargs: Any,
+) -> Any:
+    """Every value of ``column`` from ``low`` to ``high`` inclusive (None: no bound)."""
+    bounds = {k: v for k, v in (("min_value", low), ("max_value", high)) if v is not None}
+    return expect("ExpectColumnValuesToBeBetween", severity, why, column=column, **bounds, **kwargs)
+
+
+def banded(
+    column: str,
+    critical: tuple[float, float],
+    critical_why: str,
+    warning: tuple[float, float],
+    warning_why: str,
+) -> list[Any]:
+    """Two bands on one measure: outside the wide one stops the run, the narrow one warns."""
+    return [
+        between(column, *critical, CRITICAL, critical_why),
+        between(column, *warning, WARNING, warning_why),
+    ]
+
+
 def unique(columns: list[str], why: str) -> Any:
     if len(columns) == 1:
         return expect("ExpectColumnValuesToBeUnique", CRITICAL, why, column=columns[0])
