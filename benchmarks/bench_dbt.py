@@ -17,13 +17,13 @@ when set (e.g. ``8GB``), else it uses DuckDB's default of 80% of RAM.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import resource
 import sys
 import time
 from pathlib import Path
 
+from joinedup.atomic import write_json
 from joinedup.catalogue import RECORD_PERSON, WAREHOUSE, pseudonymised_path
 
 HERE = Path(__file__).resolve().parent
@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for table, n in result["rows"].items():
         print(f"  {table:<32}{n:>14,} rows")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(result, args.json)
     return 0
 
 

@@ -14,9 +14,10 @@ once per (people, seed) under ``benchmarks/.cache/`` (git-ignored) and reused.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from joinedup.atomic import write_json
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'pipeline total':<24}{total:>10.2f}{peak:>14,}")
     if args.json:
         payload = {"people": args.people, "seed": args.seed, "stages": results}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(payload, args.json)
     return 0
 
 

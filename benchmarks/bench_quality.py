@@ -23,7 +23,6 @@ reconciles with the ledger.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import resource
 import shutil
@@ -32,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from joinedup.atomic import write_json
 from joinedup.catalogue import QUALITY, RECORD_PERSON, WAREHOUSE, pseudonymised_path
 
 HERE = Path(__file__).resolve().parent
@@ -177,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'all gates':<15}{total:>9.2f}{imports:>13.2f}")
     print(f"{'with imports':<15}{total + imports:>9.2f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(result, args.json)
     return 0
 
 

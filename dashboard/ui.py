@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from dashboard.data import UNKNOWN, Catalogue, Filters, Plan, commissioning_path
+from dashboard.data import UNKNOWN, Catalogue, Filters, Plan, commissioning_path, query
 from dashboard.disclosure import PARTIAL_MARK, rounding_base, suppressed_label, threshold
 
 ALL = "All"
@@ -151,6 +151,50 @@ def no_breakdown(what: str) -> None:
         "are published by month only; clear the local authority, age band, sex and IMD "
         "filters (or the practice) to see them."
     )
+
+
+def headline(
+    ctx: Context, mart_key: str, what: str, empty: str
+) -> tuple[Plan, pl.DataFrame] | None:
+    """A page's figures for the filters, or None once the page has said why there are none."""
+    plan, total = query(ctx.data_dir, ctx.catalogue, mart_key, ctx.filters)
+    if plan is None:
+        no_breakdown(what)
+        return None
+    if total.is_empty():
+        st.info(empty)
+        return None
+    return plan, total
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The figures for each value of the chosen "Compare by" dimension."""
+
+    dim: str
+    plan: Plan
+    frame: pl.DataFrame
+    rows: list[dict[str, Any]]
+    labels: list[str]
+
+
+def compare_by(ctx: Context, mart_key: str, what: str) -> Comparison | None:
+    """The "Compare by" choice and its figures, or None once the page has said that no
+    published breakdown has them."""
+    dim = st.radio(
+        "Compare by",
+        COMPARE_DIMENSIONS,
+        format_func=DIMENSION_LABELS.get,
+        horizontal=True,
+        key=f"{mart_key}_compare",
+        bind="query-params",
+    )
+    plan, by_group = query(ctx.data_dir, ctx.catalogue, mart_key, ctx.filters, (dim,))
+    if plan is None:
+        no_breakdown(f"{what} by {dimension_phrase(dim)}")
+        return None
+    rows = list(by_group.iter_rows(named=True))
+    return Comparison(dim, plan, by_group, rows, [value_label(dim, r[dim]) for r in rows])
 
 
 def plan_note(plan: Plan, result: pl.DataFrame) -> None:

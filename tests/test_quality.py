@@ -82,6 +82,13 @@ def _fails(data: Path, zone: str, run_id: str = RUN) -> str:
     return str(caught.value)
 
 
+def _marts_gate_fails_after(copy: Path, sql: str) -> str:
+    """Seed a defect into the copied warehouse's marts; the marts gate's failure message."""
+    with duckdb.connect(str(copy / "warehouse.duckdb")) as con:
+        con.execute(sql)
+    return _fails(copy, "marts")
+
+
 # --- clean data ---------------------------------------------------------------------------------
 
 
@@ -167,14 +174,13 @@ def test_marts_suites_cover_every_disclosure_controlled_count() -> None:
 
 
 def test_a_published_count_of_3_fails_the_marts_gate_before_publishing(copy: Path) -> None:
-    with duckdb.connect(str(copy / "warehouse.duckdb")) as con:
-        con.execute(
-            "update marts.mart_readmissions set emergency_readmissions = 3, "
-            "emergency_readmissions_suppressed = false "
-            "where breakdown = 'month' and activity_month = "
-            "(select min(activity_month) from marts.mart_readmissions)"
-        )
-    message = _fails(copy, "marts")
+    message = _marts_gate_fails_after(
+        copy,
+        "update marts.mart_readmissions set emergency_readmissions = 3, "
+        "emergency_readmissions_suppressed = false "
+        "where breakdown = 'month' and activity_month = "
+        "(select min(activity_month) from marts.mart_readmissions)",
+    )
     assert "marts.mart_readmissions: expect_column_values_to_not_be_in_set" in message
     assert "(emergency_readmissions)" in message
     assert "emergency_readmissions=3" in message  # the failing cell, by its dimensions
@@ -279,28 +285,26 @@ def test_a_delivery_with_half_the_rows_of_the_last_fails_the_landing_gate(copy: 
 
 
 def test_a_readmission_before_its_discharge_fails_the_marts_gate(copy: Path) -> None:
-    with duckdb.connect(str(copy / "warehouse.duckdb")) as con:
-        con.execute(
-            "update marts.fct_hospital_spells r set admission_date = i.discharge_date - 3 "
-            "from marts.fct_hospital_spells i "
-            "where i.readmitted_within_30_days and r.spell_key = i.readmission_stay_key "
-            "and i.spell_key = (select min(spell_key) from marts.fct_hospital_spells "
-            "where readmitted_within_30_days)"
-        )
-    message = _fails(copy, "marts")
+    message = _marts_gate_fails_after(
+        copy,
+        "update marts.fct_hospital_spells r set admission_date = i.discharge_date - 3 "
+        "from marts.fct_hospital_spells i "
+        "where i.readmitted_within_30_days and r.spell_key = i.readmission_stay_key "
+        "and i.spell_key = (select min(spell_key) from marts.fct_hospital_spells "
+        "where readmitted_within_30_days)",
+    )
     assert "marts.readmission_intervals: expect_column_pair_values_a_to_be_greater_than_b" in (
         message
     )
 
 
 def test_marts_that_do_not_reconcile_with_the_ledger_fail(copy: Path) -> None:
-    with duckdb.connect(str(copy / "warehouse.duckdb")) as con:
-        con.execute(
-            "delete from marts.fct_care_events where event_key in "
-            "(select event_key from marts.fct_care_events where event_type = 'ae_attendance' "
-            "limit 4)"
-        )
-    message = _fails(copy, "marts")
+    message = _marts_gate_fails_after(
+        copy,
+        "delete from marts.fct_care_events where event_key in "
+        "(select event_key from marts.fct_care_events where event_type = 'ae_attendance' "
+        "limit 4)",
+    )
     assert "marts.reconciliation: expect_column_values_to_be_between(excess)" in message
     assert "check=ledger hospital/ae_attendances -> ae_attendance events" in message
 

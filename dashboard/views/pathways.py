@@ -6,7 +6,6 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, ui
-from dashboard.data import query
 from dashboard.disclosure import format_count, format_rate, suppressed_label
 
 DEFINITION = "consecutive care events of each linked person, counted by the month of the first"
@@ -34,13 +33,12 @@ def render(ctx: ui.Context) -> None:
         "Follows each linked person from one care event to the next: what came before an "
         "admission, how the stay ended, and what happened next after discharge."
     )
-    plan, flows = query(ctx.data_dir, ctx.catalogue, "flows", ctx.filters)
-    if plan is None:
-        ui.no_breakdown("Pathways")
+    shown = ui.headline(
+        ctx, "flows", "Pathways", "No care events were published for this selection."
+    )
+    if shown is None:
         return
-    if flows.is_empty():
-        st.info("No care events were published for this selection.")
-        return
+    plan, flows = shown
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(
         "A&E attendances followed by an emergency admission",

@@ -46,13 +46,15 @@ def render(ctx: ui.Context) -> None:
     st.caption(LONG_DEFINITION)
     data_dir, cat, filters = ctx.data_dir, ctx.catalogue, ctx.filters
 
-    plan, total = query(data_dir, cat, "readmissions", filters)
-    if plan is None:
-        ui.no_breakdown("Readmissions")
+    shown = ui.headline(
+        ctx,
+        "readmissions",
+        "Readmissions",
+        "No index discharges were published for this selection.",
+    )
+    if shown is None:
         return
-    if total.is_empty():
-        st.info("No index discharges were published for this selection.")
-        return
+    plan, total = shown
     overall_row = total.row(0, named=True)
     overall = None if overall_row["readmission_rate_withheld"] else overall_row["readmission_rate"]
     figures = _figures(overall_row)
@@ -97,20 +99,11 @@ def render(ctx: ui.Context) -> None:
             )
 
     st.subheader("By place and deprivation")
-    dim = st.radio(
-        "Compare by",
-        ui.COMPARE_DIMENSIONS,
-        format_func=ui.DIMENSION_LABELS.get,
-        horizontal=True,
-        key="readmissions_compare",
-        bind="query-params",
-    )
-    by_plan, by_group = query(data_dir, cat, "readmissions", filters, (dim,))
-    if by_plan is None:
-        ui.no_breakdown(f"Readmissions by {ui.dimension_phrase(dim)}")
+    compared = ui.compare_by(ctx, "readmissions", "Readmissions")
+    if compared is None:
         return
-    rows = list(by_group.iter_rows(named=True))
-    labels = [ui.value_label(dim, r[dim]) for r in rows]
+    dim, by_plan, by_group = compared.dim, compared.plan, compared.frame
+    rows, labels = compared.rows, compared.labels
     sub = ui.subtitle(by_plan, filters, DEFINITION)
     ui.chart(
         charts.rate_by_group(

@@ -57,13 +57,15 @@ def render(ctx: ui.Context) -> None:
     st.caption(LONG_DEFINITION)
     data_dir, cat, filters = ctx.data_dir, ctx.catalogue, ctx.filters
 
-    plan, total = query(data_dir, cat, "social_care", filters)
-    if plan is None:
-        ui.no_breakdown("Discharge to social care")
+    shown = ui.headline(
+        ctx,
+        "social_care",
+        "Discharge to social care",
+        "No adult discharges were published for this selection.",
+    )
+    if shown is None:
         return
-    if total.is_empty():
-        st.info("No adult discharges were published for this selection.")
-        return
+    plan, total = shown
     row = total.row(0, named=True)
     f = _figures(row)
     c1, c2, c3, c4 = st.columns(4)
@@ -80,21 +82,12 @@ def render(ctx: ui.Context) -> None:
     ui.plan_note(plan, total)
     st.info(ROUTE_NOTE, icon=":material/info:")
 
-    dim = st.radio(
-        "Compare by",
-        ui.COMPARE_DIMENSIONS,
-        format_func=ui.DIMENSION_LABELS.get,
-        horizontal=True,
-        key="social_care_compare",
-        bind="query-params",
-    )
-    dim_label = ui.dimension_phrase(dim)
-    by_plan, by_group = query(data_dir, cat, "social_care", filters, (dim,))
-    if by_plan is None:
-        ui.no_breakdown(f"Discharge to social care by {dim_label}")
+    compared = ui.compare_by(ctx, "social_care", "Discharge to social care")
+    if compared is None:
         return
-    rows = list(by_group.iter_rows(named=True))
-    labels = [ui.value_label(dim, r[dim]) for r in rows]
+    dim, by_plan, by_group = compared.dim, compared.plan, compared.frame
+    rows, labels = compared.rows, compared.labels
+    dim_label = ui.dimension_phrase(dim)
     sub = ui.subtitle(by_plan, filters, DEFINITION)
     left, right = st.columns(2)
     with left:

@@ -18,6 +18,7 @@ and DuckDB files hold values as they are.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -155,3 +156,8 @@ def write_text(text: str, target: Path) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return target
+
+
+def write_json(value: Any, target: Path) -> Path:
+    """``value`` as indented JSON with a final newline (readable in a diff), atomically."""
+    return write_text(json.dumps(value, indent=2, default=str) + "\n", target)
