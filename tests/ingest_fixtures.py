@@ -194,6 +194,13 @@ def run_all(data_dir: Path, run_id: str = "run-1", key: bytes = KEY) -> dict:
     return summary
 
 
+def landed_and_run(data_dir: Path, run_id: str = "run-1") -> Path:
+    """The baseline extracts landed in ``data_dir`` and taken through every stage to the ledger."""
+    write_landing(data_dir)
+    run_all(data_dir, run_id)
+    return data_dir
+
+
 def ingest(data_dir: Path, source: str = "gp", run_id: str = "run-1") -> dict:
     """Ingest one source of hand-written extracts, on the fixtures' pinned today."""
     return ingest_source(data_dir, source, run_id, today=TODAY)

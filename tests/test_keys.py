@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from ingest_fixtures import KEY, run_all, write_landing
+from ingest_fixtures import KEY, landed_and_run, run_all, write_landing
 
 from joinedup.catalogue import REPO_ROOT, RUNS, pseudonymised_path
 from joinedup.deidentify import pseudonymise
@@ -137,10 +137,7 @@ def test_the_demo_key_is_refused_for_data_outside_the_generators_ranges(tmp_path
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("keyed")
-    write_landing(out)
-    run_all(out, RUN)
-    return out
+    return landed_and_run(tmp_path_factory.mktemp("keyed"), RUN)
 
 
 def test_pseudonymised_files_name_the_key_fingerprint(keyed: Path) -> None:

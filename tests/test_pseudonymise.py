@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from ingest_fixtures import KEY, PRACTICE, gp_id, hosp_id, run_all, write_landing
+from ingest_fixtures import KEY, PRACTICE, gp_id, hosp_id, landed_and_run, run_all, write_landing
 
 from joinedup.catalogue import RESTRICTED_OPTED_OUT_ENCODINGS
 from joinedup.deidentify import pseudonymise
@@ -61,10 +61,7 @@ EVENT_SCHEMAS = {
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pseudo")
-    write_landing(out)
-    run_all(out, RUN)
-    return out
+    return landed_and_run(tmp_path_factory.mktemp("pseudo"), RUN)
 
 
 def read(data_dir: Path, name: str) -> pl.DataFrame:
