@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 from datetime import date
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pytest
 import yaml
+from random_population import true_counts
 from typer.testing import CliRunner
 
 from joinedup import catalogue
@@ -266,32 +265,7 @@ def test_a_broken_suppression_rule_is_counted(tmp_path: Path) -> None:
 
 def _random_mart(con: duckdb.DuckDBPyConnection, seed: int) -> None:
     """Events of a random population, aggregated and suppressed as the dbt marts are."""
-    rng = random.Random(seed)
-    rows = []
-    for person in range(400):
-        sex = rng.choice(["Male", "Female", "Female", "Indeterminate", None])
-        la = rng.choice(["E06000001", "E06000002", None])
-        for _ in range(rng.randint(1, 4)):
-            rows.append((person, date(2025, rng.randint(1, 6), 1), sex, la))
-    frame = pl.DataFrame(rows, schema=["person_id", "month", "sex", "la"], orient="row")
-    con.register("generated", frame.to_arrow())
-    con.execute("create table events as select * from generated")
-    con.unregister("generated")
-    con.execute(
-        """
-        create table true_counts as
-        select
-            coalesce(nullif(concat_ws('+',
-                case when grouping(month) = 0 then 'month' end,
-                case when grouping(la) = 0 then 'la_code' end,
-                case when grouping(sex) = 0 then 'sex' end), ''), 'total') as breakdown,
-            month as activity_month, la as la_code, sex,
-            count(*) as events, count(distinct person_id) as people
-        from events
-        group by grouping sets ((), (month), (month, la), (month, sex), (la, sex),
-                                (month, la, sex))
-        """
-    )
+    true_counts(con, seed, people=400, las=["E06000001", "E06000002"])
     con.execute(
         """
         create table mart_random as

@@ -10,13 +10,12 @@ is checked in tests/test_dbt.py.
 
 from __future__ import annotations
 
-import random
 from datetime import date
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pytest
+from random_population import true_counts
 
 from joinedup.privacy import differencing
 from joinedup.privacy.secondary_suppression import (
@@ -113,30 +112,7 @@ def _random_mart(
     con: duckdb.DuckDBPyConnection, seed: int, people: int = PEOPLE, base: int = BASE
 ) -> None:
     """Events of a random population, aggregated and suppressed as the dbt marts are."""
-    rng = random.Random(seed)
-    rows = []
-    for person in range(people):
-        sex = rng.choice(["Male", "Female", "Female", "Indeterminate", None])
-        la = rng.choice(["E06000001", "E06000002", "E06000003", None])
-        for _ in range(rng.randint(1, 4)):
-            rows.append((person, date(2025, rng.randint(1, 6), 1), sex, la))
-    frame = pl.DataFrame(rows, schema=["person_id", "month", "sex", "la"], orient="row")
-    con.register("generated", frame.to_arrow())
-    con.execute(
-        """
-        create table true_counts as
-        select
-            coalesce(nullif(concat_ws('+',
-                case when grouping(month) = 0 then 'month' end,
-                case when grouping(la) = 0 then 'la_code' end,
-                case when grouping(sex) = 0 then 'sex' end), ''), 'total') as breakdown,
-            month as activity_month, la as la_code, sex, count(*) as events
-        from generated
-        group by grouping sets ((), (month), (month, la), (month, sex), (la, sex),
-                                (month, la, sex))
-        """
-    )
-    con.unregister("generated")
+    true_counts(con, seed, people, las=["E06000001", "E06000002", "E06000003"])
     con.execute(
         f"""
         create table mart_random as
