@@ -95,6 +95,17 @@ def _valid_share(column: str, mostly: float, who: str) -> Any:
     )
 
 
+def _period(
+    start: str, end: str, earliest: str, severity: str, why: str, end_severity: str = CRITICAL
+) -> list[Any]:
+    """A period: both dates plausible, and the end (``severity``, ``why``) not before the start."""
+    return [
+        dates(start, earliest),
+        dates(end, earliest, end_severity),
+        after(end, start, severity, why),
+    ]
+
+
 def _person_codes(nhs_number_share: float, who: str) -> list[Any]:
     """A table of people: its sex codes, its NHS-number checks, and how many were valid."""
     return [
@@ -116,11 +127,10 @@ def suites() -> list[Suite]:
                 not_null("practice_code", "every registration belongs to a practice"),
                 *_person_codes(0.9, "GP records almost always carry one"),
                 _valid_share("date_of_birth_status", 0.9, "GP records almost always carry one"),
-                dates("registration_date", EARLIEST_RECORD),
-                dates("deregistration_date", EARLIEST_RECORD),
-                after(
-                    "deregistration_date",
+                *_period(
                     "registration_date",
+                    "deregistration_date",
+                    EARLIEST_RECORD,
                     WARNING,
                     "a patient leaves a practice after joining it",
                 ),
@@ -147,11 +157,10 @@ def suites() -> list[Suite]:
             "Admitted patient care episodes after the data contract.",
             [
                 not_empty(),
-                dates("admission_date", EARLIEST_ACTIVITY),
-                dates("discharge_date", EARLIEST_ACTIVITY),
-                after(
-                    "discharge_date",
+                *_period(
                     "admission_date",
+                    "discharge_date",
+                    EARLIEST_ACTIVITY,
                     CRITICAL,
                     "a discharge before its admission breaks lengths of stay and readmissions",
                 ),
@@ -175,11 +184,10 @@ def suites() -> list[Suite]:
             "A&E attendances after the data contract; datetimes are checked by day.",
             [
                 not_empty(),
-                dates("arrival_datetime", EARLIEST_ACTIVITY),
-                dates("departure_datetime", EARLIEST_ACTIVITY),
-                after(
-                    "departure_datetime",
+                *_period(
                     "arrival_datetime",
+                    "departure_datetime",
+                    EARLIEST_ACTIVITY,
                     WARNING,
                     "a patient leaves A&E after arriving",
                 ),
@@ -206,13 +214,13 @@ def suites() -> list[Suite]:
                 in_set("event_type", SOCIAL_CARE_EVENT_TYPES, CRITICAL, code),
                 in_set("service_type", SOCIAL_CARE_SERVICE_TYPES, WARNING, code),
                 in_set("route_of_access", SOCIAL_CARE_ROUTES, WARNING, code),
-                dates("event_start_date", EARLIEST_ACTIVITY),
-                dates("event_end_date", EARLIEST_ACTIVITY, WARNING),
-                after(
-                    "event_end_date",
+                *_period(
                     "event_start_date",
+                    "event_end_date",
+                    EARLIEST_ACTIVITY,
                     WARNING,
                     "a service ends after it starts",
+                    end_severity=WARNING,
                 ),
             ],
         ),
