@@ -69,48 +69,122 @@ def _train(linker: Linker, training: dict[str, Any], u_chunks: int | None = None
         )
 
 
-def _propagate_opt_outs(
-    backend: LinkageBackend, trained: dict[str, Any], threshold: float
-) -> pl.DataFrame:
-    """Records without a valid NHS number that match an opted-out person's encodings.
+# Why a record is scored against the opted-out people (summary.json counts each).
+NO_NHS_NUMBER = "no_nhs_number"
+UNCONFIRMED_NHS_NUMBER = "unconfirmed_nhs_number"
 
-    The national list and type 1 objections can only be applied by NHS number at
-    ingest; a record without one is caught here, by scoring it with the trained
-    model against the restricted encodings of the people who opted out.
+
+def _opt_out_candidates(backend: LinkageBackend, clusters: pl.DataFrame) -> None:
+    """Table ``opt_out_origin``: the records to score against the opted-out people, and why.
+
+    Opt-outs by NHS number at ingest removed every record carrying an opted-out person's
+    number, so a record of theirs left here carries no number, or a wrong one: a keying
+    error that is still a valid number (belonging to nobody, or to someone else). A wrong
+    number is one no other record of its linked person confirms: it is not its cluster's
+    prevailing number (carried by the most records), or no other record of the cluster
+    carries it. A number two records of one person agree on is taken as right: two
+    independent keying errors rarely make the same number, and had it been the opted-out
+    person's it would have gone at ingest.
     """
+    backend.register_frame("opt_out_clusters", clusters)
+    union = " UNION ALL ".join(
+        f"SELECT source, record_token, nhs_number_token FROM records_{s}" for s in RECORD_TABLES
+    )
+    backend.create_table(
+        "opt_out_numbers",
+        f"""
+        SELECT r.source, r.record_token, r.nhs_number_token,
+               count(*) OVER (PARTITION BY c.cluster_id, r.nhs_number_token) AS carried
+        FROM ({union}) r
+        JOIN opt_out_clusters c ON c.source = r.source AND c.record_token = r.record_token
+        WHERE r.nhs_number_token IS NOT NULL
+        """,
+    )
+    backend.create_table(
+        "opt_out_origin",
+        f"""
+        SELECT source, record_token, '{NO_NHS_NUMBER}' AS why
+        FROM ({union}) r WHERE nhs_number_token IS NULL
+        UNION ALL
+        SELECT n.source, n.record_token, '{UNCONFIRMED_NHS_NUMBER}' AS why
+        FROM opt_out_numbers n
+        JOIN opt_out_clusters c ON c.source = n.source AND c.record_token = n.record_token
+        JOIN (
+            SELECT c2.cluster_id, max(n2.carried) AS prevailing
+            FROM opt_out_numbers n2
+            JOIN opt_out_clusters c2
+              ON c2.source = n2.source AND c2.record_token = n2.record_token
+            GROUP BY c2.cluster_id
+        ) p ON p.cluster_id = c.cluster_id
+        WHERE n.carried < 2 OR n.carried < p.prevailing
+        """,
+    )
+
+
+def _propagate_opt_outs(
+    backend: LinkageBackend, trained: dict[str, Any], threshold: float, clusters: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Records of opted-out people that ingest could not find by NHS number.
+
+    The national list and type 1 objections are applied by NHS number at ingest; a
+    record of an opted-out person with no number or a wrong one (see
+    :func:`_opt_out_candidates`) is caught here, by scoring it with the trained model
+    against the restricted encodings of the people who opted out, on names, date of
+    birth, postcode and sex: its NHS number is left out of the comparison (it is
+    absent, or not the person's), so a wrong number can neither hide nor reveal them.
+
+    Precision: a candidate with a number of its own must also agree, at a level the
+    model weighs as evidence of a match, on the given name and on the date of birth
+    (exact, swapped, or one of year, month and day wrong). With the number's evidence gone the model
+    alone would take a twin (same family name, birth date and address) or a namesake at
+    the same address for the opted-out person, and that person has a number of their
+    own that says otherwise. Returns (source, record_token) of the matched records and
+    how many records were scored, by why.
+    """
+    _opt_out_candidates(backend, clusters)
+    others = [c for c in backend.columns("records_gp") if c not in ("source", "nhs_number_token")]
+    union = " UNION ALL ".join(f"SELECT * FROM records_{s}" for s in RECORD_TABLES)
     # One dataset name for all candidates: Splink's link_only compares across values
     # of the source column, and candidates need only be compared with opted-out people.
-    union = " UNION ALL ".join(
-        f"SELECT * FROM records_{s} WHERE nhs_number_token IS NULL" for s in RECORD_TABLES
-    )
-    backend.create_table("opt_out_origin", f"SELECT source, record_token FROM ({union}) u")
-    others = [c for c in backend.columns("records_gp") if c != "source"]
     backend.create_table(
-        "opt_out_candidates", f"SELECT 'candidates' AS source, {', '.join(others)} FROM ({union}) u"
+        "opt_out_candidates",
+        f"""
+        SELECT 'candidates' AS source, CAST(NULL AS STRING) AS nhs_number_token,
+               {", ".join(f"r.{c}" for c in others)}
+        FROM ({union}) r JOIN opt_out_origin o
+          ON o.source = r.source AND o.record_token = r.record_token
+        """,
     )
-    n_candidates = backend.count("opt_out_candidates")
+    scored = dict(
+        backend.frame("SELECT why, count(*) AS n FROM opt_out_origin GROUP BY why").iter_rows()
+    )
     n_opted = backend.count("opted_out")
     empty = pl.DataFrame(schema={"source": pl.String, "record_token": pl.String})
-    if n_candidates == 0 or n_opted == 0:
-        return empty
+    if not scored or n_opted == 0:
+        return empty, scored
     settings = copy.deepcopy(trained)
     settings["link_type"] = "link_only"
     settings.pop("linker_uid", None)
+    settings["retain_intermediate_calculation_columns"] = True  # the mw_ weights below
     linker = backend.linker(
         {"opt_out_candidates": "candidates", "opted_out": "opted_out"}, settings
     )
     pairs = linker.inference.predict(threshold_match_probability=threshold)
-    return backend.frame(
+    cand = "CASE WHEN p.source_l = 'candidates' THEN p.record_token_l ELSE p.record_token_r END"
+    # mw_ columns are the match weights of the model's own comparison levels: above 0 the
+    # model counts the level as evidence of a match (a missing value weighs 0).
+    removed = backend.frame(
         f"""
         SELECT DISTINCT c.source, c.record_token
         FROM {pairs.physical_name} p
-        JOIN opt_out_origin c
-          ON c.record_token = CASE WHEN p.source_l = 'candidates'
-                                   THEN p.record_token_l ELSE p.record_token_r END
+        JOIN opt_out_origin c ON c.record_token = {cand}
         WHERE (p.source_l = 'candidates') <> (p.source_r = 'candidates')
+          AND (c.why = '{NO_NHS_NUMBER}'
+               OR (p.mw_given_name > 0 AND p.mw_date_of_birth > 0))
         ORDER BY 1, 2
         """,
     )
+    return removed, scored
 
 
 def _sample_linker(
@@ -300,7 +374,7 @@ def _link(
         # The model as the repository writes it (DuckDB SQL), whichever engine trained it.
         trained = engine.model_sql(linker.misc.save_model_to_json(), model.settings)
 
-        removed = _propagate_opt_outs(engine, trained, model.opt_out_threshold)
+        removed, scored = _propagate_opt_outs(engine, trained, model.opt_out_threshold, clusters)
         clusters = clusters.join(removed, on=["source", "record_token"], how="anti")
 
         previous_path = out / "record_person.parquet"
@@ -330,6 +404,7 @@ def _link(
         "model_fingerprint": model.fingerprint(),
         "trained_this_run": not model.trained,
         "records_in": counts,
+        "records_scored_for_opt_out": dict(sorted(scored.items())),
         "records_removed_for_opt_out": dict(
             removed.group_by("source").len().sort("source").iter_rows()
         ),
