@@ -10,7 +10,8 @@ and writes to ``DATA/linked/``:
 * ``summary.json`` - the figures of the run.
 
 and ``DATA/restricted/linkage_opted_out_records.parquet`` (source, record_token):
-records without a valid NHS number that match an opted-out person. They are left
+records with no NHS number, or one no other record of their person confirms, that
+match an opted-out person (see ``_propagate_opt_outs``). They are left
 out of record_person here; the next stage, ``joinedup.linkage.remove_linked_opt_outs``,
 removes them with all their rows from ``pseudonymised/`` and counts them in the ledger.
 

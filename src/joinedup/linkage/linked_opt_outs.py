@@ -2,8 +2,10 @@
 
 ``remove_opt_outs`` applies the national data opt-out and GP type 1 objections
 by NHS number, before pseudonymisation. A record of an opted-out person that
-carries no valid NHS number can only be found by linkage: ``link`` scores such
-records against the restricted encodings of the people who opted out and writes
+carries no valid NHS number, or a wrong one (a keying error that is still a valid
+number), can only be found by linkage: ``link`` scores such records (those whose
+number no other record of their linked person confirms) against the restricted
+encodings of the people who opted out and writes
 the matches to ``restricted/linkage_opted_out_records.parquet`` (source,
 record_token), leaving them out of ``linked/record_person.parquet``. This stage
 then takes those records, with every row of every table (record grain and all
