@@ -21,6 +21,7 @@ import polars as pl
 from joinedup.atomic import write_text
 from joinedup.catalogue import EXPECTATIONS_DIR, LANDING, SEEDS_DIR
 from joinedup.deidentify import pseudonymise, remove_opt_outs
+from joinedup.deidentify.opt_outs import purge_expired_opt_outs
 from joinedup.ingest import finalise_ledger, ingest_source
 from joinedup.ingest.ledger import read_ledger
 from joinedup.ingest.load import SOURCES
@@ -228,6 +229,9 @@ def finalise(data_dir: Path, run_id: str, stages: dict[str, Any] | None = None) 
     """
     data_dir = Path(data_dir)
     summary = {"run_id": run_id, "ledger": finalise_ledger(data_dir, run_id), **(stages or {})}
+    summary["opt_out_retention"] = purge_expired_opt_outs(
+        data_dir, Settings().opted_out_retention_days
+    )
     inputs = read_ledger(data_dir).filter(pl.col("run_id") == run_id)
     published = (stages or {}).get("published", {})
     outputs = [Path(published[p]) for p in ("analytics", "commissioning") if published.get(p)]

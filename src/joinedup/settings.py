@@ -136,6 +136,15 @@ class Settings(BaseSettings):
         "fail",
         description="when a suppressed aggregate cell is recovered exactly by differencing",
     )
+    # Data minimisation: opted-out people's identifiers (landing/_opted_out/) and encodings
+    # (restricted/) serve only the run that wrote them and re-runs of its stages.
+    opted_out_retention_days: int = Field(
+        30,
+        ge=0,
+        description="days a file of landing/_opted_out/ or restricted/ is kept after it was "
+        "written; the finalise task removes older ones and lists them in the run record "
+        "(0: at the end of every run)",
+    )
     coarsen_birth: Literal["month", "age_band"] = Field(
         "month", description="analysts' marts: month-year of birth, or the age band alone"
     )

@@ -342,6 +342,19 @@ SEALED_COLUMNS: tuple[str, ...] = (
     "postcode_district_token",
 )
 _SEAL_BYTES = 32 * len(SEALED_COLUMNS)
+# The encodings linkage compares: all joinedup.linkage.inputs loads of a record, and all
+# the restricted opted-out encodings keep (beside source and record_token).
+LINKAGE_ENCODINGS: tuple[str, ...] = (
+    "nhs_number_token",
+    "given_name_token",
+    "family_name_token",
+    "given_name_soundex_token",
+    "family_name_soundex_token",
+    *SEALED_COLUMNS,
+    "given_name_bloom",
+    "family_name_bloom",
+    "sex",
+)
 
 
 def encode_demographics(

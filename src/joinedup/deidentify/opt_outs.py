@@ -27,18 +27,22 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
 from joinedup.atomic import write_parquet
 from joinedup.catalogue import (
+    OPTED_OUT,
     OPTED_OUT_REASONS,
     OPTED_OUT_RECORDS,
     PERSON_SOURCES,
+    RESTRICTED,
     cleared_path,
     landing_files,
     quarantine_path,
+    relative,
     validated_path,
 )
 from joinedup.contracts import (
@@ -180,6 +184,39 @@ def record_nhs_numbers(data_dir: Path, validated: dict[str, pl.DataFrame]) -> pl
     return pl.concat(frames).drop_nulls().unique()
 
 
+def purge_expired_opt_outs(data_dir: Path, days: int, now: float | None = None) -> dict:
+    """Delete every file of ``landing/_opted_out/`` and ``restricted/`` written over ``days`` ago.
+
+    The retention rule of JOINEDUP_OPTED_OUT_RETENTION_DAYS, applied by the finalise task
+    (``joinedup.pipeline.finalise``), which lists what went in the run record. Those
+    files name or encode people who opted out; they serve only the run that wrote them
+    (pseudonymise, link and remove_linked_opt_outs read them) and re-runs of its stages,
+    which remove_opt_outs and pseudonymise recreate when run again. Age is the file's
+    last write (each run rewrites them). Returns the limit and, per removed file, its
+    path relative to the data directory, when it was written and its age in days.
+    """
+    data_dir = Path(data_dir)
+    now = time.time() if now is None else now
+    limit = now - days * 86_400
+    removed = []
+    files = [p for zone in (OPTED_OUT, RESTRICTED) for p in zone.under(data_dir).rglob("*")]
+    for path in sorted(p for p in files if p.is_file()):
+        written = path.stat().st_mtime
+        if written > limit:
+            continue
+        path.unlink()
+        removed.append(
+            {
+                "path": relative(data_dir, path),
+                "written": datetime.fromtimestamp(written, UTC).isoformat(timespec="seconds"),
+                "age_days": round((now - written) / 86_400, 1),
+            }
+        )
+    if removed:
+        log.info("opt-out retention (%d days): removed %d file(s)", days, len(removed))
+    return {"retention_days": days, "removed": removed}
+
+
 def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
     """Remove opted-out records from every validated person table; count them in the ledger.
 
@@ -263,14 +300,12 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
         if any(f is None for f in frames.values()):
             continue
         records = source_records(source, frames)
+        # Only what pseudonymise encodes them from: the reason is in reasons.parquet.
         opted_out_demographics.append(
-            records.join(removed, on=RECORD_KEY, how="inner").sort(RECORD_KEY)
+            records.join(removed, on=RECORD_KEY, how="semi").sort(RECORD_KEY)
         )
-    opted_out = pl.concat(
-        [pl.DataFrame(schema=DEMOGRAPHICS | {"reason": pl.String()}), *opted_out_demographics]
-    )
-    opted_out = opted_out.rename({"reason": "opt_out_reason"}).rechunk()
-    write_parquet(opted_out, data_dir / OPTED_OUT_RECORDS)
+    opted_out = pl.concat([pl.DataFrame(schema=DEMOGRAPHICS), *opted_out_demographics])
+    write_parquet(opted_out.rechunk(), data_dir / OPTED_OUT_RECORDS)
     # Every removed record with its reason, including records with no validated demographics
     # (absent from the file above), so later stages can explain each file's opted-out rows.
     write_parquet(removed.sort(RECORD_KEY).rechunk(), data_dir / OPTED_OUT_REASONS)

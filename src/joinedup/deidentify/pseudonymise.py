@@ -59,6 +59,7 @@ from joinedup.contracts import (
 from joinedup.deidentify.encodings import (
     ENCODING_SCHEMA,
     KEY_FINGERPRINT_METADATA,
+    LINKAGE_ENCODINGS,
     Encoder,
     encode_demographics,
 )
@@ -367,9 +368,13 @@ def pseudonymise(data_dir: Path, key: bytes | None, run_id: str) -> dict:
         raise IngestError("no opted-out records file; run remove_opt_outs before pseudonymise.")
     opted_out = pl.read_parquet(opted_out_path)
     check_demo_key(key, [(OPTED_OUT_RECORDS, opted_out)])
-    restricted = encoder.seal(encode_demographics(opted_out, encoder).drop("birth_month"))
-    restricted = restricted.insert_column(3, opted_out["opt_out_reason"]).sort(
-        ["source", "org_code", "record_token"]
+    # What linkage compares and no more (data minimisation): no reason, organisation,
+    # birth month or value statuses of the people who opted out.
+    encoded = encode_demographics(opted_out, encoder)
+    restricted = encoder.seal(
+        encoded.select("source", "record_token", *LINKAGE_ENCODINGS).sort(
+            ["source", "record_token"]
+        )
     )
     write_keyed(restricted, data_dir / RESTRICTED_OPTED_OUT_ENCODINGS, encoder)
     log.info("restricted opted-out encodings: %d records", restricted.height)

@@ -27,7 +27,12 @@ from joinedup.catalogue import (
     SPILL,
     pseudonymised_path,
 )
-from joinedup.deidentify.encodings import KEY_FINGERPRINT_METADATA, SEALED_COLUMNS, Encoder
+from joinedup.deidentify.encodings import (
+    KEY_FINGERPRINT_METADATA,
+    LINKAGE_ENCODINGS,
+    SEALED_COLUMNS,
+    Encoder,
+)
 from joinedup.privacy.permissions import make_private_dirs
 
 # Where linkage keeps the unsealed copies of its inputs, under the data directory.
@@ -79,7 +84,7 @@ def write_linkage_inputs(data_dir: Path, key: bytes) -> dict[str, Path]:
     encoder = Encoder(key)
     make_private_dirs(SPILL.under(data_dir), data_dir / LINKAGE_INPUTS)
     written = {}
-    columns = ["source", "record_token", *TOKEN_COLUMNS, *BLOOM_COLUMNS, "sex"]
+    columns = ["source", "record_token", *LINKAGE_ENCODINGS]
     for name, path in _linkage_sources(data_dir).items():
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: run pseudonymisation before linkage")
