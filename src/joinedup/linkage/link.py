@@ -40,6 +40,7 @@ from joinedup.linkage.backend import BackendName, LinkageBackend, LinkageError, 
 from joinedup.linkage.inputs import KeyMismatchError, remove_linkage_inputs, write_linkage_inputs
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
 from joinedup.linkage.person_ids import assign_person_ids
+from joinedup.linkage.training import choose_training
 from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -355,13 +356,16 @@ def _link(
             )
         engine.load_opted_out()
         linker = engine.linker({f"records_{s}": s for s in RECORD_TABLES}, model.settings)
+        training_choice: dict[str, Any] | None = None
         if not model.trained:
             log.info(
                 "training the linkage model on %s records (%s)",
                 f"{sum(counts.values()):,}",
                 engine.name,
             )
-            _train(linker, engine.training(model.training), engine.u_chunks)
+            chosen, training_choice = choose_training(engine, model.training)
+            log.info("linkage training rules: %s", training_choice["why"])
+            _train(linker, engine.training(chosen), engine.u_chunks)
         t_train = time.perf_counter()
         predictions = linker.inference.predict(threshold_match_probability=model.predict_threshold)
         clusters_sdf = linker.clustering.cluster_pairwise_predictions_at_threshold(
@@ -404,6 +408,7 @@ def _link(
         "key_fingerprint": key_fingerprint(key),
         "model_fingerprint": model.fingerprint(),
         "trained_this_run": not model.trained,
+        "training_choice": training_choice,
         "records_in": counts,
         "records_scored_for_opt_out": dict(sorted(scored.items())),
         "records_removed_for_opt_out": dict(
