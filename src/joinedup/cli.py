@@ -72,12 +72,23 @@ def synth(
     ] = None,
     start: Annotated[str, typer.Option(help="first month of activity, YYYY-MM")] = "2025-04",
     months: Annotated[int, typer.Option(help="number of months of activity")] = 12,
+    noise: Annotated[
+        str, typer.Option(help="identifier-noise profile: standard, or harsh (untraced feeds)")
+    ] = "standard",
 ) -> None:
     """Write a synthetic landing zone (GP, hospital, social care, opt-outs) and its truth."""
+    from joinedup.synth.params import params_for
+
+    try:
+        params = params_for(noise)
+    except ValueError as exc:
+        fail(str(exc))
     out = resolve_data_dir(out)
     with tqdm(total=max(people, 0), unit="people", desc="synth", disable=None) as bar:
         try:
-            summary = generate(out, people, seed, start=start, months=months, progress=bar.update)
+            summary = generate(
+                out, people, seed, start=start, months=months, params=params, progress=bar.update
+            )
         except SynthError as exc:
             bar.close()
             fail(str(exc))

@@ -94,3 +94,34 @@ class SynthParams:
     people_per_lsoa: int = 1600
     people_per_practice: int = 8000
     postcodes_per_lsoa: int = 40
+
+
+# `--noise harsh`: keying errors at several times the standard rates, and social care
+# untraced (no NHS numbers at all), so linkage is scored on data it was not tuned on.
+HARSH_NOISE = {
+    "gp": SourceNoise(
+        nhs_blank=0.05, nhs_invalid=0.01, name_typo=0.05, nickname=0.05, old_surname=0.3,
+        dob_swap=0.02, dob_typo=0.05, stale_postcode=0.3, postcode_format=0.05,
+        postcode_malformed=0.02, sex_missing=0.05, duplicate_id=0.01,
+    ),
+    "hospital": SourceNoise(
+        nhs_blank=0.2, nhs_invalid=0.02, name_typo=0.12, nickname=0.1, old_surname=0.6,
+        dob_swap=0.03, dob_typo=0.08, stale_postcode=0.7, postcode_format=0.1,
+        postcode_malformed=0.03, sex_missing=0.05, duplicate_id=0.02,
+    ),
+    "social_care": SourceNoise(
+        nhs_blank=1.0, nhs_invalid=0.0, name_typo=0.15, nickname=0.15, old_surname=0.6,
+        dob_swap=0.04, dob_typo=0.1, stale_postcode=0.7, postcode_format=0.1,
+        postcode_malformed=0.04, sex_missing=0.05, duplicate_id=0.02,
+    ),
+}  # fmt: skip
+NOISE_PROFILES = ("standard", "harsh")
+
+
+def params_for(noise: str = "standard") -> SynthParams:
+    """The generator's parameters for a noise profile (``standard`` is the default)."""
+    if noise == "standard":
+        return SynthParams()
+    if noise == "harsh":
+        return SynthParams(noise=dict(HARSH_NOISE))
+    raise ValueError(f"unknown noise profile {noise!r}: use one of {', '.join(NOISE_PROFILES)}")
