@@ -78,6 +78,16 @@ GENERAL_REASONS: tuple[tuple[str, str], ...] = (
         f"{MAX_FIELD_BYTES:,} characters",
     ),
     ("`duplicate_key`", "a usable row whose key an earlier row (file name, then line) holds"),
+    (
+        "`superseded_by:<file>:<line>`",
+        "a layout that resubmits (CLD): a later submission's row of the same identity "
+        "replaces this one; not an error, it says which row replaced which",
+    ),
+    (
+        "`unknown_code:<delivered column>`",
+        "a national layout's (or mapping's) coded column holds a value outside its code set "
+        "(or a local code the mapping does not map); the column is named as the file names it",
+    ),
 )
 
 # What arrives in landing/ and what ingest does with it (sniff.py, csv_shape.py, read.py).
@@ -590,8 +600,9 @@ def _table_section(table: Table, names: dict[frozenset[str], str]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for c in table.columns:
+        optional = "optional (national layouts): " if c.optional else ""
         lines.append(
-            f"| `{c.name}` | {c.kind.value} | {'yes' if c.required else ''} | "
+            f"| `{c.name}` | {c.kind.value} | {'yes' if c.required else optional} | "
             f"{'yes' if c.identifier else ''} | {_cell(_on_defect(c))} | {_notes(c, names)} |"
         )
     return "\n".join(lines) + "\n"
@@ -617,6 +628,110 @@ def _landing() -> str:
         "landing zone (`landing/`, `quarantine/`). The privacy gate looks for its values in "
         "every output, and the data protection pack lists what pseudonymisation does to it.\n"
     )
+    return "\n".join(lines)
+
+
+LAYOUTS_INTRO = """## Layouts
+
+The landing tables above are joinedup's internal schema, and also its *generic* layout: a
+file named after a table (`apc_episodes*.csv`) carries that table's columns. The national
+datasets an ICB receives are read through *layouts* shipped in `src/joinedup/layouts/`,
+one YAML file each; a supplier's local variant of one is a *mapping* (a YAML file in the
+folder `JOINEDUP_MAPPINGS_DIR` names, kept in version control). Ingest reads a layout's
+file, matching headers case-insensitively, turns each row into the landing table's
+columns (file and line kept) and then applies the landing contract above, so quarantine,
+the ledger and re-deliveries work the same for every layout. The runbook's "Adding a
+feed or a local variant" says how to write one.
+
+Keys of a layout: `layout` and `revision` (its name and version), `title`,
+`specification`, `source`, `files` (name pattern in `landing/<source>/`), `revises`
+(below), `columns` (each with `kind`: text, date, time or snomed; `required`; `optional`,
+absent from the header allowed; `codes`, a closed set; `format`, a date format),
+`numbered` (positions such as `diag_4_01` ... `diag_4_20`), `identifies_person`,
+`supersede` and `tables` (per landing table, where each landing column comes from: a
+column, `null`, `{join: <numbered>, from: N}`, `{datetime: [date, time]}`,
+`{column: c, map: {...}}` or `{first_of: [...]}`).
+
+Keys of a mapping: `mapping`, `revision`, `extends` (a shipped layout), `files` (its own
+pattern; a file it matches is read with it, not with the layout it extends),
+`description`, `rename` (local column name: the layout's), `formats` (layout date column:
+its format here, e.g. `%d/%m/%Y`) and `codes` (layout column: local code to national
+code). A mapping is checked when loaded: an unknown layout, column or key, or a date
+format that does not read back a full date, stops the run naming the file and the key.
+
+How a layout revises earlier deliveries (`revises`):
+
+"""
+
+
+REVISION_RULES: tuple[tuple[str, str], ...] = (
+    ("`month`", "replaces an earlier file of the same month and organisations (as generic files)"),
+    (
+        "`year_to_date`",
+        "replaces every earlier file whose months (by activity date) it covers, for no fewer "
+        "organisations: the SUS/HES financial-year-to-date refresh; the ledger's `period` is "
+        "the range",
+    ),
+    (
+        "`latest_submission`",
+        "row by row: among rows of the same identity (`supersede`), the latest submission's "
+        "wins; the others are quarantined as `superseded_by:<file>:<line>`",
+    ),
+)
+
+
+def _layout_spec(spec: object) -> str:
+    if spec is None:
+        return "blank (not delivered)"
+    if isinstance(spec, str):
+        return f"`{spec}`"
+    assert isinstance(spec, dict)
+    if "join" in spec:
+        return f"`{spec['join']}_NN` from position {spec.get('from', 1)}, `; `-joined"
+    if "datetime" in spec:
+        day, time = spec["datetime"]
+        return f"`{day}` and `{time}`"
+    if "first_of" in spec:
+        return "the first of: " + "; then ".join(_layout_spec(s) for s in spec["first_of"])
+    if "map" in spec:
+        pairs = ", ".join(f"{k} → {v}" for k, v in spec["map"].items())
+        return f"`{spec['column']}` mapped ({pairs}); any other value blank"
+    return _cell(str(spec))
+
+
+def _layouts() -> str:
+    from joinedup.ingest.layouts import shipped_layouts
+
+    lines = [LAYOUTS_INTRO, _table(("rule", "what a later file does"), REVISION_RULES), ""]
+    for layout in shipped_layouts().values():
+        lines += [
+            f"### Layout `{layout.name}` (revision {layout.revision})",
+            "",
+            f"{layout.title}: `landing/{layout.source}/{layout.files}`. {layout.description}",
+            "",
+            f"* specification: {layout.specification}",
+            f"* revises: `{layout.revises}`",
+            "* identifies a person: " + ", ".join(f"`{c}`" for c in layout.identifies_person),
+        ]
+        for qualified, rule in layout.supersede.items():
+            identity = ", ".join(f"`{c}`" for c in rule.identity)
+            lines.append(
+                f"* supersede `{qualified}`: identity {identity}; latest `{rule.submitted}` wins"
+            )
+        lines += ["", "| column | kind | in the header | code set | description |"]
+        lines.append("|---|---|---|---|---|")
+        for c in layout.columns:
+            codes = "; ".join(f"`{k}` {v}".strip() for k, v in (c.codes or {}).items())
+            header = "required" if c.required else "may be absent" if c.optional else "yes"
+            fmt = f" ({c.date_format})" if c.kind == "date" else ""
+            lines.append(
+                f"| `{c.name}` | {c.kind}{fmt} | {header} | {_cell(codes)} | "
+                f"{_cell(c.description)} |"
+            )
+        for qualified, columns in layout.tables.items():
+            lines += ["", f"Into `{qualified}`:", "", "| landing column | from |", "|---|---|"]
+            lines += [f"| `{k}` | {_cell(_layout_spec(v))} |" for k, v in columns.items()]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -812,6 +927,7 @@ def render() -> str:
     parts = [
         HEADER,
         _landing(),
+        _layouts(),
         _kinds(),
         _codes(),
         ROW_RULES,

@@ -37,6 +37,9 @@ class Column:
     # A defective identifier is nulled and flagged rather than quarantining the row.
     nullable_if_defective: bool = False
     description: str = ""
+    # Carried by the national layouts (joinedup.layouts), absent from the generic one:
+    # a generic file need not have it, and the column is then blank.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,16 @@ class Table:
     # (organisation column, local id column) of the source record a row belongs to.
     record: tuple[str, str] | None = None
     description: str = ""
+    # Every column a generic (joinedup layout) file must carry, in order: the optional
+    # national columns are not among them.
     column_names: tuple[str, ...] = field(init=False)
+    # Every column ingest validates and loads, optional ones included.
+    all_column_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "column_names", tuple(c.name for c in self.columns))
+        names = tuple(c.name for c in self.columns if not c.optional)
+        object.__setattr__(self, "column_names", names)
+        object.__setattr__(self, "all_column_names", tuple(c.name for c in self.columns))
 
     @property
     def qualified_name(self) -> str:
@@ -129,6 +138,11 @@ SNOMED_TYPE1_WITHDRAWN = "827261000000102"
 
 
 # --- shared column definitions -----------------------------------------------
+
+
+def _national(*columns: tuple[str, Kind, str]) -> tuple[Column, ...]:
+    """Columns only the national layouts deliver (optional in a generic file)."""
+    return tuple(Column(name, kind, description=d, optional=True) for name, kind, d in columns)
 
 
 def _demographics() -> tuple[Column, ...]:
@@ -212,6 +226,16 @@ APC_EPISODES = Table(
         Column("discharge_destination", Kind.CODE, codes=DISCHARGE_DESTINATION_CODES),
         Column("primary_diagnosis", description="ICD-10 code"),
         Column("primary_procedure", description="OPCS-4 code; blank if none"),
+        *_national(
+            ("episode_start_date", Kind.DATE, "episode start date"),
+            ("episode_end_date", Kind.DATE, "episode end date"),
+            ("discharge_method", Kind.TEXT, "discharge method (NHS Data Dictionary)"),
+            ("patient_classification", Kind.TEXT, "patient classification"),
+            ("main_specialty", Kind.TEXT, "main specialty of the consultant"),
+            ("secondary_diagnoses", Kind.TEXT, "ICD-10 codes in positions 2 on, '; '-joined"),
+            ("secondary_procedures", Kind.TEXT, "OPCS-4 codes in positions 2 on, '; '-joined"),
+            ("discharge_ready_date", Kind.DATE, "Discharge Ready Date (CDS 6-3)"),
+        ),
     ),
     key=("provider_code", "spell_id", "episode_number"),
     record=("provider_code", "hospital_patient_id"),
@@ -229,6 +253,15 @@ AE_ATTENDANCES = Table(
         Column("arrival_datetime", Kind.DATETIME, required=True),
         Column("departure_datetime", Kind.DATETIME),
         Column("disposal", Kind.CODE, codes=AE_DISPOSAL_CODES),
+        *_national(
+            ("department_type", Kind.TEXT, "emergency department type (ECDS), 01 to 05"),
+            ("arrival_mode_snomed", Kind.TEXT, "arrival mode, SNOMED CT (ECDS)"),
+            ("chief_complaint_snomed", Kind.TEXT, "chief complaint, SNOMED CT (ECDS)"),
+            ("acuity_snomed", Kind.TEXT, "acuity, SNOMED CT (ECDS)"),
+            ("discharge_status_snomed", Kind.TEXT, "discharge status, SNOMED CT (ECDS)"),
+            ("discharge_destination_snomed", Kind.TEXT, "discharge destination, SNOMED CT"),
+            ("diagnosis_snomed", Kind.TEXT, "first diagnosis, SNOMED CT (ECDS)"),
+        ),
     ),
     key=("provider_code", "attendance_id"),
     record=("provider_code", "hospital_patient_id"),
@@ -259,6 +292,16 @@ SOCIAL_CARE_EVENTS = Table(
         Column("route_of_access", Kind.CODE, codes=SOCIAL_CARE_ROUTES),
         Column("event_start_date", Kind.DATE, required=True),
         Column("event_end_date", Kind.DATE),
+        *_national(
+            ("client_type", Kind.TEXT, "CLD client type: Service User or Carer"),
+            ("event_reference", Kind.TEXT, "the council's event reference (CLD)"),
+            ("cld_service_type", Kind.TEXT, "service type as CLD codes it"),
+            ("service_component", Kind.TEXT, "CLD service component"),
+            ("delivery_mechanism", Kind.TEXT, "CLD delivery mechanism (e.g. Direct Payment)"),
+            ("assessment_type", Kind.TEXT, "CLD assessment type"),
+            ("event_outcome", Kind.TEXT, "CLD event outcome"),
+            ("primary_support_reason", Kind.TEXT, "CLD primary support reason"),
+        ),
     ),
     key=("la_code", "la_person_id", "event_type", "event_start_date", "service_type"),
     record=("la_code", "la_person_id"),

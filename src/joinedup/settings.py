@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         "written; the finalise task removes older ones and lists them in the run record "
         "(0: at the end of every run)",
     )
+    # Local variants of the national layouts (joinedup.ingest.layouts), kept in version control.
+    mappings_dir: Path | None = Field(
+        None,
+        description="folder of mapping files (*.yaml) describing suppliers' local variants of "
+        "the national layouts; unset: the shipped layouts only",
+    )
     coarsen_birth: Literal["month", "age_band"] = Field(
         "month", description="analysts' marts: month-year of birth, or the age band alone"
     )

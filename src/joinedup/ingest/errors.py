@@ -78,3 +78,22 @@ class OptOutListMissingError(IngestError):
 
 class LedgerImbalanceError(IngestError):
     """The ledger's row accounting does not add up for a run."""
+
+
+class LayoutFileError(MissingColumnsError):
+    """A file in a national layout (or a local mapping) lacks columns that layout requires."""
+
+    def __init__(self, file: str, missing: list[str], layout: object) -> None:
+        self.missing = missing
+        name = getattr(layout, "name", "?")
+        path = getattr(layout, "path", None)
+        hint = (
+            f"the mapping {path} reads this file: add the column's local name to its rename"
+            if getattr(layout, "extends", None)
+            else f"the {name} layout ({path}) expects it; if this supplier names it "
+            "differently, describe the variant in a mapping file (docs/runbook.md, "
+            "'Adding a feed or a local variant')"
+        )
+        RejectedFileError.__init__(
+            self, file, f"missing column(s) {', '.join(missing)} of layout {name}: {hint}."
+        )

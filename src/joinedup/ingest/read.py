@@ -35,6 +35,7 @@ Decisions, documented in docs/contracts.md terms (whole-file rejections in sniff
 from __future__ import annotations
 
 import csv
+import fnmatch
 import logging
 import re
 import time
@@ -44,9 +45,23 @@ from pathlib import Path
 import polars as pl
 
 from joinedup.catalogue import landing_files, relative
-from joinedup.contracts import Table
+from joinedup.contracts import TABLES, Table
 from joinedup.ingest.csv_shape import RecordShape, scan_records
-from joinedup.ingest.errors import MalformedCsvError, MalformedHeaderError, MissingColumnsError
+from joinedup.ingest.errors import (
+    LayoutFileError,
+    MalformedCsvError,
+    MalformedHeaderError,
+    MissingColumnsError,
+)
+from joinedup.ingest.layouts import (
+    IDENTITY,
+    SUBMITTED,
+    Layout,
+    layouts_for,
+    missing_columns,
+    read_columns,
+    translate,
+)
 from joinedup.ingest.sniff import check_location, read_header_line
 
 log = logging.getLogger(__name__)
@@ -73,23 +88,36 @@ class LandingFile:
     header: tuple[str, ...]  # normalised names, in file order
     extra_columns: tuple[str, ...]
     shape: RecordShape | None = None  # from the header check; scanned on read if absent
+    layout: Layout | None = None  # a national layout or local mapping; None: the generic one
 
 
 def _normalise_name(name: str) -> str:
     return name.replace("\ufeff", "").strip().lower()
 
 
-def check_header(data_dir: Path, table: Table, path: Path) -> LandingFile:
-    """Check one file whole and hold its header against the contract; raise if it is unusable."""
+def check_header(
+    data_dir: Path, table: Table, path: Path, layout: Layout | None = None
+) -> LandingFile:
+    """Check one file whole and hold its header against the contract; raise if it is unusable.
+
+    ``layout``: the national layout or local mapping the file is delivered in (None:
+    the generic layout, the landing table's own columns).
+    """
     # Named as found (not resolved), so a link is reported under its own name.
     check_location(data_dir, path, f"{table.folder}/{Path(path).name}")
     name = relative(data_dir, path)
-    text = read_header_line(path, name, table.column_names)
+    expected = table.column_names if layout is None else layout.column_names
+    text = read_header_line(path, name, expected)
     raw = next(csv.reader([text]), [])
     header = tuple(_normalise_name(h) or f"__unnamed_{i}__" for i, h in enumerate(raw))
-    missing = [c for c in table.column_names if c not in header]
-    if missing:
-        raise MissingColumnsError(name, missing, table.column_names)
+    if layout is None:
+        missing = [c for c in table.column_names if c not in header]
+        if missing:
+            raise MissingColumnsError(name, missing, table.column_names)
+    else:
+        missing = missing_columns(layout, header)
+        if missing:
+            raise LayoutFileError(name, missing, layout)
     seen: set[str] = set()
     dupes = sorted({h for h in header if h in seen or seen.add(h)})
     if dupes:
@@ -105,10 +133,50 @@ def check_header(data_dir: Path, table: Table, path: Path) -> LandingFile:
             "the header row's quoting runs past its first line; column names cannot hold "
             "quotes or line breaks.",
         )
-    extra = tuple(h for h in header if h not in table.column_names)
+    known = table.all_column_names if layout is None else read_columns(layout, header)
+    extra = tuple(h for h in header if h not in known)
     if extra:
         log.warning("%s: ignoring extra column(s) not in the contract: %s", name, ", ".join(extra))
-    return LandingFile(path=path, name=name, header=header, extra_columns=extra, shape=shape)
+    return LandingFile(
+        path=path, name=name, header=header, extra_columns=extra, shape=shape, layout=layout
+    )
+
+
+def delivered_files(data_dir: Path, table: Table) -> list[tuple[Path, Layout | None]]:
+    """Every file that feeds a table, with the layout it is in, in name order.
+
+    A file matched by a local mapping is read with it rather than with the national
+    layout it extends. A file that two layouts of different feeds (or a layout and a
+    landing table's own name) would read is an error: which columns it holds cannot be
+    known.
+    """
+    folder = Path(data_dir) / table.folder
+    generic = {
+        p.name
+        for t in TABLES.values()
+        if t.source == table.source
+        for p in folder.glob(t.file_glob)
+    }
+    every = layouts_for(None, source=table.source)
+    out: list[tuple[Path, Layout | None]] = [(p, None) for p in landing_files(data_dir, table)]
+    for path in sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []:
+        claims = [lay for lay in every if fnmatch.fnmatchcase(path.name, lay.files)]
+        # A mapping and the layout it varies are one feed: the mapping (listed first) reads it.
+        feeds = {lay.extends or lay.name for lay in claims}
+        if not claims:
+            continue
+        if len(feeds) > 1 or path.name in generic:
+            names = sorted(
+                {lay.name for lay in claims} | ({"generic"} if path.name in generic else set())
+            )
+            raise MalformedHeaderError(
+                relative(data_dir, path),
+                f"its name matches more than one layout ({', '.join(names)}), so how to read "
+                "it cannot be known. Rename the file, or narrow a mapping's files pattern.",
+            )
+        if claims[0].targets(table):
+            out.append((path, claims[0]))
+    return sorted(out, key=lambda item: item[0].name)
 
 
 def check_headers(data_dir: Path, table: Table) -> list[LandingFile]:
@@ -117,7 +185,9 @@ def check_headers(data_dir: Path, table: Table) -> list[LandingFile]:
     Checking all headers first means a rejected file stops the run before any
     output of this source has been touched.
     """
-    return [check_header(data_dir, table, p) for p in landing_files(data_dir, table)]
+    return [
+        check_header(data_dir, table, p, layout) for p, layout in delivered_files(data_dir, table)
+    ]
 
 
 def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
@@ -171,9 +241,15 @@ def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
         .when(fields < width)
         .then(pl.lit("too_few_fields"))
     )
+    # The columns this file delivers: the landing table's own, or its layout's.
+    wanted = (
+        [c for c in table.all_column_names if c in file.header]
+        if file.layout is None
+        else read_columns(file.layout, file.header)
+    )
     too_long = [
         pl.when(pl.col(c).str.len_bytes() > MAX_FIELD_BYTES).then(pl.lit(f"field_too_long:{c}"))
-        for c in table.column_names
+        for c in wanted
     ]
     out = (
         frame.with_columns(
@@ -190,10 +266,23 @@ def read_file(file: LandingFile, table: Table) -> pl.DataFrame:
         .select(
             pl.lit(file.name).alias(FILE),
             pl.col(LINE),
-            *[_clipped(c) for c in table.column_names],
+            *[_clipped(c) for c in wanted],
             pl.when(pl.col(READ_PROBLEMS) != "").then(pl.col(READ_PROBLEMS)).alias(READ_PROBLEMS),
         )
     )
+    if file.layout is None:
+        # A generic file may leave out the optional (national) columns: they are blank.
+        absent = [c for c in table.all_column_names if c not in wanted]
+        out = out.with_columns(pl.lit("").alias(c) for c in absent).select(
+            FILE,
+            LINE,
+            *table.all_column_names,
+            READ_PROBLEMS,
+            pl.lit(None, dtype=pl.String).alias(IDENTITY),
+            pl.lit(None, dtype=pl.String).alias(SUBMITTED),
+        )
+    else:
+        out = translate(out, file.layout, table, READ_PROBLEMS, [FILE, LINE])
     log.info(
         "read %s: %d rows (%d blank lines skipped) in %.2fs",
         file.name,
@@ -222,8 +311,8 @@ def empty_raw(table: Table) -> pl.DataFrame:
     """The raw frame of a table with no rows (no files, or header-only files)."""
     return pl.DataFrame(
         schema={FILE: pl.String, LINE: pl.Int64}
-        | {c: pl.String for c in table.column_names}
-        | {READ_PROBLEMS: pl.String}
+        | {c: pl.String for c in table.all_column_names}
+        | {READ_PROBLEMS: pl.String, IDENTITY: pl.String, SUBMITTED: pl.String}
     )
 
 

@@ -77,6 +77,9 @@ class Delivery:
     rows: pl.DataFrame | None = None  # raw rows; None for a duplicate (never read)
     file_rows: int = 0
     period: str | None = None
+    # The months the file delivers: its period's, or for a year-to-date refresh every
+    # month its rows fall in. A later file covering them all replaces this one.
+    months: frozenset[str] = frozenset()
     organisations: frozenset[str] = frozenset()
     status: str = LOADED
     duplicate_of: str | None = None
@@ -118,6 +121,32 @@ def period_from_data(rows: pl.DataFrame, table: Table) -> str | None:
         .unique()
     )
     return months.item() if months.height == 1 else None
+
+
+def months_from_data(rows: pl.DataFrame, table: Table) -> frozenset[str]:
+    """Every ``YYYY-MM`` the table's activity dates fall in."""
+    column = PERIOD_COLUMNS.get(table.qualified_name)
+    if column is None or rows.is_empty():
+        return frozenset()
+    found = rows.select(pl.col(column).str.strip_chars().str.extract(DATA_MONTH, 1)).to_series()
+    return frozenset(m for m in found.drop_nulls().unique().to_list())
+
+
+def coverage(file: LandingFile, rows: pl.DataFrame, table: Table) -> tuple[str | None, frozenset]:
+    """(period for the ledger, months covered) of one file, by its layout's revision rule.
+
+    Generic and ``month`` files deliver one month (from the name, else the data);
+    ``year_to_date`` files every month their rows fall in (the ledger shows the range);
+    ``latest_submission`` and ``snapshot`` files no month: their rows supersede row by row.
+    """
+    revises = "month" if file.layout is None else file.layout.revises
+    if revises == "year_to_date":
+        months = months_from_data(rows, table)
+        return (f"{min(months)}..{max(months)}" if months else None), months
+    if revises != "month":
+        return None, frozenset()
+    period = period_of(file.path, rows, table)
+    return period, frozenset() if period is None else frozenset({period})
 
 
 def organisations(rows: pl.DataFrame, table: Table) -> frozenset[str]:
@@ -178,7 +207,7 @@ def resolve(
         if original is None or original.file_rows == 0:
             d.rows = read(d.file)
             d.file_rows = d.rows.height
-            d.period = period_of(d.file.path, d.rows, table)
+            d.period, d.months = coverage(d.file, d.rows, table)
             d.organisations = organisations(d.rows, table)
             originals.setdefault(d.sha256, d)
         else:
@@ -200,12 +229,15 @@ def resolve(
 
 
 def _replace_months(table: Table, in_order: list[Delivery]) -> None:
-    """A later file for a month replaces earlier ones covering no other organisation."""
+    """A later file replaces earlier ones whose months it covers, for no fewer organisations.
+
+    A month's file covers its month; a year-to-date refresh every month it holds.
+    """
     for i, later in enumerate(in_order):
-        if later.period is None:
+        if not later.months:
             continue
         for earlier in in_order[:i]:
-            if earlier.status != LOADED or earlier.period != later.period:
+            if earlier.status != LOADED or not earlier.months or not earlier.months <= later.months:
                 continue
             if earlier.organisations <= later.organisations:
                 earlier.status, earlier.replaced_by = REPLACED, later.name

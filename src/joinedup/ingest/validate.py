@@ -28,6 +28,7 @@ from datetime import date
 import polars as pl
 
 from joinedup.contracts import Column, Kind, Table
+from joinedup.ingest.layouts import IDENTITY, SUBMITTED
 from joinedup.ingest.read import FILE, LINE, READ_PROBLEMS, REPLACEMENT_CHAR
 from joinedup.nhs_number import is_valid_expr
 
@@ -212,6 +213,34 @@ def validated_schema(table: Table) -> list[str]:
     return cols
 
 
+def _supersede(usable: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows of a layout that resubmits (CLD): per identity, the latest submission's row wins.
+
+    Only usable rows take part, as with duplicate keys: a broken row must not displace
+    a good one. Within one submission date the later row (file, then line) wins. The
+    others are returned apart, with reason ``superseded_by:<file>:<line>`` naming the row
+    that replaces them, so the ledger balances and the quarantine says which replaced which.
+    """
+    if IDENTITY not in usable.columns:
+        return usable, usable.clear()
+    keyed = pl.col(IDENTITY).is_not_null()
+    winners = (
+        usable.filter(keyed)
+        .sort([IDENTITY, SUBMITTED, "__row__"], descending=[False, True, True], nulls_last=True)
+        .unique(IDENTITY, keep="first", maintain_order=True)
+        .select(IDENTITY, pl.col(FILE).alias("__by_file"), pl.col(LINE).alias("__by_line"))
+    )
+    marked = usable.join(winners, on=IDENTITY, how="left").with_columns(
+        pl.when(
+            keyed & ((pl.col(FILE) != pl.col("__by_file")) | (pl.col(LINE) != pl.col("__by_line")))
+        )
+        .then(pl.format("superseded_by:{}:{}", "__by_file", "__by_line"))
+        .alias(REASON)
+    )
+    live = marked.filter(pl.col(REASON).is_null()).drop("__by_file", "__by_line")
+    return live, marked.filter(pl.col(REASON).is_not_null()).drop("__by_file", "__by_line")
+
+
 def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Split:
     """Apply the contract to raw text rows (in file, line order) and split them.
 
@@ -223,7 +252,7 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
     today = today or date.today()
     rules = {c.name: _rule(c, today) for c in table.columns}
     utf8 = pl.any_horizontal(
-        pl.col(table.column_names).str.contains(REPLACEMENT_CHAR, literal=True)
+        pl.col(table.all_column_names).str.contains(REPLACEMENT_CHAR, literal=True)
     )
     reasons = [
         pl.when(utf8).then(pl.lit("invalid_utf8")),
@@ -235,7 +264,7 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
             reasons.append(reason)
     checked = (
         raw.with_row_index("__row__")
-        .with_columns(_trimmed(n).alias(f"__t_{n}") for n in table.column_names)
+        .with_columns(_trimmed(n).alias(f"__t_{n}") for n in table.all_column_names)
         .with_columns(
             r.prepare.alias(f"__p_{n}") for n, r in rules.items() if r.prepare is not None
         )
@@ -246,14 +275,18 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
         )
         .with_columns(pl.when(pl.col(REASON) != "").then(pl.col(REASON)).alias(REASON))
     )
-    usable = checked.filter(pl.col(REASON).is_null())
+    usable, superseded = _supersede(checked.filter(pl.col(REASON).is_null()))
     if table.key:
         first = pl.struct([f"__v_{k}" for k in table.key]).is_first_distinct()
         usable = usable.with_columns(
             pl.when(first).then(None).otherwise(pl.lit("duplicate_key")).alias(REASON)
         )
     rejected = pl.concat(
-        [checked.filter(pl.col(REASON).is_not_null()), usable.filter(pl.col(REASON).is_not_null())]
+        [
+            checked.filter(pl.col(REASON).is_not_null()),
+            superseded,
+            usable.filter(pl.col(REASON).is_not_null()),
+        ]
     ).sort("__row__")
     loaded = usable.filter(pl.col(REASON).is_null())
 
@@ -266,6 +299,6 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
         pl.col(FILE).alias("file"),
         pl.col(LINE).alias("line"),
         pl.col(REASON).alias("reason"),
-        *[pl.col(c) for c in table.column_names],
+        *[pl.col(c) for c in table.all_column_names],
     )
     return Split(loaded=loaded.select(loaded_cols), quarantined=quarantined)
