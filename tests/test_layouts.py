@@ -186,21 +186,26 @@ def _without_provenance(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def test_a_mapped_local_variant_ingests_to_the_same_episodes(
-    hospital: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hospital: Path, variant: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(MAPPINGS_ENV, str(FIXTURES / "variant" / "mappings"))
-    data = _land(tmp_path, "rxa_episodes_2025-06.csv", folder="variant")
+    data = tmp_path
     ingest_source(data, "hospital", RUN, today=TODAY)
     national = _loaded(hospital, APC_EPISODES)
     assert _without_provenance(_loaded(data, APC_EPISODES)).equals(_without_provenance(national))
 
 
-def test_an_unmapped_local_code_is_quarantined_with_file_line_and_column(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The trust's own extract, landed, with its mapping configured: the file's path."""
     monkeypatch.setenv(MAPPINGS_ENV, str(FIXTURES / "variant" / "mappings"))
-    data = _land(tmp_path, "rxa_episodes_2025-06.csv", folder="variant")
-    path = data / "landing" / "hospital" / "rxa_episodes_2025-06.csv"
+    _land(tmp_path, "rxa_episodes_2025-06.csv", folder="variant")
+    return tmp_path / "landing" / "hospital" / "rxa_episodes_2025-06.csv"
+
+
+def test_an_unmapped_local_code_is_quarantined_with_file_line_and_column(
+    variant: Path, tmp_path: Path
+) -> None:
+    data, path = tmp_path, variant
     lines = path.read_text().splitlines()
     lines[3] = lines[3].replace(",F,", ",X,")
     path.write_text("\n".join(lines) + "\n")
@@ -212,11 +217,9 @@ def test_an_unmapped_local_code_is_quarantined_with_file_line_and_column(
 
 
 def test_a_missing_column_names_the_file_and_the_mapping_to_edit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    variant: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(MAPPINGS_ENV, str(FIXTURES / "variant" / "mappings"))
-    data = _land(tmp_path, "rxa_episodes_2025-06.csv", folder="variant")
-    path = data / "landing" / "hospital" / "rxa_episodes_2025-06.csv"
+    data, path = tmp_path, variant
     path.write_text(path.read_text().replace("episode_order", "episode_seq", 1))
     with pytest.raises(LayoutFileError) as caught:
         ingest_source(data, "hospital", RUN, today=TODAY)
