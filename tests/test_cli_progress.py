@@ -48,7 +48,7 @@ def test_run_prints_every_task_of_link_and_build_started_and_ended(tmp_path: Pat
     done = subprocess.run(
         [
             *(sys.executable, "-m", "joinedup.cli", "run", "--data-dir", str(data)),
-            *("--demo-people", "300", "--run-id", "progress", "--progress-every", "3"),
+            *("--demo-people", "300", "--run-id", "progress", "--progress-every", "0.5"),
         ],
         capture_output=True,
         text=True,

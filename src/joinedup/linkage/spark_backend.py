@@ -138,22 +138,30 @@ def _session(data_dir: Path, settings: Settings):
     # attempts, yet getOrCreate returns (the context stops in another thread, later) and
     # the first query fails with an empty py4j error. Such an application never got an
     # id from the master, only Spark's placeholder "spark-application-<ms>".
-    if context.isStopped() or (
-        settings.spark_master.startswith("spark://")
-        and str(context.applicationId()).startswith("spark-application-")
-    ):
+    try:
+        rejected = context.isStopped() or (
+            settings.spark_master.startswith("spark://")
+            and str(context.applicationId()).startswith("spark-application-")
+        )
+    except Exception:  # py4j: the context stopped while we asked about it
+        # ("Cannot call methods on a stopped SparkContext"): the master has ended it.
+        rejected = True
+    if rejected:
         with contextlib.suppress(Exception):
             stop_spark(spark)
-        raise RuntimeError(
-            "the master did not accept the application (the log above says why, e.g. "
-            "'All masters are unresponsive')"
-        )
+        raise RuntimeError(NOT_ACCEPTED)
     spark.sparkContext.setLogLevel("WARN")
     _quiet(spark, QUIET_LOGGERS)
     # Splink's Spark backend breaks long query lineages by writing parquet here.
     checkpoints = settings.spark_checkpoint_dir or (scratch / "checkpoints").as_uri()
     spark.sparkContext.setCheckpointDir(checkpoints)
     return spark
+
+
+NOT_ACCEPTED = (
+    "the master did not accept the application (the log above says why, e.g. "
+    "'All masters are unresponsive')"
+)
 
 
 def stop_spark(spark) -> None:
@@ -198,9 +206,13 @@ class SparkBackend:
         try:
             self.spark = _session(self.data_dir, settings)
         except Exception as exc:  # pyspark and py4j raise several types for a JVM that fails
+            problem = _first_line(exc)
+            if "stopped SparkContext" in problem:
+                # The master ended the application while the session was being made.
+                problem = NOT_ACCEPTED
             raise LinkageError(
                 f"could not start Spark (JOINEDUP_SPARK_MASTER={settings.spark_master}): "
-                f"{_first_line(exc)}. Check that `java -version` runs Java 17 and, for a "
+                f"{problem}. Check that `java -version` runs Java 17 and, for a "
                 "cluster, that the master URL is right and reachable"
             ) from exc
 
