@@ -468,10 +468,7 @@ def _landing_expr(layout: Layout, spec: Any) -> pl.Expr:
         options = [_landing_expr(layout, s) for s in spec["first_of"]]
         return pl.coalesce([pl.when(o != "").then(o) for o in options]).fill_null("")
     if "map" in spec:
-        mapped = pl.col(spec["column"]).replace_strict(spec["map"], default=None)
-        if spec.get("otherwise") == "keep":
-            return mapped.fill_null(pl.col(spec["column"]))
-        return mapped.fill_null("")
+        return pl.col(spec["column"]).replace_strict(spec["map"], default=None).fill_null("")
     raise ValueError(f"unknown column spec {spec!r}")
 
 
