@@ -42,6 +42,17 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = REPO_ROOT
 WAREHOUSE_FILE = WAREHOUSE.path
 DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+# dbt's docs app ships two template strings a browser reads as URLs before anything fills
+# them in: its tree icons' ``<use xlink:href="{{ getIcon(...) }}">`` (parsed, and fetched as
+# a file beside the page, before Angular interpolates them; from file: Chromium refuses each
+# as an unsafe load and logs an error, hundreds a page) and a favicon link whose
+# ``${require(...)}`` webpack never ran. ``ng-attr-href`` has Angular set the icon reference
+# once it is known (SVG 2's plain ``href``, which Chromium resolves in the page); the favicon
+# names no file there is, so it goes.
+DOCS_HTML_REWRITES = (
+    ('<use xlink:href="{{', '<use ng-attr-href="{{'),
+    ('<link rel="shortcut icon" href="${require(\'./assets/favicons/favicon.ico\')}"/>', ""),
+)
 
 _FAILED = {"error", "fail", "runtime error"}
 
@@ -289,6 +300,15 @@ def _secondary_suppression(results: list[Any]) -> dict[str, Any]:
     }
 
 
+def offline_docs_html(page: Path) -> None:
+    """Rewrite dbt's docs page in place so it opens, from disk or served, asking for no file
+    that is not there (``DOCS_HTML_REWRITES`` says what and why)."""
+    text = page.read_text(encoding="utf-8")
+    for old, new in DOCS_HTML_REWRITES:
+        text = text.replace(old, new)
+    page.write_text(text, encoding="utf-8")
+
+
 def generate_docs(
     data_dir: Path, *, dbt_vars: dict[str, Any] | None = None, project_dir: Path | None = None
 ) -> Path:
@@ -328,6 +348,8 @@ def generate_docs(
         for name in DOCS_FILES:
             if (work / name).exists():
                 shutil.copy2(work / name, staged / name)
+                if name.endswith(".html"):
+                    offline_docs_html(staged / name)
         if target.exists():
             os.replace(target, old)
         os.replace(staged, target)
