@@ -158,7 +158,8 @@ def test_every_zone_is_written_by_a_stage_and_amendments_say_why() -> None:
     paths = [z.path for z in ZONES]
     assert len(paths) == len(set(paths)) and len({z.name for z in ZONES}) == len(ZONES)
     for zone in ZONES:
-        if zone is not catalogue.LANDING and zone is not catalogue.AIRFLOW:
+        # Landing is the suppliers'; a zone a command writes (`joinedup ...`) has no task.
+        if zone is not catalogue.LANDING and not zone.writer.startswith("joinedup "):
             assert zone.writer in tasks, (zone.name, zone.writer)
         for stage, why in zone.amended_by:
             assert stage in tasks and len(why) > 20, (zone.name, stage)

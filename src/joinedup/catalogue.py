@@ -53,6 +53,15 @@ LANDING = Zone(
     "the data suppliers (outside joinedup)",
     "extracts as delivered, identifiable; belongs to whoever delivers them",
 )
+# What the data service sends out, written on request between runs (not by a DAG task).
+OUTBOX = Zone(
+    "outbox",
+    "outbox",
+    "joinedup opt-outs submission",
+    "files to send to a party outside the data service: the NHS numbers landed, for the "
+    "national data opt-out service, each with its manifest (identifiable)",
+    private=True,
+)
 VALIDATED = Zone(
     "validated",
     "landing/_validated",
@@ -220,6 +229,7 @@ AIRFLOW = Zone(
 
 ZONES: tuple[Zone, ...] = (
     LANDING,
+    OUTBOX,
     VALIDATED,
     QUARANTINE,
     LEDGER,
@@ -246,6 +256,13 @@ PRIVATE_ZONES: tuple[str, ...] = tuple(z.path for z in ZONES if z.private)
 OPTED_OUT_RECORDS = f"{OPTED_OUT.path}/records.parquet"  # identifiable, for encodings only
 OPTED_OUT_REASONS = f"{OPTED_OUT.path}/reasons.parquet"  # identifiable: record key -> reason
 RESTRICTED_OPTED_OUT_ENCODINGS = f"{RESTRICTED.path}/opted_out_encodings.parquet"
+# The national data opt-out round trip (joinedup.deidentify.ndop): each submission of the
+# NHS numbers landed, as the service reads it, with its manifest beside it ...
+NDOP_SUBMISSIONS = f"{OUTBOX.path}/ndop_submission_*.dat"
+NDOP_MANIFESTS = f"{OUTBOX.path}/ndop_submission_*.json"
+# ... and the service's reply, the numbers that may be used, dropped into landing.
+NDOP_REPLY_GLOB = "ndop_reply*.dat"
+NDOP_REPLIES = f"{LANDING.path}/opt_outs/{NDOP_REPLY_GLOB}"
 # Records of opted-out people found by link (source, record_token) ...
 LINKAGE_OPTED_OUT_RECORDS = f"{RESTRICTED.path}/linkage_opted_out_records.parquet"
 # ... and those remove_linked_opt_outs has taken out of pseudonymised/.
@@ -345,3 +362,12 @@ def quarantine_path(data_dir: Path, table: Table) -> Path:
 
 def pseudonymised_path(data_dir: Path, source: str, name: str) -> Path:
     return PSEUDONYMISED.under(data_dir) / source / f"{name}.parquet"
+
+
+def ndop_submission_path(data_dir: Path, stamp: str) -> Path:
+    """The submission file of the national data opt-out round trip written at ``stamp``."""
+    return Path(data_dir) / NDOP_SUBMISSIONS.replace("*", stamp)
+
+
+def ndop_manifest_path(data_dir: Path, stamp: str) -> Path:
+    return Path(data_dir) / NDOP_MANIFESTS.replace("*", stamp)
