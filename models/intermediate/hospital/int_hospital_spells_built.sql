@@ -91,6 +91,13 @@ spells as (
             as is_discharged_to_care_home,
         first_episodes.primary_diagnosis,
         first_episodes.primary_procedure,
+        first_episodes.secondary_diagnoses,
+        first_episodes.patient_classification,
+        -- Like the destination, the discharge's own fields are on the last episode only.
+        case
+            when last_episodes.discharge_date is not null then last_episodes.discharge_method
+        end as discharge_method,
+        last_episodes.discharge_ready_date,
         acsc.condition as acsc_condition,
         acsc.acsc_group,
         coalesce(admission_methods.admission_type = 'emergency' and acsc.icd10_3char is not null, false)

@@ -84,6 +84,10 @@ select
     is_discharged_to_care_home,
     primary_diagnosis,
     primary_procedure,
+    secondary_diagnoses,
+    patient_classification,
+    discharge_method,
+    discharge_ready_date,
     acsc_condition,
     acsc_group,
     is_acsc_emergency_admission

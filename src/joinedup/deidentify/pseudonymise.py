@@ -232,6 +232,9 @@ def _event_token(encoder: Encoder, rows: pl.DataFrame, org: str, kind: str, col:
     return encoder.event_tokens(messages)
 
 
+_LOCAL_IDS = frozenset({"event_reference"})
+
+
 def _events(
     encoder: Encoder, tokens: pl.DataFrame, table: Table, rows: pl.DataFrame
 ) -> pl.DataFrame:
@@ -267,7 +270,11 @@ def _events(
         )  # fmt: skip
     else:
         raise ValueError(f"{table.qualified_name} is not an event table")
-    out = out.insert_column(0, token)
+    # The national layouts' extra columns are codes and dates that identify nobody; blank
+    # when the delivery was in the generic layout. The council's event reference is a local
+    # id nothing downstream reads (CLD event identity is settled at landing), so it stays.
+    carried = [c.name for c in table.columns if c.optional and c.name not in _LOCAL_IDS]
+    out = out.with_columns(rows.select(carried)).insert_column(0, token)
     # Input is in a deterministic (file, line) order, so a stable sort on the record and
     # the event's date is enough for byte-identical output, and much cheaper than all columns.
     when = {

@@ -64,6 +64,15 @@ EVENT_COLUMNS: dict[str, list[str]] = {
         "discharge_destination",
         "primary_diagnosis",
         "primary_procedure",
+        # Reviewed: the HES APC layout's episode dates and codes (no local ids, no free text).
+        "episode_start_date",
+        "episode_end_date",
+        "discharge_method",
+        "patient_classification",
+        "main_specialty",
+        "secondary_diagnoses",
+        "secondary_procedures",
+        "discharge_ready_date",
     ],
     "hospital.ae_attendances": [
         "record_token",
@@ -72,6 +81,14 @@ EVENT_COLUMNS: dict[str, list[str]] = {
         "arrival_datetime",
         "departure_datetime",
         "disposal",
+        # Reviewed: ECDS's coded fields (SNOMED CT concept ids and a department type).
+        "department_type",
+        "arrival_mode_snomed",
+        "chief_complaint_snomed",
+        "acuity_snomed",
+        "discharge_status_snomed",
+        "discharge_destination_snomed",
+        "diagnosis_snomed",
     ],
     "social_care.events": [
         "record_token",
@@ -81,6 +98,14 @@ EVENT_COLUMNS: dict[str, list[str]] = {
         "route_of_access",
         "event_start_date",
         "event_end_date",
+        # Reviewed: CLD's code-list fields; not its event reference (a local id).
+        "client_type",
+        "cld_service_type",
+        "service_component",
+        "delivery_mechanism",
+        "assessment_type",
+        "event_outcome",
+        "primary_support_reason",
     ],
 }
 # The zone's tables in the order their suites are written and run: record tables first.
