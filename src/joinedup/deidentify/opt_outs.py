@@ -3,6 +3,9 @@
 Who is removed, per source record (one patient at one organisation):
 
 * every record carrying a valid NHS number on the national data opt-out list;
+* every record carrying a valid NHS number that was submitted to the national data
+  opt-out service and is missing from its reply (``landing/opt_outs/ndop_reply*.dat``,
+  the round trip of :mod:`joinedup.deidentify.ndop`);
 * every GP record whose latest type 1 code is an objection (827241000000103
   after any withdrawal 827261000000102; on the same date the objection wins,
   the choice that cannot publish someone who objected);
@@ -34,6 +37,7 @@ import polars as pl
 
 from joinedup.atomic import write_parquet
 from joinedup.catalogue import (
+    NDOP_REPLIES,
     OPTED_OUT,
     OPTED_OUT_REASONS,
     OPTED_OUT_RECORDS,
@@ -55,6 +59,7 @@ from joinedup.contracts import (
     TABLES,
     Table,
 )
+from joinedup.deidentify.ndop import NOT_RETURNED, withheld_numbers
 from joinedup.ingest.errors import IngestError, OptOutListMissingError
 from joinedup.ingest.ledger import record_opt_outs
 from joinedup.ingest.read import FILE
@@ -83,15 +88,22 @@ def _read_quarantine(data_dir: Path, table: Table) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.exists() else None
 
 
-def national_numbers(data_dir: Path) -> pl.Series:
-    """Valid NHS numbers on the national data opt-out list; refuse to run without the list."""
+def national_numbers(data_dir: Path, *, required: bool = True) -> pl.Series:
+    """Valid NHS numbers on the national data opt-out list.
+
+    Refuse to run without the list when ``required``, i.e. when no reply of the national
+    data opt-out service stands in for it.
+    """
     path = validated_path(data_dir, NATIONAL_DATA_OPT_OUT)
     if not landing_files(data_dir, NATIONAL_DATA_OPT_OUT) or not path.exists():
+        if not required:
+            return pl.Series("nhs_number", [], dtype=pl.String)
         raise OptOutListMissingError(
             f"no national data opt-out list: expected {NATIONAL_DATA_OPT_OUT.folder}/"
             f"{NATIONAL_DATA_OPT_OUT.file_glob} in the data dir, ingested with "
-            "ingest_source(data_dir, 'opt_outs', run_id). Without it opted-out people would be "
-            "published. If nobody has opted out, deliver a header-only file (nhs_number)."
+            "ingest_source(data_dir, 'opt_outs', run_id), or the service's reply to a "
+            f"submission ({NDOP_REPLIES}, docs/runbook.md). Without either opted-out people "
+            "would be published. If nobody has opted out, deliver a header-only file (nhs_number)."
         )
     return pl.read_parquet(path)["nhs_number"].unique().sort()
 
@@ -230,7 +242,6 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
     """
     started = time.perf_counter()
     data_dir = Path(data_dir)
-    national = national_numbers(data_dir)
     validated = {t.qualified_name: _read_validated(data_dir, t) for t in person_tables()}
     missing = [name for name, frame in validated.items() if frame is None]
     if len(missing) == len(validated):
@@ -249,6 +260,9 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
     else:
         objecting, withdrawn = pl.DataFrame(schema={c: pl.String for c in RECORD_KEY}), 0
     numbers = record_nhs_numbers(data_dir, validated)
+    round_trip = withheld_numbers(data_dir, numbers["nhs_number"].unique())
+    national = national_numbers(data_dir, required=round_trip is None)
+    withheld = round_trip[0] if round_trip else pl.Series("nhs_number", [], dtype=pl.String)
     type1_numbers = numbers.join(objecting, on=RECORD_KEY, how="semi")["nhs_number"].unique()
 
     removed = pl.concat(
@@ -257,9 +271,12 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
             numbers.filter(pl.col("nhs_number").is_in(national.implode()))
             .select(RECORD_KEY)
             .with_columns(pl.lit(NATIONAL).alias("reason"), pl.lit(1).alias("rank")),
+            numbers.filter(pl.col("nhs_number").is_in(withheld.implode()))
+            .select(RECORD_KEY)
+            .with_columns(pl.lit(NOT_RETURNED).alias("reason"), pl.lit(2).alias("rank")),
             numbers.filter(pl.col("nhs_number").is_in(type1_numbers.implode()))
             .select(RECORD_KEY)
-            .with_columns(pl.lit(TYPE1_NHS_NUMBER).alias("reason"), pl.lit(2).alias("rank")),
+            .with_columns(pl.lit(TYPE1_NHS_NUMBER).alias("reason"), pl.lit(3).alias("rank")),
         ]
     )
     removed = (
@@ -316,6 +333,8 @@ def remove_opt_outs(data_dir: Path, run_id: str) -> dict:
     summary = {
         "run_id": run_id,
         "national_opt_out_numbers": national.len(),
+        # Counts of the round trip, when a reply was applied (the numbers stay in outbox/).
+        "national_opt_out_service": round_trip[1] if round_trip else None,
         "type1_objecting_records": objecting.height,
         "type1_withdrawn": withdrawn,
         "records_removed": {s: int(n) for s, n in records_removed.iter_rows()},
