@@ -262,5 +262,39 @@ def trace(
         )
 
 
+opt_outs_app = typer.Typer(
+    help="The national data opt-out round trip with NHS England's service (docs/runbook.md).",
+    no_args_is_help=True,
+)
+app.add_typer(opt_outs_app, name="opt-outs")
+
+
+@opt_outs_app.command("submission")
+def opt_outs_submission(
+    data_dir: Annotated[
+        Path | None, typer.Option(help=f"data directory holding landing/ ({DATA_DIR_DEFAULT})")
+    ] = None,
+) -> None:
+    """Write the NHS numbers landed, for the national data opt-out service, to DATA/outbox/."""
+    from joinedup.deidentify.ndop import write_submission
+    from joinedup.ingest import IngestError
+
+    data_dir = resolve_data_dir(data_dir)
+    try:
+        manifest = write_submission(data_dir)
+    except IngestError as exc:
+        fail(str(exc))
+    typer.echo(
+        f"wrote {manifest['submission']}: {manifest['numbers']:,} NHS numbers from "
+        f"{len(manifest['deliveries'])} delivery file(s); "
+        f"{manifest['rows_without_valid_nhs_number']:,} row(s) carry no valid NHS number "
+        "and cannot be checked by the service"
+    )
+    typer.echo(
+        "send it through MESH to the Check for National Data Opt-outs service, then save "
+        f"its reply as {manifest['reply_expected_as']}"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
