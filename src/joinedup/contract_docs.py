@@ -31,6 +31,7 @@ import yaml
 from joinedup import catalogue, contracts
 from joinedup.catalogue import PSEUDONYMISED_TABLES, REPO_ROOT, SEEDS_DIR, ZONES
 from joinedup.contracts import TABLES, Column, Kind, Table
+from joinedup.deidentify import ndop
 from joinedup.deidentify.pseudonymise import GP_EXTRA, RECORD_SCHEMA
 from joinedup.ingest.ledger import CONTRACT_SCHEMA, DELIVERY_SCHEMA
 from joinedup.ingest.read import MAX_FIELD_BYTES
@@ -169,6 +170,11 @@ REDELIVERY_CASES: tuple[tuple[str, str], ...] = (
 
 # The files a stage writes inside its zone, by their catalogue path.
 ZONE_FILES: dict[str, str] = {
+    catalogue.NDOP_SUBMISSIONS: "what `joinedup opt-outs submission` writes for the national "
+    "data opt-out service: every valid NHS number landed, one per line followed by a comma, "
+    "LF line endings ([opt-outs](#opt-outs))",
+    catalogue.NDOP_MANIFESTS: "beside each submission: how many numbers, its SHA-256, when it "
+    "was written, and every delivery file it covers with its SHA-256",
     catalogue.OPTED_OUT_RECORDS: "demographics of every removed record, kept only to make "
     "their linkage encodings",
     catalogue.OPTED_OUT_REASONS: "each removed record and why (national opt-out, type 1 "
@@ -344,9 +350,12 @@ Removed by the `opt_outs` stage before anything else reads the rows, per source 
 with all its rows in every table (episodes, attendances, events):
 
 * every record carrying a valid NHS number on the national data opt-out list
-  (`landing/opt_outs/`). The list is mandatory: without one the stage refuses to run, and
-  an empty list fails the landing gate, because with either every opted-out person would
-  get through;
+  (`landing/opt_outs/`). The list is mandatory unless the service's reply (below) is
+  there: without either the stage refuses to run, and an empty list fails the landing
+  gate, because with either every opted-out person would get through;
+* every record carrying a valid NHS number that was sent to NHS England's Check for
+  National Data Opt-outs service and is missing from its reply (reason
+  `{ndop.NOT_RETURNED}`; the round trip below);
 * every GP record whose latest type 1 code is an objection: SNOMED
   `{contracts.SNOMED_TYPE1_OBJECTION}` (dissent from secondary use of GP patient
   identifiable data) after any withdrawal `{contracts.SNOMED_TYPE1_WITHDRAWN}`. The codes
@@ -363,6 +372,26 @@ A record of an opted-out person that carries no valid NHS number can only be fou
 linkage: `link` scores such records against the keyed encodings of opted-out records
 (`restricted/`) and `remove_linked_opt_outs` takes the matches, with every row of theirs,
 out of `pseudonymised/`. The ledger counts both kinds of removal in `rows_opted_out`.
+
+### The round trip with the national data opt-out service
+
+The service is sent the NHS numbers a data service holds and returns those that may be
+used; opted-out people's numbers are missing from the reply. `joinedup opt-outs
+submission` writes `{catalogue.NDOP_SUBMISSIONS}` (owner-only): the distinct valid NHS
+numbers of every landed file that carries them, quarantined rows included, one per line
+followed by a comma, LF line endings. Its manifest (`.json` beside it) lists each
+delivery file with its SHA-256. The service's reply, in the same format, is dropped as
+`{catalogue.NDOP_REPLIES}`; the `opt_outs` stage then removes every record whose
+number was submitted but not returned. It refuses, naming the file (and line) and what
+to do: a reply holding a number the latest submission did not (it answers another
+submission), a reply older than the latest submission, a landed file added or changed
+since that submission, more than one reply, a reply with no submission, a line that is
+not a valid NHS number, and the service's one-line answer to a submission it could not
+check ("The file contains one or more invalid NHS Numbers."). Records with no valid NHS
+number cannot be checked by the service: they are not submitted, and linkage removes
+those that match a removed record, as for the list. The monthly steps:
+[runbook](runbook.md#checking-the-national-data-opt-out-with-the-service); the formats
+and their sources: [privacy](privacy.md#checking-the-national-data-opt-out-with-the-service).
 """
 
 REDELIVERIES_INTRO = """\
