@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     # DuckDB spills to disk beyond this, keeping a million-person linkage within 8 GB.
     # Linkage, the dbt build (through profiles.yml) and publish open DuckDB with it.
     duckdb_memory_limit: str = "4GB"
+    # A prediction blocking rule whose pairs explode (a common token, a mistyped rule) would
+    # score them all; at 1M people the model's largest rule makes about 3 million.
+    linkage_max_pairs_per_rule: int = Field(
+        50_000_000,
+        ge=1,
+        description="record pairs one prediction blocking rule may generate; a rule above it "
+        "is left out of the run with a warning (linked/summary.json lists each rule's count)",
+    )
     published_dir: Path | None = Field(
         None,
         description="folder analytics.duckdb and commissioning/ are published to (default: the "
