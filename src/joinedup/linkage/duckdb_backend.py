@@ -10,11 +10,16 @@ from typing import Any
 import duckdb
 import polars as pl
 from splink import DuckDBAPI, Linker
+from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
-from joinedup.catalogue import SPILL
+from joinedup.catalogue import RECORD_TABLES, SPILL
 from joinedup.linkage.inputs import load_opted_out, load_records
+from joinedup.linkage.model import bound_prediction_blocking
 from joinedup.privacy.permissions import make_private_dirs
 from joinedup.settings import Settings
+
+# Pairs Splink may make to count how many each prediction rule adds (a few seconds).
+SAMPLED_PAIRS = 2_000_000
 
 
 class DuckDBBackend:
@@ -35,6 +40,9 @@ class DuckDBBackend:
             }
         )
         self.locked = False
+        self.max_pairs_per_rule = settings.linkage_max_pairs_per_rule
+        # Set by the linker over every source's records: each prediction rule's pairs.
+        self.prediction_blocking: dict[str, Any] | None = None
 
     def load_records(self) -> dict[str, int]:
         return load_records(self.con, self.data_dir)
@@ -59,8 +67,44 @@ class DuckDBBackend:
         # Every input is loaded before the first Linker: the model's SQL runs locked down.
         self.lock_down()
         db = DuckDBAPI(self.con)
+        records = set(tables) == {f"records_{s}" for s in RECORD_TABLES}
+        if records:
+            settings, rules = bound_prediction_blocking(
+                self, settings, list(tables), self.max_pairs_per_rule
+            )
         inputs = [db.register(table, dataset_display_name=name) for table, name in tables.items()]
+        if records:
+            self.prediction_blocking = self._pairs_to_score(inputs, settings, rules)
         return Linker(inputs, copy.deepcopy(settings), log_level=logging.WARNING)
+
+    def _pairs_to_score(
+        self, inputs: list[Any], settings: dict[str, Any], rules: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The rules' counts, with the pairs each kept rule adds to those before it.
+
+        Splink makes the pairs to count them; beyond SAMPLED_PAIRS it makes them for a
+        sample of records on each side and scales up (an estimate, and says so).
+        """
+        kept = settings["blocking_rules_to_generate_predictions"]
+        total = sum(r["pairs"] for r in rules if r["kept"])
+        share = 1.0 if total <= SAMPLED_PAIRS else (SAMPLED_PAIRS / total) ** 0.5
+        counted = count_comparisons_from_blocking_rules(
+            inputs,
+            blocking_rules=kept,
+            link_type=settings["link_type"],
+            unique_id_column_name=settings["unique_id_column_name"],
+            source_dataset_column_name=settings["source_dataset_column_name"],
+            record_sample_proportion=share,
+        )
+        added = iter(c["marginal_comparison_count"] for c in counted)
+        for rule in rules:
+            rule["new_pairs"] = next(added) if rule["kept"] else 0
+        return {
+            "max_pairs_per_rule": self.max_pairs_per_rule,
+            "pairs_to_score": sum(r["new_pairs"] for r in rules),
+            "estimated_from_record_share": None if share == 1.0 else round(share, 4),
+            "rules": rules,
+        }
 
     def training(self, training: dict[str, Any]) -> dict[str, Any]:
         return training

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from joinedup.catalogue import LINKAGE_MODEL_DIR, LINKED, RUNS
+
+log = logging.getLogger(__name__)
 
 # The repository's linkage/ folder (the package is installed from the repository).
 DEFAULT_MODEL_DIR = LINKAGE_MODEL_DIR
@@ -109,3 +112,81 @@ def load_model(
         if not isinstance(value, int | float) or not 0 < value < 1:
             raise ValueError(f"training.json thresholds.{key} must be a probability, got {value!r}")
     return LinkageModel(settings=settings, training=training, trained=trained)
+
+
+def _rule_text(rule: str | dict[str, Any]) -> str:
+    return rule if isinstance(rule, str) else rule["blocking_rule"]
+
+
+def rule_pairs(backend: Any, rule: str | dict[str, Any], tables: list[str]) -> int:
+    """Record pairs one blocking rule generates over ``tables`` (link and dedupe), counted.
+
+    Counted from block sizes, never by making the pairs, so an exploding rule costs no
+    more than one that is not: per key, records on the left times records on the right,
+    less each record paired with itself, halved (Splink makes each pair once; a rule
+    comparing different columns, such as the swapped date with the date, makes half of
+    them, and its mirror rule the other half). Conditions other than equalities
+    (Splink's filter conditions) are not applied, so this is an upper bound for them.
+    """
+    from splink.internals.blocking_rule_creator_utils import to_blocking_rule_creator
+
+    keys = to_blocking_rule_creator(rule).get_blocking_rule("duckdb")._equi_join_conditions
+    union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables)
+    if not keys:
+        n = int(backend.frame(f"SELECT count(*) AS n FROM ({union})")["n"][0])
+        return n * (n - 1) // 2
+
+    def side(which: int) -> str:
+        cols = ", ".join(f"{k[which]} AS k{i}" for i, k in enumerate(keys))
+        present = " AND ".join(f"{k[which]} IS NOT NULL" for k in keys)
+        return f"SELECT {cols}, count(*) AS n FROM ({union}) WHERE {present} GROUP BY ALL"
+
+    using = ", ".join(f"k{i}" for i in range(len(keys)))
+    itself = " AND ".join(f"{left} = {right}" for left, right in keys)
+    frame = backend.frame(
+        f"SELECT (SELECT CAST(coalesce(sum(l.n * r.n), 0) AS BIGINT) "
+        f"FROM ({side(0)}) l JOIN ({side(1)}) r USING ({using})) AS ordered, "
+        f"(SELECT count(*) FROM ({union}) WHERE {itself}) AS itself"
+    )
+    return int((frame["ordered"][0] - frame["itself"][0]) // 2)
+
+
+def bound_prediction_blocking(
+    backend: Any, settings: dict[str, Any], tables: list[str], max_pairs: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``settings`` without the prediction rules that generate more than ``max_pairs`` pairs.
+
+    Returns the settings to predict with and, per rule in the model's order, its pair
+    count and whether it was kept. A rule above the cap (JOINEDUP_LINKAGE_MAX_PAIRS_PER_RULE)
+    is left out with a warning: the others still find the pairs it was for, except those
+    only it would compare. With no rule left there is nothing to predict, and LinkageError
+    says which rules to change.
+    """
+    from joinedup.linkage.backend import LinkageError
+
+    rules = settings["blocking_rules_to_generate_predictions"]
+    report = []
+    for rule in rules:
+        pairs = rule_pairs(backend, rule, tables)
+        report.append({"rule": _rule_text(rule), "pairs": pairs, "kept": pairs <= max_pairs})
+    kept = [rule for rule, row in zip(rules, report, strict=True) if row["kept"]]
+    for row in report:
+        if not row["kept"]:
+            log.warning(
+                "prediction blocking rule left out: it would generate %s record pairs, more "
+                "than JOINEDUP_LINKAGE_MAX_PAIRS_PER_RULE (%s): %s",
+                f"{row['pairs']:,}",
+                f"{max_pairs:,}",
+                row["rule"],
+            )
+    if not kept:
+        raise LinkageError(
+            f"every prediction blocking rule of the linkage model generates more than "
+            f"{max_pairs:,} record pairs (JOINEDUP_LINKAGE_MAX_PAIRS_PER_RULE): "
+            + "; ".join(f"{r['rule']} ({r['pairs']:,})" for r in report)
+            + ". Make the rules in linkage/settings.json more selective (add a token to each), "
+            "or raise the cap if the machine can score that many pairs."
+        )
+    bounded = dict(settings)
+    bounded["blocking_rules_to_generate_predictions"] = kept
+    return bounded, report

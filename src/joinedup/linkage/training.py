@@ -52,7 +52,20 @@ def nhs_number_pairs(backend: Any) -> int:
 def choose_training(
     backend: Any, training: dict[str, Any], min_nhs_pairs: int = MIN_NHS_PAIRS
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``training`` adapted to the loaded records, and a record of the choice and why."""
+    """``training`` adapted to the loaded records, and a record of the choice and why.
+
+    The record also carries the backend's count of the pairs each prediction blocking
+    rule generates (``prediction_blocking``, see model.bound_prediction_blocking), so
+    that linked/summary.json states it beside the training rules.
+    """
+    choice, record = _choose(backend, training, min_nhs_pairs)
+    blocking = getattr(backend, "prediction_blocking", None)
+    return choice, record | ({"prediction_blocking": blocking} if blocking is not None else {})
+
+
+def _choose(
+    backend: Any, training: dict[str, Any], min_nhs_pairs: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     pairs = nhs_number_pairs(backend)
     uses_nhs = any(NHS_RULE in rule for rule in training["prior"]["deterministic_rules"]) or any(
         NHS_RULE in rule for rule in training["em_blocking_rules"]
