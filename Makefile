@@ -84,9 +84,10 @@ airflow: sync
 	@$(AIRFLOW_ENV) $(UV) run --locked airflow pools set joinedup_duckdb_writer 1 "one DuckDB writer" >/dev/null
 	@echo "Airflow UI and API: http://$(AIRFLOW_BIND):$(AIRFLOW_PORT), login on."
 	@echo "User admin; its password: $(AIRFLOW_HOME_DIR)/simple_auth_manager_passwords.json.generated"
-	@echo "Trigger the five joinedup_ingest_* DAGs with conf {\"data_dir\": \"$(abspath $(DATA))\"};"
-	@echo "the scheduler then runs joinedup_link_and_build, which publishes $(abspath $(DATA))/analytics.duckdb."
-	$(AIRFLOW_ENV) $(UV) run --locked airflow standalone
+	@echo "Trigger the five joinedup_ingest_* DAGs, no conf needed: every task reads JOINEDUP_DATA_DIR=$(abspath $(DATA))."
+	@echo "The scheduler then runs joinedup_link_and_build, which publishes $(abspath $(DATA))/analytics.duckdb"
+	@echo "and $(abspath $(DATA))/commissioning/commissioning.duckdb. Ctrl-C stops Airflow (docs/runbook.md#under-airflow-make-airflow)."
+	@$(AIRFLOW_ENV) $(UV) run --locked airflow standalone
 
 # A standalone Spark master and worker on 127.0.0.1 from pyspark's jars, until Ctrl-C (docs/runbook.md).
 SPARK_PORT ?= 7077
