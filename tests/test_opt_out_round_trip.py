@@ -14,22 +14,9 @@ import re
 import stat
 from pathlib import Path
 
+import ingest_fixtures as fx
 import polars as pl
 import pytest
-from ingest_fixtures import (
-    KEY,
-    LA,
-    PEOPLE,
-    PRACTICE,
-    TODAY,
-    baseline_rows,
-    gp_id,
-    hosp_id,
-    la_id,
-    run_all,
-    write_landing,
-    write_table,
-)
 from typer.testing import CliRunner
 
 from joinedup import catalogue
@@ -63,7 +50,7 @@ DEMOGRAPHIC_FILES = {
 
 def rows() -> dict[str, list[dict[str, str]]]:
     """The baseline people, plus numbers that pin what is submitted and what is not."""
-    out = baseline_rows()
+    out = fx.baseline_rows()
     apc = out["hospital/apc_episodes"]
     apc.append(apc[0] | {"hospital_patient_id": "H00008", "nhs_number": "400 000 0098",
                          "spell_id": "SP0008"})  # fmt: skip
@@ -72,20 +59,20 @@ def rows() -> dict[str, list[dict[str, str]]]:
     gp = out["gp/patients"]
     gp.append(gp[0] | {"gp_patient_id": "G00010", "nhs_number": IVAN, "registration_date": "never"})
     # Alice again in social care with no NHS number: the service cannot check this record.
-    alice = next(r for r in out["social_care/clients"] if r["la_person_id"] == la_id("alice"))
+    alice = next(r for r in out["social_care/clients"] if r["la_person_id"] == fx.la_id("alice"))
     out["social_care/clients"].append(alice | {"la_person_id": "S00098", "nhs_number": ""})
     return out
 
 
 def token(source: str, org: str, local_id: str) -> str:
-    return Encoder(KEY).record_tokens(pl.Series([f"{source}|{org}|{local_id}"]))[0]
+    return Encoder(fx.KEY).record_tokens(pl.Series([f"{source}|{org}|{local_id}"]))[0]
 
 
 def records_of(person: str) -> set[str]:
     return {
-        token("gp", PRACTICE, gp_id(person)),
-        token("hospital", "RR8", hosp_id(person)),
-        token("social_care", LA, la_id(person)),
+        token("gp", fx.PRACTICE, fx.gp_id(person)),
+        token("hospital", "RR8", fx.hosp_id(person)),
+        token("social_care", fx.LA, fx.la_id(person)),
     }
 
 
@@ -111,14 +98,14 @@ def write_reply(data_dir: Path, lines: list[str], name: str = "ndop_reply_1.dat"
 
 def ingest_all(data_dir: Path) -> None:
     for source in SOURCES:
-        ingest_source(data_dir, source, RUN, today=TODAY)
+        ingest_source(data_dir, source, RUN, today=fx.TODAY)
 
 
 @pytest.fixture(scope="module")
 def submission(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     """The fixture population landed and its submission written by the real command."""
     data_dir = tmp_path_factory.mktemp("ndop")
-    write_landing(data_dir, rows())
+    fx.write_landing(data_dir, rows())
     result = CliRunner().invoke(app, ["opt-outs", "submission", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
     return data_dir, latest_submission(data_dir), result.output
@@ -127,7 +114,7 @@ def submission(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, st
 def test_the_submission_holds_exactly_the_valid_nhs_numbers_landed(submission) -> None:
     data_dir, manifest, output = submission
     lines = submitted(data_dir, manifest)
-    people = {nhs for nhs, *_ in PEOPLE.values()}
+    people = {nhs for nhs, *_ in fx.PEOPLE.values()}
     # Every person with a valid number on a landed row; not the list's outsider, not the
     # invalid number; the spaced number as digits; the quarantined row's number too.
     assert [line.rstrip(",") for line in lines] == sorted(people | {HANA, IVAN})
@@ -144,7 +131,7 @@ def test_the_submission_is_owner_only_with_a_manifest_that_adds_up(submission) -
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     for written in path.parent.iterdir():
         assert stat.S_IMODE(written.stat().st_mode) == 0o600, written.name
-    assert manifest["numbers"] == len(submitted(data_dir, manifest)) == len(PEOPLE) + 2
+    assert manifest["numbers"] == len(submitted(data_dir, manifest)) == len(fx.PEOPLE) + 2
     assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert {d["file"] for d in manifest["deliveries"]} == DEMOGRAPHIC_FILES
     for d in manifest["deliveries"]:
@@ -160,9 +147,9 @@ def test_the_submission_is_owner_only_with_a_manifest_that_adds_up(submission) -
 def applied(submission) -> tuple[Path, dict]:
     """The service's reply without Alice's and Dan's numbers, applied by a full run."""
     data_dir, manifest, _ = submission
-    withheld = {PEOPLE["alice"][0], PEOPLE["dan"][0]}
+    withheld = {fx.PEOPLE["alice"][0], fx.PEOPLE["dan"][0]}
     write_reply(data_dir, [n for n in submitted(data_dir, manifest) if n[:10] not in withheld])
-    return data_dir, run_all(data_dir, RUN)
+    return data_dir, fx.run_all(data_dir, RUN)
 
 
 def test_a_number_not_returned_removes_that_persons_records_everywhere(applied) -> None:
@@ -172,18 +159,18 @@ def test_a_number_not_returned_removes_that_persons_records_everywhere(applied) 
         assert not records_of(person) & left, person
     # Returned, and no opt-out of any kind (Frank has no social care record).
     assert {
-        token("gp", PRACTICE, gp_id("frank")),
-        token("hospital", "RR8", hosp_id("frank")),
+        token("gp", fx.PRACTICE, fx.gp_id("frank")),
+        token("hospital", "RR8", fx.hosp_id("frank")),
     } <= left
-    withheld = {PEOPLE["alice"][0], PEOPLE["dan"][0]}
+    withheld = {fx.PEOPLE["alice"][0], fx.PEOPLE["dan"][0]}
     for name in ("gp/patients", "hospital/apc_episodes", "social_care/clients"):
         cleared = pl.read_parquet(cleared_path(data_dir, TABLES[name]))
         assert not set(cleared["nhs_number"].drop_nulls()) & withheld, name
     assert summary["opt_outs"]["national_opt_out_service"] == {
         "reply": "landing/opt_outs/ndop_reply_1.dat",
         "submission": summary["opt_outs"]["national_opt_out_service"]["submission"],
-        "submitted": len(PEOPLE) + 2,
-        "returned": len(PEOPLE),
+        "submitted": len(fx.PEOPLE) + 2,
+        "returned": len(fx.PEOPLE),
         "not_returned": 2,
     }
 
@@ -197,7 +184,7 @@ def test_the_reason_is_recorded_and_the_ledger_balances(applied) -> None:
         "type1_objection_nhs_number": 1,  # carol's hospital record
     }
     reasons = pl.read_parquet(data_dir / OPTED_OUT_REASONS)
-    alice = reasons.filter(pl.col("local_id").is_in([gp_id("alice"), la_id("alice")]))
+    alice = reasons.filter(pl.col("local_id").is_in([fx.gp_id("alice"), fx.la_id("alice")]))
     assert set(alice["reason"]) == {NOT_RETURNED}
     ledger = read_ledger(data_dir).filter(pl.col("run_id") == RUN)
     by_file = dict(zip(ledger["file"], ledger["rows_opted_out"], strict=True))
@@ -212,12 +199,12 @@ def test_a_record_the_service_cannot_check_is_left_to_linkage(applied) -> None:
     """Alice's number-less record stays at this stage; her removed records' encodings are
     restricted, so linkage finds it as it finds any opted-out person's (today's rule)."""
     data_dir, _ = applied
-    orphan_token = token("social_care", LA, "S00098")
+    orphan_token = token("social_care", fx.LA, "S00098")
     assert orphan_token in surviving_tokens(data_dir)
     restricted = pl.read_parquet(data_dir / RESTRICTED_OPTED_OUT_ENCODINGS)
     assert records_of("alice") <= set(restricted["record_token"])
     clients = pl.read_parquet(catalogue.pseudonymised_path(data_dir, "social_care", "clients"))
-    encoder = Encoder(KEY)
+    encoder = Encoder(fx.KEY)
     orphan = encoder.unseal(clients.filter(pl.col("record_token") == orphan_token))
     cols = ["given_name_token", "family_name_token", "date_of_birth_token", "postcode_token"]
     assert orphan.select(cols).row(0) in set(encoder.unseal(restricted).select(cols).rows())
@@ -225,7 +212,7 @@ def test_a_record_the_service_cannot_check_is_left_to_linkage(applied) -> None:
 
 @pytest.fixture
 def landed(tmp_path: Path) -> tuple[Path, dict]:
-    write_landing(tmp_path, rows())
+    fx.write_landing(tmp_path, rows())
     return tmp_path, write_submission(tmp_path)
 
 
@@ -259,7 +246,7 @@ def test_a_delivery_changed_after_the_submission_is_refused(landed) -> None:
     changed["social_care/clients"].append(
         changed["social_care/clients"][0] | {"la_person_id": "S00200", "nhs_number": "4000000128"}
     )
-    write_table(data_dir, "social_care/clients", changed["social_care/clients"])
+    fx.write_table(data_dir, "social_care/clients", changed["social_care/clients"])
     refused(data_dir, r"landing/social_care/clients\.csv .*changed after.*new submission")
 
 
@@ -267,7 +254,7 @@ def test_a_delivery_changed_after_the_submission_is_refused(landed) -> None:
     ("reply", "match"),
     [
         (["The file contains one or more invalid NHS Numbers."], "did not check the submission"),
-        ([f"{PEOPLE['alice'][0]},", "40000000,"], r"line 2 .*not a valid NHS number"),
+        ([f"{fx.PEOPLE['alice'][0]},", "40000000,"], r"line 2 .*not a valid NHS number"),
     ],
 )
 def test_a_reply_the_service_refused_or_that_is_not_a_reply_is_refused(
@@ -279,8 +266,8 @@ def test_a_reply_the_service_refused_or_that_is_not_a_reply_is_refused(
 
 
 def test_two_replies_or_a_reply_without_a_submission_are_refused(tmp_path: Path) -> None:
-    write_landing(tmp_path, rows())
-    write_reply(tmp_path, [f"{PEOPLE['alice'][0]},"])
+    fx.write_landing(tmp_path, rows())
+    write_reply(tmp_path, [f"{fx.PEOPLE['alice'][0]},"])
     refused(tmp_path, "no submission")
     manifest = write_submission(tmp_path)
     write_reply(tmp_path, submitted(tmp_path, manifest), "ndop_reply_2.dat")
@@ -292,12 +279,12 @@ def test_a_reply_stands_in_for_the_list_and_without_either_the_stage_stops(
 ) -> None:
     data = rows()
     del data["opt_outs/national_data_opt_out"]
-    write_landing(tmp_path, data)
+    fx.write_landing(tmp_path, data)
     ingest_all(tmp_path)
     with pytest.raises(OptOutListMissingError, match="reply to a submission"):
         remove_opt_outs(tmp_path, RUN)
     manifest = write_submission(tmp_path)
-    bob = PEOPLE["bob"][0]
+    bob = fx.PEOPLE["bob"][0]
     write_reply(tmp_path, [n for n in submitted(tmp_path, manifest) if not n.startswith(bob)])
     summary = remove_opt_outs(tmp_path, RUN)
     assert summary["national_opt_out_numbers"] == 0
@@ -306,7 +293,7 @@ def test_a_reply_stands_in_for_the_list_and_without_either_the_stage_stops(
 
 
 def test_without_a_reply_the_list_works_as_before(tmp_path: Path) -> None:
-    write_landing(tmp_path, rows())
+    fx.write_landing(tmp_path, rows())
     write_submission(tmp_path)  # a submission sent, its reply not back yet
     ingest_all(tmp_path)
     summary = remove_opt_outs(tmp_path, RUN)
