@@ -75,6 +75,13 @@ def synth(
     noise: Annotated[
         str, typer.Option(help="identifier-noise profile: standard, or harsh (untraced feeds)")
     ] = "standard",
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="national: HES APC and ECDS monthly, CLD quarterly (as an ICB receives "
+            "them); generic: joinedup's own layout, one file per table"
+        ),
+    ] = "national",
 ) -> None:
     """Write a synthetic landing zone (GP, hospital, social care, opt-outs) and its truth."""
     from joinedup.synth.params import params_for
@@ -87,7 +94,14 @@ def synth(
     with tqdm(total=max(people, 0), unit="people", desc="synth", disable=None) as bar:
         try:
             summary = generate(
-                out, people, seed, start=start, months=months, params=params, progress=bar.update
+                out,
+                people,
+                seed,
+                start=start,
+                months=months,
+                params=params,
+                progress=bar.update,
+                layout=layout,
             )
         except SynthError as exc:
             bar.close()

@@ -23,6 +23,7 @@ import polars as pl
 
 from joinedup import contracts as c
 from joinedup.synth.activity import Activity, build_activity
+from joinedup.synth.national import NationalChunk, deliveries
 from joinedup.synth.params import SynthParams
 from joinedup.synth.population import Geography, build_geography, build_people, nhs_number_pool
 from joinedup.synth.records import assign_records, noisy_demographics
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 50_000
 MAX_PEOPLE = 8_000_000
 TRUTH_COLUMNS = ("source", "org_code", "local_id", "person_key", "opted_out")
+# national: hospital and social care feeds in the national dataset layouts (HES APC, ECDS,
+# CLD) as they arrive, monthly and quarterly; generic: joinedup's own layout, one file each.
+LAYOUTS = ("national", "generic")
+# Tables the national layouts deliver; the GP extract stays in the generic layout.
+_NATIONAL_TABLES = frozenset(
+    {c.APC_EPISODES, c.AE_ATTENDANCES, c.SOCIAL_CARE_CLIENTS, c.SOCIAL_CARE_EVENTS}
+)
 _DATE_FMT = "%Y-%m-%d"
 _DATETIME_FMT = "%Y-%m-%dT%H:%M:%S"
 
@@ -78,9 +86,12 @@ class _LandingWriter:
         self.rows[key] = 0
         return fh
 
-    def open_all(self) -> None:
+    def open_all(self, national: list | None = None) -> None:
         for t in c.TABLES.values():
-            self._open(t.qualified_name, self.out / t.folder / f"{t.name}.csv", t.column_names)
+            if national is None or t not in _NATIONAL_TABLES:
+                self._open(t.qualified_name, self.out / t.folder / f"{t.name}.csv", t.column_names)
+        for d in national or ():
+            self._open(d.key, self.out / d.path, d.header)
         self._open("truth/records", self.out / "truth" / "records.csv", TRUTH_COLUMNS)
 
     def write(self, key: str, frame: pl.DataFrame, columns: tuple[str, ...]) -> None:
@@ -250,7 +261,11 @@ def _social_care(rng, people, act: Activity, geo: Geography, params, chunk):
     clients = pl.concat(
         [records.select("local_id", "la_idx"), noisy_demographics(rng, recp, noise, stale)],
         how="horizontal",
-    ).with_columns(la_code=_codes(pl.col("la_idx"), geo.la_codes), la_person_id=pl.col("local_id"))
+    ).with_columns(
+        la_code=_codes(pl.col("la_idx"), geo.la_codes),
+        la_person_id=pl.col("local_id"),
+        death_date=recp["death_date"],  # CLD sends it; the generic layout does not
+    )
     events = rows.with_columns(
         la_code=_codes(pl.col("la_idx"), geo.la_codes), la_person_id=pl.col("local_id")
     ).unique(subset=list(c.SOCIAL_CARE_EVENTS.key), keep="first", maintain_order=True)
@@ -270,8 +285,15 @@ def generate(
     months: int = 12,
     params: SynthParams | None = None,
     progress: Callable[[int], None] | None = None,
+    layout: str = "national",
 ) -> SynthSummary:
-    """Write ``out/landing/...`` per docs/contracts.md and ``out/truth/records.csv``."""
+    """Write ``out/landing/...`` per docs/contracts.md and ``out/truth/records.csv``.
+
+    ``layout`` is ``national`` (HES APC, ECDS and CLD deliveries: synth/national.py) or
+    ``generic`` (joinedup's own layout, one file per table).
+    """
+    if layout not in LAYOUTS:
+        raise SynthError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if people < 2:
         raise SynthError(f"--people must be at least 2, got {people}")
     if people > MAX_PEOPLE:
@@ -295,7 +317,8 @@ def generate(
     extra = people // 20  # the national list also holds people living elsewhere
     pool = nhs_number_pool(people + extra, seed)
     writer = _LandingWriter(out)
-    writer.open_all()
+    national = deliveries(window) if layout == "national" else None
+    writer.open_all(national)
     try:
         writer.write("reference/postcodes", geo.postcode_lookup(), c.POSTCODES.column_names)
         outsiders = pl.DataFrame({"nhs_number": pool[people:].astype(str)})
@@ -307,14 +330,23 @@ def generate(
             patients, gp_events, gp_truth = _gp(rng, ppl, act, geo, window, params, chunk)
             apc, ae, h_truth = _hospital(rng, ppl, act, geo, params, chunk)
             clients, sc_events, sc_truth = _social_care(rng, ppl, act, geo, params, chunk)
-            for t, frame in (
-                (c.GP_PATIENTS, patients),
-                (c.GP_EVENTS, gp_events),
-                (c.APC_EPISODES, apc),
-                (c.AE_ATTENDANCES, ae),
-                (c.SOCIAL_CARE_CLIENTS, clients),
-                (c.SOCIAL_CARE_EVENTS, sc_events),
-            ):
+            frames = {
+                c.GP_PATIENTS: patients,
+                c.GP_EVENTS: gp_events,
+                c.APC_EPISODES: apc,
+                c.AE_ATTENDANCES: ae,
+                c.SOCIAL_CARE_CLIENTS: clients,
+                c.SOCIAL_CARE_EVENTS: sc_events,
+            }
+            if national is not None:
+                # Its own stream: the generic layout's files stay as they were.
+                feeds = NationalChunk.build(
+                    np.random.default_rng([seed, chunk, 23]), apc, ae, clients, sc_events
+                )
+                for d in national:
+                    writer.write(d.key, feeds.rows(d), d.header)
+                frames = {t: f for t, f in frames.items() if t not in _NATIONAL_TABLES}
+            for t, frame in frames.items():
                 writer.write(t.qualified_name, frame, t.column_names)
             opt = ppl.filter("national_opt_out").select("nhs_number")
             writer.write("opt_outs/national_data_opt_out", opt, ("nhs_number",))
