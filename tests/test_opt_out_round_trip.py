@@ -300,3 +300,21 @@ def test_without_a_reply_the_list_works_as_before(tmp_path: Path) -> None:
     assert summary["national_opt_out_service"] is None
     assert summary["records_removed_by_reason"]["national_data_opt_out"] == 3
     assert NOT_RETURNED not in summary["records_removed_by_reason"]
+
+
+def test_validated_data_the_submission_never_saw_is_refused(tmp_path: Path) -> None:
+    """Ingested before a delivery was taken out, submitted after: its people were never
+    checked, so the stage stops rather than keep them."""
+    fx.write_landing(tmp_path, rows())
+    extra = fx.write_table(
+        tmp_path,
+        "social_care/clients",
+        [rows()["social_care/clients"][0] | {"la_person_id": "S00300", "nhs_number": "4000000136"}],
+        filename="clients_extra.csv",
+    )
+    ingest_all(tmp_path)
+    extra.unlink()
+    manifest = write_submission(tmp_path)
+    write_reply(tmp_path, submitted(tmp_path, manifest))
+    with pytest.raises(NdopRoundTripError, match=r"1 NHS number\(s\) .*not in the latest"):
+        remove_opt_outs(tmp_path, RUN)
