@@ -318,3 +318,10 @@ def test_validated_data_the_submission_never_saw_is_refused(tmp_path: Path) -> N
     write_reply(tmp_path, submitted(tmp_path, manifest))
     with pytest.raises(NdopRoundTripError, match=r"1 NHS number\(s\) .*not in the latest"):
         remove_opt_outs(tmp_path, RUN)
+
+
+def test_a_manifest_that_is_not_one_is_refused(landed) -> None:
+    data_dir, manifest = landed
+    write_reply(data_dir, submitted(data_dir, manifest))
+    (catalogue.OUTBOX.under(data_dir) / "ndop_submission_x.json").write_text("{not json")
+    refused(data_dir, r"outbox/ndop_submission_x\.json: not a submission manifest")

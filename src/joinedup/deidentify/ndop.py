@@ -50,7 +50,7 @@ from joinedup.catalogue import (
     ndop_submission_path,
     relative,
 )
-from joinedup.contracts import DEMOGRAPHIC_TABLES, NATIONAL_DATA_OPT_OUT
+from joinedup.contracts import DEMOGRAPHIC_TABLES, NATIONAL_DATA_OPT_OUT, Table
 from joinedup.ingest.errors import IngestError
 from joinedup.ingest.read import check_headers, delivered_files, read_table
 from joinedup.ingest.validate import normalise_nhs_number
@@ -70,7 +70,7 @@ class NdopRoundTripError(IngestError):
     """A submission or reply of the national data opt-out round trip that cannot be used."""
 
 
-def _demographic_tables() -> list:
+def _demographic_tables() -> list[Table]:
     return [t for source in PERSON_SOURCES for t in DEMOGRAPHIC_TABLES[source]]
 
 
@@ -152,8 +152,18 @@ def latest_submission(data_dir: Path) -> dict | None:
     manifests = sorted(Path(data_dir).glob(NDOP_MANIFESTS))
     if not manifests:
         return None
-    read = [json.loads(p.read_text(encoding="utf-8")) for p in manifests]
-    return max(read, key=lambda m: (m["written_at"], m["submission"]))
+    read = []
+    for path in manifests:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            read.append(((manifest["written_at"], manifest["submission"]), manifest))
+        except (ValueError, KeyError, TypeError):
+            raise NdopRoundTripError(
+                f"{relative(data_dir, path)}: not a submission manifest joinedup wrote (not "
+                "JSON, or no written_at and submission): move it out of "
+                f"{OUTBOX.path}/ and write a new submission with `joinedup opt-outs submission`."
+            ) from None
+    return max(read, key=lambda item: item[0])[1]
 
 
 def read_numbers_file(path: Path, name: str) -> pl.DataFrame:
