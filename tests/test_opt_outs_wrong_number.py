@@ -53,7 +53,7 @@ def _token(source: str, org: str, local: str) -> str:
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data_dir = tmp_path_factory.mktemp("wrong_number") / "population"
-    generate(data_dir, people=3000, seed=9)
+    generate(data_dir, people=3000, seed=9, layout="generic")  # edits its generic files
     truth = _csv(data_dir / "truth/records.csv")
     gp = _csv(data_dir / "landing/gp/patients.csv")
     hospital = {name: _csv(data_dir / name) for name in HOSPITAL}

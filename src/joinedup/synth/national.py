@@ -31,6 +31,8 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
+from joinedup.catalogue import LANDING
+
 # HES APC: the positions written (a delivery may stop short of 20 and 24: see hes_apc.yaml).
 DIAGNOSIS_POSITIONS = 12
 PROCEDURE_POSITIONS = 4
@@ -152,7 +154,7 @@ def deliveries(window: tuple[date, date]) -> list[Delivery]:
         out.append(
             Delivery(
                 f"hes_apc/{m:%Y%m}",
-                f"landing/hospital/hes_apc_{m:%Y%m}.csv",
+                f"{LANDING.path}/hospital/hes_apc_{m:%Y%m}.csv",
                 HES_APC_HEADER,
                 first,
                 _month_end(m),
@@ -162,7 +164,7 @@ def deliveries(window: tuple[date, date]) -> list[Delivery]:
         out.append(
             Delivery(
                 f"ecds/{m:%Y%m}",
-                f"landing/hospital/ecds_{m:%Y%m}.csv",
+                f"{LANDING.path}/hospital/ecds_{m:%Y%m}.csv",
                 ECDS_HEADER,
                 m,
                 _month_end(m),
@@ -177,7 +179,7 @@ def deliveries(window: tuple[date, date]) -> list[Delivery]:
         out.append(
             Delivery(
                 f"cld/{fy}q{quarter}",
-                f"landing/social_care/cld_{fy}q{quarter}.csv",
+                f"{LANDING.path}/social_care/cld_{fy}q{quarter}.csv",
                 CLD_HEADER,
                 q_start,
                 q_end,
