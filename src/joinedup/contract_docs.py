@@ -629,7 +629,7 @@ def _table_section(table: Table, names: dict[frozenset[str], str]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for c in table.columns:
-        optional = "optional (national layouts): " if c.optional else ""
+        optional = "no (national layouts only)" if c.optional else ""
         lines.append(
             f"| `{c.name}` | {c.kind.value} | {'yes' if c.required else optional} | "
             f"{'yes' if c.identifier else ''} | {_cell(_on_defect(c))} | {_notes(c, names)} |"
