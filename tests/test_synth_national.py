@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from joinedup import contracts as c
-from joinedup.catalogue import validated_path
+from joinedup.catalogue import quarantine_path, validated_path
 from joinedup.ingest import ingest_source
 from joinedup.ingest.ledger import read_ledger
 from joinedup.synth import generate
@@ -23,8 +23,8 @@ PEOPLE = 3000
 TODAY = date(2026, 6, 1)
 
 
-def _landed(out: Path, layout: str) -> Path:
-    generate(out, PEOPLE, seed=19, layout=layout)
+def _landed(out: Path, layout: str, months: int = 12) -> Path:
+    generate(out, PEOPLE, seed=19, layout=layout, months=months)
     for source in ("hospital", "social_care"):
         ingest_source(out, source, "run-1", today=TODAY)
     return out
@@ -137,3 +137,21 @@ def test_cld_submissions_load_the_same_social_care_as_the_generic_layout(
     assert _loaded(national, c.SOCIAL_CARE_CLIENTS, clients).equals(
         _loaded(generic, c.SOCIAL_CARE_CLIENTS, clients)
     )
+
+
+def test_a_spell_open_when_the_financial_year_ends_is_closed_by_the_next_years_refresh(
+    tmp_path: Path,
+) -> None:
+    """Fifteen months: 2025-26's last refresh has spells still in hospital on 31 March,
+    which 2026-27's refreshes send again (admitted the year before) with their discharge."""
+    n, g = _landed(tmp_path / "n", "national", 15), _landed(tmp_path / "g", "generic", 15)
+    columns = ["provider_code", "spell_id", "episode_number", "admission_date", "discharge_date"]
+    national, generic = (_loaded(d, c.APC_EPISODES, columns) for d in (n, g))
+    assert national.equals(generic)
+    march = pl.read_csv(n / "landing/hospital/hes_apc_202603.csv", infer_schema=False)
+    june = pl.read_csv(n / "landing/hospital/hes_apc_202606.csv", infer_schema=False)
+    carried = june.filter(pl.col("admidate") < "2026-04-01")
+    assert carried.height > 0 and march.join(carried, on=["susspellid", "epiorder"]).height > 0
+    superseded = pl.read_parquet(quarantine_path(n, c.APC_EPISODES))
+    assert superseded.height > 0
+    assert superseded["reason"].str.starts_with("superseded_by:landing/hospital/hes_apc_2026").all()

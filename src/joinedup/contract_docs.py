@@ -744,9 +744,8 @@ def _layouts() -> str:
         ]
         for qualified, rule in layout.supersede.items():
             identity = ", ".join(f"`{c}`" for c in rule.identity)
-            lines.append(
-                f"* supersede `{qualified}`: identity {identity}; latest `{rule.submitted}` wins"
-            )
+            latest = f"latest `{rule.submitted}`" if rule.submitted else "the latest delivery"
+            lines.append(f"* supersede `{qualified}`: identity {identity}; {latest} wins")
         lines += ["", "| column | kind | in the header | code set | description |"]
         lines.append("|---|---|---|---|---|")
         for c in layout.columns:

@@ -81,7 +81,9 @@ class Supersede:
     """Rows of one identity: the latest submission's wins (CLD resubmissions)."""
 
     identity: tuple[str, ...]  # delivered columns (after renaming) whose values make one event
-    submitted: str  # delivered date column ordering submissions (later wins)
+    # Delivered date column ordering submissions (later wins); None: the later delivery
+    # (file name, then line) wins, for feeds whose rows carry no submission date (HES).
+    submitted: str | None
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ def _check_tables(path: Path, layout: Layout) -> None:
                         "the layout's columns.",
                     )
     for qualified, rule in layout.supersede.items():
-        for c in (*rule.identity, rule.submitted):
+        for c in (*rule.identity, *([rule.submitted] if rule.submitted else [])):
             if c not in names:
                 raise _fail(path, f"supersede.{qualified} names unknown column {c!r}.")
 
@@ -261,7 +263,7 @@ def _parse_layout(path: Path, data: dict[str, Any]) -> Layout:
         if c.kind == "date":
             _check_date_format(path, f"columns.{c.name}.format", c.date_format)
     supersede = {
-        q: Supersede(tuple(r["identity"]), r["submitted"])
+        q: Supersede(tuple(r["identity"]), r.get("submitted"))
         for q, r in (data.get("supersede") or {}).items()
     }
     if data["revises"] == "latest_submission" and not supersede:
@@ -499,7 +501,9 @@ def translate(
             pl.concat_str(
                 [pl.col(c).str.to_lowercase() for c in rule.identity], separator="|"
             ).alias(IDENTITY),
-            pl.col(rule.submitted).alias(SUBMITTED),
+            (pl.col(rule.submitted) if rule.submitted else pl.lit(None, pl.String)).alias(
+                SUBMITTED
+            ),
         ]
     return frame.select(
         *fixed,

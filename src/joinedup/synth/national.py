@@ -320,7 +320,10 @@ def _episodes(rng: np.random.Generator, episodes: pl.DataFrame) -> pl.DataFrame:
 def _hes_apc_as_of(episodes: pl.DataFrame, start: pl.Expr, cutoff: pl.Expr) -> pl.DataFrame:
     """The financial year to date as a delivery cut off on ``cutoff`` knows it."""
     admitted = pl.col("admidate").is_between(start, cutoff)
-    known = episodes.filter(admitted & (pl.col("epistart") <= cutoff))
+    # A spell in hospital when the year began is the new year's too (hes_apc.yaml: supersede).
+    discharged = pl.col("disdate").max().over("procode3", "susspellid")
+    carried = (pl.col("admidate") < start) & (discharged.is_null() | (discharged >= start))
+    known = episodes.filter((admitted | carried) & (pl.col("epistart") <= cutoff))
     gone = pl.col("disdate") <= cutoff
     discharge = ("disdate", "disdest", "dismeth", "disreadydate")
     return known.with_columns(
