@@ -89,7 +89,8 @@ def machine() -> dict:
 def bench(people: int, seed: int, accuracy: bool) -> dict:
     from stages import GATES, available
 
-    data_dir = CACHE / f"{people}-{seed}"
+    # The generator's default layout (national) in the name: a cache from before it is not reused.
+    data_dir = CACHE / f"{people}-{seed}-national"
     results = []
     if not (data_dir / "truth" / "records.csv").exists():
         shutil.rmtree(data_dir, ignore_errors=True)
