@@ -70,6 +70,10 @@ dashboard: sync
 # and API listen on $(AIRFLOW_BIND) only (set AIRFLOW_BIND=0.0.0.0 to serve other machines).
 # Every task reads the data directory from JOINEDUP_DATA_DIR (absolute), so the runs the
 # scheduler starts from the ingest DAGs' Assets find the same data; DAGs start unpaused.
+# On Ctrl-C `airflow standalone` exits but leaves its scheduler (and sometimes its
+# triggerer) waiting on the LocalExecutor's idle workers, which ignore SIGINT and SIGTERM:
+# once it has exited, whatever of those is left in this make's process group is killed.
+AIRFLOW_LEFT_BEHIND = airflow (scheduler|triggerer|dag-processor|api_server|serve-logs|worker)
 AIRFLOW_BIND ?= 127.0.0.1
 AIRFLOW_PORT ?= 8080
 AIRFLOW_HOME_DIR = $(abspath $(DATA))/airflow
@@ -87,7 +91,8 @@ airflow: sync
 	@echo "Trigger the five joinedup_ingest_* DAGs, no conf needed: every task reads JOINEDUP_DATA_DIR=$(abspath $(DATA))."
 	@echo "The scheduler then runs joinedup_link_and_build, which publishes $(abspath $(DATA))/analytics.duckdb"
 	@echo "and $(abspath $(DATA))/commissioning/commissioning.duckdb. Ctrl-C stops Airflow (docs/runbook.md#under-airflow-make-airflow)."
-	@$(AIRFLOW_ENV) $(UV) run --locked airflow standalone
+	@trap 'pkill -KILL -g $$(ps -o pgid= -p $$$$ | tr -d " ") -f "$(AIRFLOW_LEFT_BEHIND)" || true' EXIT; \
+	  $(AIRFLOW_ENV) $(UV) run --locked airflow standalone
 
 # A standalone Spark master and worker on 127.0.0.1 from pyspark's jars, until Ctrl-C (docs/runbook.md).
 SPARK_PORT ?= 7077
