@@ -53,6 +53,7 @@ UNIT_TESTED = {
     "int_pathway_transitions_paired",
     "int_discharges_social_care_matched",
     "int_persons_demographics_resolved",
+    "int_persons_segmented",
     "mart_readmissions",
     "mart_discharge_to_social_care",
 }
@@ -97,11 +98,11 @@ def manifest(data: Path) -> dict:
 
 def test_build_passes_every_model_data_test_and_unit_test(built: dict) -> None:
     nodes = built["summary"]["nodes"]
-    # 28 models and disclosure_across_marts, the joint disclosure pass after the marts.
-    assert nodes["model"] == {"success": 29}
+    # 29 models and disclosure_across_marts, the joint disclosure pass after the marts.
+    assert nodes["model"] == {"success": 30}
     assert set(nodes["test"]) <= {"pass", "warn"} and nodes["test"]["pass"] > 300
     assert nodes["unit_test"] == {"pass": len(UNIT_TESTED)}
-    assert nodes["seed"] == {"success": 10}
+    assert nodes["seed"] == {"success": 12}
     assert Path(built["summary"]["warehouse"]) == built["data"] / WAREHOUSE
     # dbt's own files stay under the data dir; nothing is left from the build folder.
     assert (built["data"] / "dbt/logs/dbt.log").exists()
