@@ -21,6 +21,7 @@ from airflow_deployment import Airflow, deployment, pg_bin, wait_for
 
 from joinedup.catalogue import COMMISSIONING, PUBLISHED, REPO_ROOT
 from joinedup.ingest.load import SOURCES
+from joinedup.provenance import run_record_path
 from joinedup.settings import DEMO_KEY
 
 INGEST_DAGS = [f"joinedup_ingest_{source}" for source in SOURCES]
@@ -63,17 +64,20 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     env = {"JOINEDUP_PSEUDONYMISATION_KEY": DEMO_KEY}
     with deployment(root, data, env) as af:
         af.wait_for_dags([*INGEST_DAGS, LINK_DAG], timeout=240)
-        # Until the DAGs are unpaused at creation, an operator unpauses them; so does this.
-        for dag_id in [*INGEST_DAGS, LINK_DAG]:
-            af.unpause(dag_id)
+        # Nobody unpauses them (the README says they appear unpaused): a paused
+        # joinedup_link_and_build would let every ingest run succeed and build nothing.
+        paused = {
+            d: af.api("GET", f"/api/v2/dags/{d}")["is_paused"] for d in [*INGEST_DAGS, LINK_DAG]
+        }
+        assert not any(paused.values()), paused
         yield af
 
 
-def _deliver(af: Airflow, run_id: str) -> tuple[dict[str, str], str]:
-    """Trigger every ingest DAG with one run id: their final states by DAG, and the logs of
-    the tasks that failed."""
+def _deliver(af: Airflow, run_id: str | None) -> tuple[dict[str, str], str]:
+    """Trigger every ingest DAG, with one run id or (None) no conf at all: their final states
+    by DAG, and the logs of the tasks that failed."""
     # No data_dir: where the data lives is the deployment's JOINEDUP_DATA_DIR.
-    conf = {"run_id": run_id}
+    conf = {"run_id": run_id} if run_id else {}
     runs = {dag_id: af.trigger(dag_id, conf) for dag_id in INGEST_DAGS}
     states = {dag_id: af.wait_for_run(dag_id, r, INGEST_TIMEOUT) for dag_id, r in runs.items()}
     failures = "\n".join(
@@ -106,7 +110,8 @@ def test_unauthenticated_requests_are_refused(airflow: Airflow, method: str, pat
 def test_ingest_runs_start_link_and_build_which_publishes(airflow: Airflow) -> None:
     published = PUBLISHED.under(airflow.data_dir)
     assert not published.exists()
-    states, failures = _deliver(airflow, "delivery-1")
+    # As the README says to: no conf.
+    states, failures = _deliver(airflow, None)
     assert states == dict.fromkeys(INGEST_DAGS, "success"), failures
 
     # Nobody triggers it: the scheduler starts it once every source's Asset is updated.
@@ -123,8 +128,9 @@ def test_ingest_runs_start_link_and_build_which_publishes(airflow: Airflow) -> N
     assert set(tasks.values()) == {"success"}, tasks
     assert published.is_file()
     assert COMMISSIONING.under(airflow.data_dir).is_file()  # the dashboard's publication
-    # The run worked under the ingest runs' id, and recorded it.
-    assert (airflow.data_dir / "runs" / "delivery-1.json").is_file()
+    # The ingest runs each had Airflow's own id: the build worked under its own, and
+    # recorded it.
+    assert run_record_path(airflow.data_dir, link_run[0]["dag_run_id"]).is_file()
 
 
 @scheduler
