@@ -29,7 +29,10 @@
     relation    the unsuppressed aggregate (a ref or a CTE name)
     dimensions  columns passed through unchanged (the grouping)
     counts      count columns to suppress and round
-    rates       {rate column: [numerator count, denominator count]}, as a percentage, 1 dp
+    rates       {rate column: [numerator count, denominator count]}, as a percentage, 1 dp;
+                or [numerator, denominator, per] for a rate per `per` (e.g. 100000 for a
+                rate per 100,000 people, as the national indicators state theirs), with
+                `per:` the same in the rate column's meta
     dependents  {statistic column: count column it describes}
 #}
 {% macro suppress_small_numbers(relation, dimensions, counts, rates={}, dependents={}) -%}
@@ -48,7 +51,7 @@
             ~ 'set it in dbt_project.yml vars or with --vars') }}
     {%- endif -%}
     {%- for rate, parts in rates.items() -%}
-        {%- for part in parts if part not in counts -%}
+        {%- for part in parts[:2] if part not in counts -%}
             {{ exceptions.raise_compiler_error(
                 'rate ' ~ rate ~ ' uses ' ~ part ~ ', which is not one of the counts ' ~ counts) }}
         {%- endfor -%}
@@ -99,7 +102,7 @@ select
     {%- for rate, parts in rates.items() %}
     case
         when {{ parts[0] }} is null or {{ parts[1] }} is null or {{ parts[1] }} = 0 then null
-        else round(100.0 * {{ parts[0] }} / {{ parts[1] }}, 1)
+        else round({{ parts[2] if parts | length > 2 else 100 }}.0 * {{ parts[0] }} / {{ parts[1] }}, 1)
     end as {{ rate }},
     {%- endfor %}
     {%- for statistic in dependents %}
@@ -127,7 +130,9 @@ from published
         {%- elif m.get('role') == 'count' -%}
             {%- do described['counts'].append(name) -%}
         {%- elif m.get('role') == 'rate' -%}
-            {%- do described['rates'].update({name: [m.get('numerator'), m.get('denominator')]}) -%}
+            {%- set parts = [m.get('numerator'), m.get('denominator')] -%}
+            {%- if m.get('per', 100) != 100 -%}{%- do parts.append(m.get('per')) -%}{%- endif -%}
+            {%- do described['rates'].update({name: parts}) -%}
         {%- elif m.get('role') == 'statistic' -%}
             {%- do described['dependents'].update({name: m.get('of')}) -%}
         {%- endif -%}

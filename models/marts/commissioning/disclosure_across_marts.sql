@@ -9,4 +9,5 @@
 -- depends_on: {{ ref('mart_discharge_to_social_care') }}
 -- depends_on: {{ ref('mart_pathway_flows') }}
 -- depends_on: {{ ref('mart_readmissions') }}
+-- depends_on: {{ ref('mart_bcf_metrics') }}
 select 1 as placeholder

@@ -115,7 +115,11 @@ def _mart_suite(name: str, spec: MartSpec) -> Suite:
             ),
         ]
     for rate in spec.rates:
-        checks.append(between(rate, 0, 100, CRITICAL, "rates are percentages: from 0 to 100"))
+        if spec.rate_per(rate) == 100:
+            checks.append(between(rate, 0, 100, CRITICAL, "rates are percentages: from 0 to 100"))
+        else:
+            # Per 100,000 people: a person can be admitted more than once, so no upper bound.
+            checks.append(between(rate, 0, None, CRITICAL, "rates are never negative"))
     for statistic in spec.statistics:
         checks.append(
             between(statistic, 0, None, WARNING, "days between events are never negative")

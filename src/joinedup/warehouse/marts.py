@@ -36,7 +36,9 @@ count          withheld from 1 to threshold-1 (``<count>_suppressed`` set), else
                other too
 flag           ``of: count``: true where that count is withheld; named ``<count>_suppressed``
 rate           ``numerator:``, ``denominator:`` (counts): from the published counts,
-               withheld with either; ``dashboard:`` the dashboard's name for it
+               withheld with either; ``per:`` the rate's unit (100, a percentage, unless
+               given: 100000 for a rate per 100,000 people); ``dashboard:`` the
+               dashboard's name for it
 statistic      ``of: count``: withheld with that count (a median, say), and published only
                from a group of at least the mart's ``statistic_min_group`` (the var)
 secondary_flag ``secondary_suppression``: true once secondary suppression has run
@@ -92,7 +94,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "key": frozenset(),
     "count": frozenset({"additive", "withheld_with", "sum_of", "over", "same_as"}),
     "flag": frozenset({"of"}),
-    "rate": frozenset({"numerator", "denominator", "dashboard"}),
+    "rate": frozenset({"numerator", "denominator", "per", "dashboard"}),
     "statistic": frozenset({"of"}),
     "secondary_flag": frozenset(),
 }
@@ -113,6 +115,7 @@ class MartColumn:
     of: str | None = None  # flag, statistic: the count it goes with
     numerator: str | None = None  # rate
     denominator: str | None = None  # rate
+    per: int = 100  # rate: per 100 (a percentage) or, say, per 100,000 people
     dashboard: str | None = None  # rate: the dashboard's name for it
     withheld_with: tuple[str, ...] = ()  # count: withheld when any of these is
     sum_of: str | None = None  # count: the sum of this count ...
@@ -142,6 +145,9 @@ class MartColumn:
         if not isinstance(additive, bool):
             raise MartMetadataError(f"{at}: meta.additive must be true or false")
         same_as = _same_as(meta.get("same_as"), at)
+        per = meta.get("per", 100)
+        if isinstance(per, bool) or not isinstance(per, int) or per < 1:
+            raise MartMetadataError(f"{at}: meta.per must be a whole number from 1, got {per!r}")
         return cls(
             name=name,
             role=role,
@@ -149,6 +155,7 @@ class MartColumn:
             of=meta.get("of"),
             numerator=meta.get("numerator"),
             denominator=meta.get("denominator"),
+            per=per,
             dashboard=meta.get("dashboard"),
             withheld_with=tuple(withheld),
             sum_of=meta.get("sum_of"),
@@ -165,6 +172,8 @@ class MartColumn:
         for key in ("of", "numerator", "denominator", "dashboard", "sum_of", "over"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.role == "rate" and self.per != 100:
+            out["per"] = self.per
         if self.withheld_with:
             out["withheld_with"] = list(self.withheld_with)
         if self.same_as:
@@ -185,8 +194,9 @@ class MartColumn:
                 rule += f"; the same quantity as {twins} where the definitions coincide"
             return rule
         if self.role == "rate":
+            unit = "a percentage" if self.per == 100 else f"a rate per {self.per:,}"
             return (
-                f"{self.numerator} as a percentage of {self.denominator}, from the published "
+                f"{self.numerator} as {unit} of {self.denominator}, from the published "
                 "counts; withheld with either"
             )
         if self.role == "statistic":
@@ -266,6 +276,10 @@ class MartSpec:
     def rates(self) -> dict[str, tuple[str, str]]:
         """{rate column: (numerator count, denominator count)}."""
         return {c.name: (c.numerator, c.denominator) for c in self.columns if c.role == "rate"}
+
+    def rate_per(self, rate: str) -> int:
+        """The unit of a rate column: 100 for a percentage, 100000 for a rate per 100,000."""
+        return next(c.per for c in self.columns if c.role == "rate" and c.name == rate)
 
     @property
     def statistics(self) -> tuple[str, ...]:
