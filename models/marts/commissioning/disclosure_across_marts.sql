@@ -9,5 +9,6 @@
 -- depends_on: {{ ref('mart_discharge_to_social_care') }}
 -- depends_on: {{ ref('mart_pathway_flows') }}
 -- depends_on: {{ ref('mart_readmissions') }}
+-- depends_on: {{ ref('mart_still_at_home_91_days') }}
 -- depends_on: {{ ref('mart_bcf_metrics') }}
 select 1 as placeholder

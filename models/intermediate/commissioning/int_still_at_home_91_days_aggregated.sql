@@ -1,0 +1,45 @@
+{#
+  Older people still at home 91 days after a discharge into reablement, counted for
+  commissioners before disclosure control (mart_still_at_home_91_days publishes these
+  through suppress_small_numbers): discharges with their full 91 days inside the
+  extract, by the month of discharge and the person's place, age at discharge, sex and
+  IMD quintile.
+#}
+with
+
+discharges as (
+    select * from {{ ref('int_reablement_discharges_followed_up') }}
+),
+
+people as (
+    select * from {{ ref('int_persons_demographics_resolved') }}
+),
+
+extract_window as (
+    select * from {{ ref('int_extract_window_derived') }}
+),
+
+age_bands as (
+    select * from {{ ref('ref_age_bands') }}
+),
+
+sexes as (
+    select * from {{ ref('ref_sex_codes') }}
+),
+
+followed_up as (
+    select
+        {{ commissioner_dimension_columns('discharges', 'discharge_date') }},
+        discharges.still_at_home_on_day_91
+    from discharges
+    {{ commissioner_dimension_joins('discharges', 'discharge_date') }}
+    where discharges.has_full_follow_up
+        and discharges.discharge_date >= extract_window.extract_start_date
+)
+
+select
+    {{ commissioner_breakdown_columns() }},
+    count(*) as discharges_into_reablement,
+    count(*) filter (where still_at_home_on_day_91) as still_at_home
+from followed_up
+{{ commissioner_group_by() }}
