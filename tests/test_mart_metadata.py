@@ -65,6 +65,7 @@ def _readers(con: duckdb.DuckDBPyConnection) -> dict:
 def test_the_project_describes_the_three_commissioner_marts(manifest: dict) -> None:
     found = marts.from_manifest(manifest)
     assert {m: s.dashboard for m, s in found.items()} == {
+        "mart_acsc_admissions": None,
         "mart_bcf_metrics": None,
         "mart_discharge_to_social_care": "social_care",
         "mart_pathway_flows": "flows",

@@ -11,4 +11,5 @@
 -- depends_on: {{ ref('mart_readmissions') }}
 -- depends_on: {{ ref('mart_still_at_home_91_days') }}
 -- depends_on: {{ ref('mart_bcf_metrics') }}
+-- depends_on: {{ ref('mart_acsc_admissions') }}
 select 1 as placeholder
