@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # Linkage, the dbt build (through profiles.yml) and publish open DuckDB with it.
     duckdb_memory_limit: str = "4GB"
     # A prediction blocking rule whose pairs explode (a common token, a mistyped rule) would
-    # score them all; at 1M people the model's largest rule makes about 3 million.
+    # score them all; at 1M people the model's largest rule makes 5.5 million.
     linkage_max_pairs_per_rule: int = Field(
         50_000_000,
         ge=1,
