@@ -1,0 +1,325 @@
+"""The national indicator marts recomputed apart from the models.
+
+A few hundred generated people in the national layouts (HES APC with Discharge Ready
+Dates, CLD) go through the real ingest, pseudonymisation and dbt; the same measures are
+then counted here with Polars from the landing files and the generator's truth (who
+each record is), following the definitions as the marts' YAML states them, and compared
+with the marts' unsuppressed intermediates (int_bcf_metrics_aggregated,
+int_acsc_admissions_aggregated) for the total and every month.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from joinedup import catalogue, deidentify, ingest
+from joinedup.atomic import write_parquet
+from joinedup.contracts import ADMISSION_METHOD_EMERGENCY
+from joinedup.settings import DEMO_KEY
+from joinedup.synth import generate
+from joinedup.truth import record_person_from_truth
+from joinedup.warehouse import build_warehouse
+from joinedup.warehouse.marts import MartColumn, MartMetadataError
+
+PEOPLE = 600
+SEED = 3
+START, END = date(2025, 4, 1), date(2026, 3, 31)
+# NHS Outcomes Framework 2.3.i, the chronic ambulatory care sensitive conditions, as
+# 3-character ICD-10 categories, written out here apart from the seed the models use.
+CHRONIC_ACSC = frozenset(
+    {
+        "B18",
+        "D50",
+        "D51",
+        "D52",
+        "E10",
+        "E11",
+        "E12",
+        "E13",
+        "E14",
+        "F00",
+        "F01",
+        "F02",
+        "F03",
+        "G30",
+        "G40",
+        "G41",
+        "R56",
+        "O15",
+        "I50",
+        "I11",
+        "J81",
+        "I20",
+        "I24",
+        "I25",
+        "I10",
+        "I48",
+        "J41",
+        "J42",
+        "J43",
+        "J44",
+        "J47",
+        "J45",
+        "J46",
+    }
+)
+CARE_HOME_SERVICES = ("Long Term Support: Residential Care", "Long Term Support: Nursing Care")
+TRANSFER = "51"
+DIED = "79"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("indicators")
+    generate(data, PEOPLE, seed=SEED)
+    for source in ingest.SOURCES:
+        ingest.ingest_source(data, source, "t1")
+    deidentify.remove_opt_outs(data, "t1")
+    deidentify.pseudonymise(data, DEMO_KEY.encode(), "t1")
+    ingest.finalise_ledger(data, "t1")
+    write_parquet(
+        record_person_from_truth(data, DEMO_KEY.encode()), data / "linked/record_person.parquet"
+    )
+    build_warehouse(data, dbt_vars={"extract_start_date": str(START), "extract_end_date": str(END)})
+    return data
+
+
+def _truth(data: Path, source: str) -> pl.DataFrame:
+    return pl.read_csv(data / "truth/records.csv", infer_schema=False).filter(
+        (pl.col("source") == source) & (pl.col("opted_out") == "false")
+    )
+
+
+def _age(birth_month: pl.Expr, on: pl.Expr) -> pl.Expr:
+    """Completed years with the birthday on the 1st of the birth month (the warehouse
+    holds no day of birth)."""
+    year = birth_month.str.slice(0, 4).cast(pl.Int32)
+    month = birth_month.str.slice(5, 2).cast(pl.Int32)
+    return on.dt.year() - year - (on.dt.month() < month).cast(pl.Int32)
+
+
+def _gp(data: Path) -> pl.DataFrame:
+    """GP registrations with the person and their birth month from the current one."""
+    gp = pl.read_csv(data / "landing/gp/patients.csv", infer_schema=False).join(
+        _truth(data, "gp"),
+        left_on=["practice_code", "gp_patient_id"],
+        right_on=["org_code", "local_id"],
+    )
+    gp = gp.with_columns(
+        pl.col("registration_date", "deregistration_date").str.to_date(),
+        pl.col("date_of_birth").str.slice(0, 7).alias("birth_month"),
+    )
+    birth = (
+        gp.filter(pl.col("birth_month").is_not_null() & (pl.col("birth_month") <= "2026-03"))
+        .sort(
+            pl.col("deregistration_date").is_not_null(),
+            pl.col("registration_date"),
+            descending=[False, True],
+        )
+        .group_by("person_key", maintain_order=True)
+        .agg(pl.col("birth_month").first())
+    )
+    return gp.select("person_key", "registration_date", "deregistration_date").join(
+        birth, on="person_key", how="left"
+    )
+
+
+def _months() -> list[date]:
+    months, month = [], START
+    while month <= END:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def _population(gp: pl.DataFrame, min_age: int | None = None) -> dict[date, int]:
+    """People on a list on the 1st of each month (aged min_age or over that day, if given:
+    everyone otherwise, a birth month not known included)."""
+    counts = {}
+    for month in _months():
+        aged = True if min_age is None else _age(pl.col("birth_month"), pl.lit(month)) >= min_age
+        counts[month] = (
+            gp.filter(
+                (pl.col("registration_date") <= month)
+                & (
+                    pl.col("deregistration_date").is_null()
+                    | (pl.col("deregistration_date") > month)
+                )
+                & aged
+            )
+            .select(pl.col("person_key").n_unique())
+            .item()
+        )
+    return counts
+
+
+def _stays(data: Path, birth: pl.DataFrame) -> pl.DataFrame:
+    """Continuous stays from the latest HES APC delivery (a year-to-date refresh)."""
+    latest = sorted((data / "landing/hospital").glob("hes_apc_*.csv"))[-1]
+    apc = pl.read_csv(latest, infer_schema=False).join(
+        _truth(data, "hospital"), left_on=["procode3", "lopatid"], right_on=["org_code", "local_id"]
+    )
+    apc = apc.with_columns(
+        pl.col("epiorder").cast(pl.Int32),
+        pl.col("admidate", "disdate", "disreadydate").str.to_date(),
+    ).sort("procode3", "susspellid", "epiorder")
+    spells = (
+        apc.group_by("procode3", "susspellid")
+        .agg(
+            pl.col("person_key").first(),
+            pl.col("admidate").first(),
+            pl.col("admimeth").first(),
+            pl.col("admisorc").first(),
+            pl.col("diag_4_01").first(),
+            pl.col("disdate").last(),
+            pl.col("disdest").last(),
+            pl.col("disreadydate").last(),
+        )
+        .sort("person_key", "admidate", "disdate", nulls_last=True)
+    )
+    previous = pl.col("disdate").shift(1).over("person_key")
+    transfer_in = (
+        (pl.col("admidate") == previous)
+        & (
+            (pl.col("disdest").shift(1).over("person_key") == TRANSFER)
+            | (pl.col("admisorc") == TRANSFER)
+        )
+    ).fill_null(False)
+    spells = spells.with_columns(stay=(~transfer_in).cast(pl.Int32).cum_sum().over("person_key"))
+    stays = spells.group_by("person_key", "stay").agg(
+        pl.col("admidate", "admimeth", "diag_4_01").first(),
+        pl.col("admidate").last().alias("last_admidate"),
+        pl.col("disdate", "disdest", "disreadydate").last(),
+    )
+    return stays.join(birth, on="person_key", how="left")
+
+
+def _unsuppressed(data: Path, model: str) -> pl.DataFrame:
+    with duckdb.connect(str(catalogue.WAREHOUSE.under(data)), read_only=True) as con:
+        return con.sql(
+            f"select * from intermediate.{model} where breakdown in ('total', 'month')"
+        ).pl()
+
+
+def _by_month(events: pl.DataFrame, column: str) -> dict[date | None, int]:
+    months = events.group_by(pl.col(column).dt.truncate("1mo").alias("month")).len()
+    out: dict[date | None, int] = {m: 0 for m in _months()}
+    out.update(dict(months.iter_rows()))
+    out[None] = events.height
+    return out
+
+
+def _published(frame: pl.DataFrame, column: str) -> dict[date | None, int]:
+    return dict(frame.select("activity_month", column).iter_rows())
+
+
+def _in_window(column: str) -> pl.Expr:
+    return pl.col(column).is_between(START, END)
+
+
+def test_bcf_metrics_agree_with_a_recomputation_from_the_landing_files(data: Path) -> None:
+    gp = _gp(data)
+    birth = gp.select("person_key", "birth_month").unique()
+    stays = _stays(data, birth)
+    mart = _unsuppressed(data, "int_bcf_metrics_aggregated")
+
+    population = _population(gp, 65)
+    middle = (START + timedelta(days=(END - START).days // 2)).replace(day=1)
+    expected = {**population, None: population[middle]}
+    assert _published(mart, "registered_population_65_and_over") == expected
+    assert population[middle] > 20
+
+    admissions = stays.filter(
+        pl.col("admimeth").is_in(list(ADMISSION_METHOD_EMERGENCY))
+        & _in_window("admidate")
+        & (_age(pl.col("birth_month"), pl.col("admidate")) >= 65)
+    )
+    assert _published(mart, "emergency_admissions_65_and_over") == _by_month(admissions, "admidate")
+    assert admissions.height > 10
+
+    discharges = stays.filter(
+        pl.col("disdate").is_not_null()
+        & (pl.col("disdest").fill_null("") != DIED)
+        & _in_window("disdate")
+        & (_age(pl.col("birth_month"), pl.col("disdate")) >= 18)
+    ).with_columns(
+        delay=pl.when(
+            pl.col("disreadydate").is_between(pl.col("last_admidate"), pl.col("disdate"))
+        ).then((pl.col("disdate") - pl.col("disreadydate")).dt.total_days())
+    )
+    ready = discharges.filter(pl.col("delay").is_not_null())
+    delayed = ready.filter(pl.col("delay") > 0)
+    assert _published(mart, "adult_discharges") == _by_month(discharges, "disdate")
+    assert _published(mart, "discharges_with_ready_date") == _by_month(ready, "disdate")
+    assert _published(mart, "delayed_discharges") == _by_month(delayed, "disdate")
+    assert _published(mart, "discharged_on_ready_date") == _by_month(
+        ready.filter(pl.col("delay") == 0), "disdate"
+    )
+    assert delayed.height > 5 and ready.height < discharges.height + 1
+    total = mart.filter(pl.col("breakdown") == "total").row(0, named=True)
+    assert total["mean_delay_days"] == pytest.approx(ready["delay"].mean(), abs=0.005)
+    assert total["mean_delay_days_among_delayed"] == pytest.approx(
+        delayed["delay"].mean(), abs=0.005
+    )
+
+    cld = pl.concat(
+        pl.read_csv(f, infer_schema=False)
+        for f in sorted((data / "landing/social_care").glob("cld_*.csv"))
+    ).join(
+        _truth(data, "social_care"),
+        left_on=["la_code", "la_person_unique_identifier"],
+        right_on=["org_code", "local_id"],
+    )
+    first_care_home = (
+        cld.filter(
+            (pl.col("event_type") == "Service") & pl.col("service_type").is_in(CARE_HOME_SERVICES)
+        )
+        .group_by("person_key")
+        .agg(pl.col("event_start_date").str.to_date().min())
+        .join(birth, on="person_key", how="left")
+        .filter(
+            _in_window("event_start_date")
+            & (_age(pl.col("birth_month"), pl.col("event_start_date")) >= 65)
+        )
+    )
+    assert _published(mart, "care_home_admissions_65_and_over") == _by_month(
+        first_care_home, "event_start_date"
+    )
+
+
+def test_acsc_admissions_agree_with_a_recomputation_from_the_landing_files(data: Path) -> None:
+    gp = _gp(data)
+    stays = _stays(data, gp.select("person_key", "birth_month").unique())
+    mart = _unsuppressed(data, "int_acsc_admissions_aggregated")
+
+    population = _population(gp)
+    middle = (START + timedelta(days=(END - START).days // 2)).replace(day=1)
+    assert _published(mart, "registered_population") == {**population, None: population[middle]}
+
+    acsc = stays.filter(
+        pl.col("admimeth").is_in(list(ADMISSION_METHOD_EMERGENCY))
+        & _in_window("admidate")
+        & pl.col("diag_4_01").str.slice(0, 3).is_in(list(CHRONIC_ACSC))
+    )
+    assert _published(mart, "chronic_acsc_admissions") == _by_month(acsc, "admidate")
+    assert acsc.height > 5
+
+
+def test_a_rate_per_100000_is_described_and_a_bad_unit_refused() -> None:
+    rate = MartColumn.from_meta(
+        "admissions_per_100000",
+        {"role": "rate", "numerator": "admissions", "denominator": "people", "per": 100000},
+    )
+    assert rate.per == 100000 and rate.meta["per"] == 100000
+    assert "per 100,000" in rate.disclosure
+    with pytest.raises(MartMetadataError, match=r"admissions_per_100000: meta\.per"):
+        MartColumn.from_meta(
+            "admissions_per_100000",
+            {"role": "rate", "numerator": "admissions", "denominator": "people", "per": 0},
+            "mart_x.yml",
+        )
