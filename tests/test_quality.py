@@ -161,6 +161,8 @@ def test_marts_suites_cover_every_disclosure_controlled_count() -> None:
         "mart_pathway_flows",
         "mart_readmissions",
         "mart_discharge_to_social_care",
+        "mart_bcf_metrics",
+        "mart_acsc_admissions",
     }
     for name, spec in marts.items():
         suite = next(s for s in all_suites() if s.name == f"marts.{name}")
