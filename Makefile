@@ -70,10 +70,16 @@ dashboard: sync
 # and API listen on $(AIRFLOW_BIND) only (set AIRFLOW_BIND=0.0.0.0 to serve other machines).
 # Every task reads the data directory from JOINEDUP_DATA_DIR (absolute), so the runs the
 # scheduler starts from the ingest DAGs' Assets find the same data; DAGs start unpaused.
-# On Ctrl-C `airflow standalone` exits but leaves its scheduler (and sometimes its
-# triggerer) waiting on the LocalExecutor's idle workers, which ignore SIGINT and SIGTERM:
-# once it has exited, whatever of those is left in this make's process group is killed.
-AIRFLOW_LEFT_BEHIND = airflow (scheduler|triggerer|dag-processor|api_server|serve-logs|worker)
+# Stopping: on Ctrl-C `airflow standalone` asks its services to stop and waits for them,
+# but its scheduler waits on the LocalExecutor's idle workers, which ignore SIGINT and
+# SIGTERM: it can wait for ever. So standalone runs in the background (a background job
+# ignores the terminal's SIGINT) and Ctrl-C, or standalone ending, makes the recipe send
+# SIGTERM to every process it started (its descendants, listed while the tree is whole)
+# and, 10 s later, SIGKILL to those still there.
+AIRFLOW_STOP = tree() { local c; for c in $$(ps -o pid= --ppid $$1); do echo $$c; tree $$c; done; }; \
+  stop() { trap '' INT TERM; local pids; pids=$$(tree $$$$); [ -n "$$pids" ] || return 0; \
+    kill -TERM $$pids 2>/dev/null; for _ in $$(seq 10); do kill -0 $$pids 2>/dev/null || return 0; sleep 1; done; \
+    kill -KILL $$pids 2>/dev/null; return 0; }
 AIRFLOW_BIND ?= 127.0.0.1
 AIRFLOW_PORT ?= 8080
 AIRFLOW_HOME_DIR = $(abspath $(DATA))/airflow
@@ -91,8 +97,8 @@ airflow: sync
 	@echo "Trigger the five joinedup_ingest_* DAGs, no conf needed: every task reads JOINEDUP_DATA_DIR=$(abspath $(DATA))."
 	@echo "The scheduler then runs joinedup_link_and_build, which publishes $(abspath $(DATA))/analytics.duckdb"
 	@echo "and $(abspath $(DATA))/commissioning/commissioning.duckdb. Ctrl-C stops Airflow (docs/runbook.md#under-airflow-make-airflow)."
-	@trap 'pkill -KILL -g $$(ps -o pgid= -p $$$$ | tr -d " ") -f "$(AIRFLOW_LEFT_BEHIND)" || true' EXIT; \
-	  $(AIRFLOW_ENV) $(UV) run --locked airflow standalone
+	@$(AIRFLOW_STOP); trap 'stop; exit 130' INT TERM; \
+	  $(AIRFLOW_ENV) $(UV) run --locked airflow standalone & wait $$!; stop
 
 # A standalone Spark master and worker on 127.0.0.1 from pyspark's jars, until Ctrl-C (docs/runbook.md).
 SPARK_PORT ?= 7077
