@@ -140,3 +140,30 @@ def test_the_scan_is_bounded_by_the_duckdb_memory_limit_and_leaves_no_spill(
     with pytest.raises(duckdb.OutOfMemoryException):
         scan(data_dir / "landing", [data_dir / "pseudonymised"])
     assert not (data_dir / "landing" / SPILL_DIR).exists()
+
+
+def test_identifiers_in_national_layout_files_are_found(tmp_path: Path) -> None:
+    """HES APC, ECDS and CLD files hold identifiers under their own column names (newnhsno,
+    lopatid, homeadd, la_person_unique_identifier ...): the scan reads them by their layout."""
+    national = Path(__file__).parent / "fixtures" / "layouts" / "national"
+    data = tmp_path / "data"
+    for name in ("hes_apc_2025-06.csv", "ecds_2025-06.csv", "cld_2025q2.csv"):
+        folder = data / "landing" / ("social_care" if name.startswith("cld") else "hospital")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes((national / name).read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    pl.DataFrame(
+        {
+            "a": ["9434765013"],  # P0002's NHS number: in the HES file only (newnhsno)
+            "c": ["TS6 6FF"],  # LA-0002's postcode: in the CLD file only
+            "d": ["1935-09-09"],  # P0005's date of birth (ECDS)
+            "e": ["2025-06-21"],  # an event date, no identifier
+            "f": ["182992009"],  # a SNOMED CT code, no identifier
+        }
+    ).write_parquet(out / "leak.parquet")
+    assert findings(data, out) == {
+        ("leak.parquet", "a", "9434765013"),
+        ("leak.parquet", "c", "TS66FF"),
+        ("leak.parquet", "d", "1935-09-09"),
+    }

@@ -40,6 +40,8 @@ import polars as pl
 
 from joinedup.catalogue import PERSON_SOURCES
 from joinedup.contracts import TABLES, Kind, Table
+from joinedup.ingest.layouts import Layout
+from joinedup.ingest.read import delivered_files
 from joinedup.settings import Settings
 from joinedup.sql import literal
 
@@ -174,29 +176,66 @@ def _identifier_kind(table: Table, column: str) -> str | None:
     }.get(col.kind, "name")
 
 
+def _raw(path: Path) -> pl.DataFrame:
+    raw = pl.read_csv(
+        path,
+        infer_schema=False,
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+        raise_if_empty=False,
+    )
+    return raw.rename({c: c.replace("\ufeff", "").strip().lower() for c in raw.columns})
+
+
+def _layout_kinds(layout: Layout) -> dict[str, str | None]:
+    """Each delivered column of a layout (its local name) and the identifier kind it holds.
+
+    A column a landing identifier is read from as it is holds that kind; every other
+    column (codes, dates, the parts a landing column is built from) identifies nobody,
+    and its values make equal identifier tokens ambiguous, as a generic file's do.
+    """
+    kinds: dict[str, str | None] = {}
+    for qualified, spec in layout.tables.items():
+        table = TABLES[qualified]
+        for landing, source in spec.items():
+            if isinstance(source, str):
+                kind = _identifier_kind(table, landing)
+                if kind is not None or source not in kinds:
+                    kinds[source] = kind
+    return {layout.local_name(c): kinds.get(c) for c in layout.column_names}
+
+
+def _cells(file: str, raw: pl.DataFrame, kinds: dict[str, str | None]) -> list[pl.DataFrame]:
+    return [
+        raw.select(
+            pl.lit(file).alias("file"),
+            pl.lit(column).alias("col"),
+            pl.col(column).alias("value"),
+            pl.lit(kind, dtype=pl.String).alias("id_kind"),
+        ).unique()
+        for column, kind in kinds.items()
+        if column in raw.columns
+    ]
+
+
 def _landing_cells(landing_dir: Path) -> pl.DataFrame:
-    """(file, col, value, id_kind) for every landing cell of person tables and the opt-out list."""
-    frames = []
+    """(file, col, value, id_kind) for every landing cell of person tables and the opt-out list.
+
+    Files in a national layout or a local mapping (joinedup.ingest.layouts) are read by
+    their layout: a HES APC, ECDS or CLD file's identifiers are found as a generic file's.
+    """
+    frames: list[pl.DataFrame] = []
+    seen: set[Path] = set()
     for table in _person_tables():
-        for path in sorted((Path(landing_dir) / table.source).glob(table.file_glob)):
-            raw = pl.read_csv(
-                path,
-                infer_schema=False,
-                encoding="utf8-lossy",
-                truncate_ragged_lines=True,
-                raise_if_empty=False,
-            )
-            raw = raw.rename({c: c.replace("\ufeff", "").strip().lower() for c in raw.columns})
-            present = [c for c in table.column_names if c in raw.columns]
-            for column in present:
-                frames.append(
-                    raw.select(
-                        pl.lit(f"{table.source}/{path.name}").alias("file"),
-                        pl.lit(column).alias("col"),
-                        pl.col(column).alias("value"),
-                        pl.lit(_identifier_kind(table, column), dtype=pl.String).alias("id_kind"),
-                    ).unique()
-                )
+        for path, layout in delivered_files(Path(landing_dir).parent, table):
+            if path in seen:  # a CLD file feeds clients and events
+                continue
+            seen.add(path)
+            if layout is None:
+                kinds = {c: _identifier_kind(table, c) for c in table.column_names}
+            else:
+                kinds = _layout_kinds(layout)
+            frames += _cells(f"{table.source}/{path.name}", _raw(path), kinds)
     schema = {"file": pl.String, "col": pl.String, "value": pl.String, "id_kind": pl.String}
     return pl.concat([pl.DataFrame(schema=schema), *frames])
 
