@@ -278,8 +278,9 @@ def remove_linked_opt_outs(data_dir: Path, key: bytes | None, run_id: str) -> di
 
     explained: dict[str, dict[str, int]] = {}
     for row in by_reason.iter_rows(named=True):
+        # One file may feed two tables (a CLD submission: clients and events).
         split = explained.setdefault(row["file"], {})
-        split[row["reason"]] = int(row["rows"])
+        split[row["reason"]] = split.get(row["reason"], 0) + int(row["rows"])
     for split in explained.values():
         split["total"] = sum(split.values())
     summary = {
