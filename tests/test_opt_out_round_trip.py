@@ -325,3 +325,22 @@ def test_a_manifest_that_is_not_one_is_refused(landed) -> None:
     write_reply(data_dir, submitted(data_dir, manifest))
     (catalogue.OUTBOX.under(data_dir) / "ndop_submission_x.json").write_text("{not json")
     refused(data_dir, r"outbox/ndop_submission_x\.json: not a submission manifest")
+
+
+def test_the_landing_gate_takes_a_reply_in_place_of_the_list(tmp_path: Path) -> None:
+    from joinedup.quality import run_gates
+    from joinedup.quality.gates import QualityGateError
+
+    data = rows()
+    del data["opt_outs/national_data_opt_out"]
+    fx.write_landing(tmp_path, data)
+    manifest = write_submission(tmp_path)
+    ingest_all(tmp_path)
+    bob = fx.PEOPLE["bob"][0]
+    write_reply(tmp_path, [n for n in submitted(tmp_path, manifest) if not n.startswith(bob)])
+    gate = run_gates(tmp_path, "landing", RUN, run_date=fx.TODAY)
+    assert gate["passed"]
+    # A reply that returns nobody is as empty as an empty list: every person would go.
+    write_reply(tmp_path, [])
+    with pytest.raises(QualityGateError, match="landing.opt_outs.national_data_opt_out"):
+        run_gates(tmp_path, "landing", RUN, run_date=fx.TODAY)

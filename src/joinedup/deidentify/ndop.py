@@ -197,7 +197,7 @@ def read_numbers_file(path: Path, name: str) -> pl.DataFrame:
     return lines.select("line", "nhs_number")
 
 
-def _reply_file(data_dir: Path) -> Path | None:
+def reply_file(data_dir: Path) -> Path | None:
     folder = Path(data_dir) / NATIONAL_DATA_OPT_OUT.folder
     replies = sorted(p for p in folder.glob(NDOP_REPLY_GLOB) if p.is_file())
     if len(replies) > 1:
@@ -258,7 +258,7 @@ def withheld_numbers(data_dir: Path, held: pl.Series) -> tuple[pl.Series, dict] 
     submitted; otherwise :class:`NdopRoundTripError` says what to do.
     """
     data_dir = Path(data_dir)
-    reply_path = _reply_file(data_dir)
+    reply_path = reply_file(data_dir)
     if reply_path is None:
         return None
     reply = relative(data_dir, reply_path)

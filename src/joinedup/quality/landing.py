@@ -32,6 +32,7 @@ from joinedup.contracts import (
     ADMISSION_SOURCE_CODES,
     AE_DISPOSAL_CODES,
     DISCHARGE_DESTINATION_CODES,
+    NATIONAL_DATA_OPT_OUT,
     SEX_CODES,
     SOCIAL_CARE_EVENT_TYPES,
     SOCIAL_CARE_ROUTES,
@@ -39,6 +40,7 @@ from joinedup.contracts import (
     TABLES,
     Table,
 )
+from joinedup.deidentify.ndop import read_numbers_file, reply_file
 from joinedup.quality.batches import BatchError, Batches, GateBatches, require
 from joinedup.quality.project import quality_dir
 from joinedup.quality.rules import (
@@ -374,6 +376,27 @@ def volume_comparison(data_dir: Path, run_id: str, current: pl.DataFrame) -> pl.
     )
 
 
+def _opt_out_deliveries(data_dir: Path) -> pl.LazyFrame:
+    """The opt-out list's rows and, where the service's reply has come back, its numbers.
+
+    Either is an opt-out delivery (deidentify/ndop.py): the reply may stand in for the
+    list. An empty one would let every opted-out person through, so the suite's
+    not-empty check is on both together.
+    """
+    frames = []
+    if validated_path(data_dir, NATIONAL_DATA_OPT_OUT).exists():
+        frames.append(_landing_table(data_dir, NATIONAL_DATA_OPT_OUT).select("source_line"))
+    reply = reply_file(data_dir)
+    if reply is not None:
+        lines = read_numbers_file(reply, reply.name).select(
+            pl.col("line").cast(pl.Int64).alias("source_line")
+        )
+        frames.append(lines.lazy())
+    if not frames:  # neither: the same error as any table ingest did not write
+        return _landing_table(data_dir, NATIONAL_DATA_OPT_OUT)
+    return pl.concat(frames)
+
+
 def batches(data_dir: Path, run_id: str) -> GateBatches:
     """Batches of the landing suites; this delivery's volumes are recorded if the gate passes."""
     volumes = current_volumes(data_dir)
@@ -381,5 +404,6 @@ def batches(data_dir: Path, run_id: str) -> GateBatches:
         f"landing.{t.source}.{t.name}": (lambda t=t: _landing_table(data_dir, t))
         for t in TABLES.values()
     }
+    found["landing.opt_outs.national_data_opt_out"] = lambda: _opt_out_deliveries(data_dir)
     found["landing.volumes"] = lambda: volume_comparison(data_dir, run_id, volumes)
     return GateBatches(found, passed=lambda: record_volumes(data_dir, run_id, volumes))
