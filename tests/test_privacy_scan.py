@@ -167,3 +167,19 @@ def test_identifiers_in_national_layout_files_are_found(tmp_path: Path) -> None:
         ("leak.parquet", "c", "TS66FF"),
         ("leak.parquet", "d", "1935-09-09"),
     }
+
+
+def test_a_date_of_birth_in_the_future_is_no_identifier(tmp_path: Path) -> None:
+    """A mistyped year puts a birth after today: ingest nulls it, and the scan must not
+    then flag every run timestamp of that day (or later) in the outputs."""
+    from datetime import date, timedelta
+
+    later = (date.today() + timedelta(days=30)).isoformat()
+    rows = baseline_rows()
+    rows["gp/patients"][0]["date_of_birth"] = later
+    write_landing(tmp_path / "data", rows)
+    out = tmp_path / "out"
+    out.mkdir()
+    past = rows["gp/patients"][1]["date_of_birth"]
+    pl.DataFrame({"recorded_at": [f"{later}T10:14:36Z"], "born": [past]}).write_csv(out / "a.csv")
+    assert findings(tmp_path / "data", out) == {("a.csv", "born", past)}
