@@ -177,9 +177,11 @@ def test_a_date_of_birth_in_the_future_is_no_identifier(tmp_path: Path) -> None:
     later = (date.today() + timedelta(days=30)).isoformat()
     rows = baseline_rows()
     rows["gp/patients"][0]["date_of_birth"] = later
+    rows["gp/patients"][2]["date_of_birth"] = date.today().isoformat()
     write_landing(tmp_path / "data", rows)
     out = tmp_path / "out"
     out.mkdir()
     past = rows["gp/patients"][1]["date_of_birth"]
-    pl.DataFrame({"recorded_at": [f"{later}T10:14:36Z"], "born": [past]}).write_csv(out / "a.csv")
+    stamps = [f"{later}T10:14:36Z", f"{date.today().isoformat()}T09:00:00Z"]
+    pl.DataFrame({"recorded_at": stamps, "born": [past, past]}).write_csv(out / "a.csv")
     assert findings(tmp_path / "data", out) == {("a.csv", "born", past)}

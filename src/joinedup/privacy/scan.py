@@ -257,9 +257,9 @@ def identifiers(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> int:
                AND token NOT IN (SELECT token FROM common_words)))
           AND (kind <> 'local_id' OR (length(token) >= 6
                AND regexp_matches(token, '[A-Z]') AND regexp_matches(token, '[0-9]')))
-          -- A date of birth after today is a keying error that ingest nulls, not anyone's
+          -- A date of birth today or later is a keying error that ingest nulls, not anyone's
           -- birthday, and it would match every run's own timestamp.
-          AND (kind <> 'date_of_birth' OR token <= strftime(current_date, '%Y-%m-%d'))
+          AND (kind <> 'date_of_birth' OR token < strftime(current_date, '%Y-%m-%d'))
         EXCEPT
         SELECT DISTINCT kind, token FROM landing_tokens WHERE id_kind IS NULL
         """
