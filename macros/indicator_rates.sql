@@ -28,3 +28,53 @@
     from population
     {{ commissioner_dimension_joins('population', 'reference_date') }}
 {%- endmacro %}
+
+{#
+  The rows an indicator aggregate counts: the events of `measures` from
+  int_indicator_events_selected (imported as `events`), each with the six dimensions of
+  its own date and the `extra` columns, and under them the registered population
+  (registered_population_rows). Columns: the dimensions, `age` (the population's),
+  `is_population`, `is_reference_month`, then `extra` (null on population rows).
+#}
+{% macro indicator_rows(measures, extra=[]) -%}
+    select
+        {{ commissioner_dimension_columns('events', 'event_date') }},
+        null::integer as age,
+        false as is_population,
+        false as is_reference_month
+        {%- for column in extra %},
+        events.{{ column }}
+        {%- endfor %}
+    from events
+    {{ commissioner_dimension_joins('events', 'event_date') }}
+    where events.measure in ('{{ measures | join("', '") }}')
+
+    union all
+
+    select *{% for column in extra %}, null{% endfor %}
+    from ({{ registered_population_rows() }})
+{%- endmacro %}
+
+{#
+  Import CTEs, one per relation, in the order given ({name: ref(...)}): every ref of the
+  model stays at its top, written once.
+#}
+{% macro import_ctes(imports) -%}
+    {%- for name, relation in imports.items() %}
+{{ name }} as (
+    select * from {{ relation }}
+),
+    {% endfor -%}
+{%- endmacro %}
+
+{# The import CTEs every indicator aggregate needs: indicator_rows() and the dimension joins read them. #}
+{% macro indicator_imports() -%}
+    {{ import_ctes({
+        'events': ref('int_indicator_events_selected'),
+        'population': ref('int_indicator_population_registered'),
+        'people': ref('int_persons_demographics_resolved'),
+        'extract_window': ref('int_extract_window_derived'),
+        'age_bands': ref('ref_age_bands'),
+        'sexes': ref('ref_sex_codes'),
+    }) }}
+{%- endmacro %}

@@ -168,18 +168,12 @@ def _stays(data: Path, birth: pl.DataFrame) -> pl.DataFrame:
         pl.col("epiorder").cast(pl.Int32),
         pl.col("admidate", "disdate", "disreadydate").str.to_date(),
     ).sort("procode3", "susspellid", "epiorder")
+    # The spell's admission from its first episode, its discharge from its last.
+    first = ("person_key", "admidate", "admimeth", "admisorc", "diag_4_01")
+    last = ("disdate", "disdest", "disreadydate")
     spells = (
         apc.group_by("procode3", "susspellid")
-        .agg(
-            pl.col("person_key").first(),
-            pl.col("admidate").first(),
-            pl.col("admimeth").first(),
-            pl.col("admisorc").first(),
-            pl.col("diag_4_01").first(),
-            pl.col("disdate").last(),
-            pl.col("disdest").last(),
-            pl.col("disreadydate").last(),
-        )
+        .agg(*(pl.col(c).first() for c in first), *(pl.col(c).last() for c in last))
         .sort("person_key", "admidate", "disdate", nulls_last=True)
     )
     previous = pl.col("disdate").shift(1).over("person_key")

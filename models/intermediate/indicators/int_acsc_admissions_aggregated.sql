@@ -7,43 +7,10 @@
 #}
 with
 
-events as (
-    select * from {{ ref('int_indicator_events_selected') }}
-),
-
-population as (
-    select * from {{ ref('int_indicator_population_registered') }}
-),
-
-people as (
-    select * from {{ ref('int_persons_demographics_resolved') }}
-),
-
-extract_window as (
-    select * from {{ ref('int_extract_window_derived') }}
-),
-
-age_bands as (
-    select * from {{ ref('ref_age_bands') }}
-),
-
-sexes as (
-    select * from {{ ref('ref_sex_codes') }}
-),
+{{ indicator_imports() }}
 
 counted as (
-    select
-        {{ commissioner_dimension_columns('events', 'event_date') }},
-        null::integer as age,
-        false as is_population,
-        false as is_reference_month
-    from events
-    {{ commissioner_dimension_joins('events', 'event_date') }}
-    where events.measure = 'chronic_acsc_admission'
-
-    union all
-
-    {{ registered_population_rows() }}
+    {{ indicator_rows(['chronic_acsc_admission']) }}
 )
 
 select

@@ -7,49 +7,13 @@
 #}
 with
 
-events as (
-    select * from {{ ref('int_indicator_events_selected') }}
-),
-
-population as (
-    select * from {{ ref('int_indicator_population_registered') }}
-),
-
-people as (
-    select * from {{ ref('int_persons_demographics_resolved') }}
-),
-
-extract_window as (
-    select * from {{ ref('int_extract_window_derived') }}
-),
-
-age_bands as (
-    select * from {{ ref('ref_age_bands') }}
-),
-
-sexes as (
-    select * from {{ ref('ref_sex_codes') }}
-),
+{{ indicator_imports() }}
 
 counted as (
-    select
-        {{ commissioner_dimension_columns('events', 'event_date') }},
-        null::integer as age,
-        false as is_population,
-        false as is_reference_month,
-        events.measure,
-        events.has_discharge_ready_date,
-        events.discharge_delay_days
-    from events
-    {{ commissioner_dimension_joins('events', 'event_date') }}
-    where events.measure in (
-        'emergency_admission_65_and_over', 'adult_discharge', 'care_home_admission_65_and_over'
-    )
-
-    union all
-
-    select *, null, null, null
-    from ({{ registered_population_rows() }})
+    {{ indicator_rows(
+        ['emergency_admission_65_and_over', 'adult_discharge', 'care_home_admission_65_and_over'],
+        ['measure', 'has_discharge_ready_date', 'discharge_delay_days'],
+    ) }}
 )
 
 select

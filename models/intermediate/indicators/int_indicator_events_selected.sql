@@ -25,67 +25,21 @@
 #}
 with
 
-spells as (
-    select * from {{ ref('int_hospital_spells_chained') }}
-),
-
-social_care_events as (
-    select * from {{ ref('stg_social_care__events') }}
-),
-
-service_types as (
-    select * from {{ ref('ref_social_care_service_types') }}
-),
-
-record_persons as (
-    select * from {{ ref('stg_linkage__record_persons') }}
-),
-
-people as (
-    select * from {{ ref('int_persons_demographics_resolved') }}
-),
-
-extract_window as (
-    select * from {{ ref('int_extract_window_derived') }}
-),
-
-admissions as (
-    select
-        spells.person_id,
-        spells.admission_date as event_date,
-        spells.admission_type,
-        spells.acsc_group,
-        {{ age_in_years('people.birth_month', 'spells.admission_date') }} as age
-    from spells
-    inner join people
-        on spells.person_id = people.person_id
-    where spells.spell_number_in_stay = 1
-),
-
-discharges as (
-    select
-        spells.person_id,
-        spells.discharge_date as event_date,
-        case
-            when spells.discharge_ready_date between spells.admission_date and spells.discharge_date
-                then spells.discharge_ready_date
-        end as discharge_ready_date,
-        {{ age_in_years('people.birth_month', 'spells.discharge_date') }} as age
-    from spells
-    inner join people
-        on spells.person_id = people.person_id
-    where spells.spell_number_in_stay = spells.spells_in_stay
-        and not spells.is_open
-        and not spells.died_in_hospital
-),
+{{ import_ctes({
+    'spells': ref('int_hospital_spells_chained'),
+    'social_care_events': ref('stg_social_care__events'),
+    'service_types': ref('ref_social_care_service_types'),
+    'record_persons': ref('stg_linkage__record_persons'),
+    'people': ref('int_persons_demographics_resolved'),
+    'extract_window': ref('int_extract_window_derived'),
+}) }}
 
 care_home_services as (
     select
         record_persons.person_id,
         min(social_care_events.event_start_date) as event_date
     from social_care_events
-    inner join record_persons
-        on social_care_events.record_token = record_persons.record_token
+    inner join record_persons using (record_token)
     left join service_types
         on social_care_events.service_type = service_types.service_type
     where social_care_events.event_type = 'service'
@@ -98,39 +52,60 @@ care_home_services as (
     group by record_persons.person_id
 ),
 
-care_home_admissions as (
+-- Every candidate event once, so that age is taken in one place.
+candidates as (
     select
-        care_home_services.person_id,
-        care_home_services.event_date,
-        {{ age_in_years('people.birth_month', 'care_home_services.event_date') }} as age
+        'admission' as kind, person_id, admission_date as event_date, admission_type,
+        acsc_group, null::date as discharge_ready_date
+    from spells
+    where spell_number_in_stay = 1
+
+    union all
+
+    select
+        'discharge', person_id, discharge_date, null, null,
+        case
+            when discharge_ready_date between admission_date and discharge_date
+                then discharge_ready_date
+        end
+    from spells
+    where spell_number_in_stay = spells_in_stay and not is_open and not died_in_hospital
+
+    union all
+
+    select 'care_home', person_id, event_date, null, null, null
     from care_home_services
-    inner join people
-        on care_home_services.person_id = people.person_id
+),
+
+aged as (
+    select candidates.*, {{ age_in_years('people.birth_month', 'candidates.event_date') }} as age
+    from candidates
+    inner join people using (person_id)
 ),
 
 selected as (
     select 'emergency_admission_65_and_over' as measure, person_id, event_date,
-        null::date as discharge_ready_date
-    from admissions
-    where admission_type = 'emergency' and age >= 65
+        discharge_ready_date
+    from aged
+    where kind = 'admission' and admission_type = 'emergency' and age >= 65
 
     union all
 
-    select 'chronic_acsc_admission', person_id, event_date, null
-    from admissions
-    where admission_type = 'emergency' and acsc_group = 'chronic'
+    select 'chronic_acsc_admission', person_id, event_date, discharge_ready_date
+    from aged
+    where kind = 'admission' and admission_type = 'emergency' and acsc_group = 'chronic'
 
     union all
 
     select 'adult_discharge', person_id, event_date, discharge_ready_date
-    from discharges
-    where age >= 18
+    from aged
+    where kind = 'discharge' and age >= 18
 
     union all
 
-    select 'care_home_admission_65_and_over', person_id, event_date, null
-    from care_home_admissions
-    where age >= 65
+    select 'care_home_admission_65_and_over', person_id, event_date, discharge_ready_date
+    from aged
+    where kind = 'care_home' and age >= 65
 )
 
 select

@@ -10,17 +10,11 @@
 #}
 with
 
-record_persons as (
-    select * from {{ ref('stg_linkage__record_persons') }}
-),
-
-gp_patients as (
-    select * from {{ ref('stg_gp__patients') }}
-),
-
-extract_window as (
-    select * from {{ ref('int_extract_window_derived') }}
-),
+{{ import_ctes({
+    'record_persons': ref('stg_linkage__record_persons'),
+    'gp_patients': ref('stg_gp__patients'),
+    'extract_window': ref('int_extract_window_derived'),
+}) }}
 
 months as (
     select
