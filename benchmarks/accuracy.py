@@ -45,13 +45,43 @@ def plaintext_records(data_dir: Path) -> pl.DataFrame:
 
 
 def plaintext_splink(records: pl.DataFrame) -> pl.DataFrame:
-    import duckdb
     import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink import block_on
 
-    model = load_model()
+    comparisons = [
+        cl.ExactMatch("nhs_number"),
+        cl.JaroWinklerAtThresholds("given_name", [0.92, 0.8]).configure(
+            term_frequency_adjustments=True
+        ),
+        cl.JaroWinklerAtThresholds("family_name", [0.92, 0.8]).configure(
+            term_frequency_adjustments=True
+        ),
+        cl.DateOfBirthComparison("date_of_birth", input_is_string=False),
+        cl.PostcodeComparison("postcode"),
+        cl.ExactMatch("sex"),
+    ]
+    rules = [
+        block_on("nhs_number"),
+        block_on("date_of_birth", "substr(family_name, 1, 2)"),
+        block_on("date_of_birth", "substr(given_name, 1, 2)"),
+        block_on("date_of_birth", "substr(postcode, 1, 3)"),
+        block_on("given_name", "family_name", "year(date_of_birth)"),
+        block_on("postcode", "substr(given_name, 1, 2)"),
+    ]
+    return plaintext_clusters(records, comparisons, rules, rules[3])
+
+
+def plaintext_clusters(
+    records: pl.DataFrame, comparisons: list[Any], rules: list[Any], date_and_area: Any
+) -> pl.DataFrame:
+    """Plaintext Splink over ``records`` (one dataset per source) with these comparisons
+    and prediction rules, trained, predicted and clustered as :func:`train_and_cluster`."""
+    import duckdb
+    from splink import DuckDBAPI, Linker, SettingsCreator
+
     con = duckdb.connect()
-    for source in ("gp", "hospital", "social_care"):
+    sources = records["source"].unique().sort().to_list()
+    for source in sources:
         frame = records.filter(pl.col("source") == source).to_arrow()  # noqa: F841
         con.execute(f"CREATE TABLE plain_{source} AS SELECT * FROM frame")
     db = DuckDBAPI(con)
@@ -59,35 +89,26 @@ def plaintext_splink(records: pl.DataFrame) -> pl.DataFrame:
         link_type="link_and_dedupe",
         unique_id_column_name="record_token",
         source_dataset_column_name="source",
-        comparisons=[
-            cl.ExactMatch("nhs_number"),
-            cl.JaroWinklerAtThresholds("given_name", [0.92, 0.8]).configure(
-                term_frequency_adjustments=True
-            ),
-            cl.JaroWinklerAtThresholds("family_name", [0.92, 0.8]).configure(
-                term_frequency_adjustments=True
-            ),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=False),
-            cl.PostcodeComparison("postcode"),
-            cl.ExactMatch("sex"),
-        ],
-        blocking_rules_to_generate_predictions=[
-            block_on("nhs_number"),
-            block_on("date_of_birth", "substr(family_name, 1, 2)"),
-            block_on("date_of_birth", "substr(given_name, 1, 2)"),
-            block_on("date_of_birth", "substr(postcode, 1, 3)"),
-            block_on("given_name", "family_name", "year(date_of_birth)"),
-            block_on("postcode", "substr(given_name, 1, 2)"),
-        ],
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=rules,
     )
     linker = Linker(
-        [
-            db.register(f"plain_{s}", dataset_display_name=s)
-            for s in ("gp", "hospital", "social_care")
-        ],
+        [db.register(f"plain_{s}", dataset_display_name=s) for s in sources],
         settings,
         log_level=logging.WARNING,
     )
+    return train_and_cluster(linker, con, date_and_area)
+
+
+def train_and_cluster(linker: Any, con: Any, date_and_area: Any) -> pl.DataFrame:
+    """A plaintext linker trained as joinedup trains (training.json), predicted, clustered.
+
+    The prior and the first EM session on the NHS number, the second on ``date_and_area``
+    (date of birth and an area of the postcode); thresholds from training.json.
+    """
+    from splink import block_on
+
+    model = load_model()
     t = model.training
     linker.training.estimate_probability_two_random_records_match(
         [block_on("nhs_number")], recall=t["prior"]["recall"]
@@ -96,18 +117,19 @@ def plaintext_splink(records: pl.DataFrame) -> pl.DataFrame:
         max_pairs=t["u"]["max_pairs"], seed=t["u"]["seed"]
     )
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("nhs_number"))
-    linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("date_of_birth", "substr(postcode, 1, 3)")
-    )
+    linker.training.estimate_parameters_using_expectation_maximisation(date_and_area)
     pred = linker.inference.predict(threshold_match_probability=model.predict_threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         pred, threshold_match_probability=model.cluster_threshold
     )
+    # DuckDB 2 gives a RecordBatchReader; read it into a table (schema kept when empty).
     return pl.from_arrow(
         con.sql(
             f"SELECT source, record_token, CAST(cluster_id AS VARCHAR) AS cluster_id "
             f"FROM {clusters.physical_name}"
-        ).arrow()
+        )
+        .arrow()
+        .read_all()
     )
 
 

@@ -1,7 +1,7 @@
 """joinedup against plaintext Splink with its stock comparisons, on standard and harsh noise.
 
     uv run --locked python benchmarks/bench_linkage_robust.py --people 20000 100000 \
-        --noise standard harsh
+        --noise standard harsh [--layout generic|national]
 
 For each noise profile and size: a population from ``joinedup synth`` (``params_for``),
 taken through ingest, opt-outs and pseudonymise (cached under ``benchmarks/.cache/``),
@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from accuracy import plaintext_records
+from accuracy import plaintext_clusters, plaintext_records
 from run import machine, run_stage
 from stages import KEY
 
 from joinedup.atomic import write_json
 from joinedup.catalogue import RECORD_PERSON
 from joinedup.linkage.evaluate import evaluate, pairwise
-from joinedup.linkage.model import load_model
 from joinedup.truth import truth_records
 
 HERE = Path(__file__).parent
@@ -47,15 +46,15 @@ PREPARE = ("ingest:gp", "ingest:hospital", "ingest:social_care", "ingest:opt_out
 PREPARE += ("ingest:reference", "remove_opt_outs", "pseudonymise")
 
 
-def prepare(people: int, noise: str, seed: int) -> Path:
-    """A population of ``noise``, pseudonymised (made once per profile, size and seed)."""
-    data_dir = CACHE / f"robust-{noise}-{people}-{seed}"
+def prepare(people: int, noise: str, seed: int, layout: str) -> Path:
+    """A population of ``noise``, pseudonymised (made once per profile, layout, size, seed)."""
+    data_dir = CACHE / f"robust-{noise}-{layout}-{people}-{seed}"
     if (data_dir / "pseudonymised").exists():
         return data_dir
     from joinedup.synth import generate
     from joinedup.synth.params import params_for
 
-    generate(data_dir, people=people, seed=seed, params=params_for(noise))
+    generate(data_dir, people=people, seed=seed, params=params_for(noise), layout=layout)
     for stage in PREPARE:
         run_stage(stage, data_dir, "run-1")
     return data_dir
@@ -63,81 +62,39 @@ def prepare(people: int, noise: str, seed: int) -> Path:
 
 def plaintext_stock_splink(records: pl.DataFrame) -> pl.DataFrame:
     """Clusters of plaintext Splink with its library's stock comparisons."""
-    import duckdb
     import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink import block_on
 
-    model = load_model()
-    con = duckdb.connect()
-    sources = records["source"].unique().sort().to_list()
-    for source in sources:
-        frame = records.filter(pl.col("source") == source).to_arrow()  # noqa: F841
-        con.execute(f"CREATE TABLE plain_{source} AS SELECT * FROM frame")
-    db = DuckDBAPI(con)
     given, family = "substr(given_name, 1, 2)", "substr(family_name, 1, 2)"
     district = "split_part(postcode, ' ', 1)"
-    sector = "substr(replace(postcode, ' ', ''), 1, length(replace(postcode, ' ', '')) - 2)"
     year, month, day = "year(date_of_birth)", "month(date_of_birth)", "day(date_of_birth)"
-    settings = SettingsCreator(
-        link_type="link_and_dedupe",
-        unique_id_column_name="record_token",
-        source_dataset_column_name="source",
-        comparisons=[
-            cl.ExactMatch("nhs_number"),
-            cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
-            cl.NameComparison("family_name").configure(term_frequency_adjustments=True),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=False),
-            cl.PostcodeComparison("postcode"),
-            cl.ExactMatch("sex"),
-        ],
-        # The kinds of joinedup's rules (linkage/settings.json), on plaintext prefixes
-        # where joinedup has keyed Soundex tokens.
-        blocking_rules_to_generate_predictions=[
-            block_on("nhs_number"),
-            block_on("date_of_birth", family),
-            block_on("date_of_birth", given),
-            block_on("date_of_birth", district),
-            block_on(given, family, year, month),
-            block_on(given, family, year, day),
-            block_on(given, family, month, day),
-            block_on("family_name", month, day),
-            block_on("postcode", given),
-            block_on("postcode", family),
-            block_on("family_name", "sex", sector),
-        ],
-    )
-    linker = Linker(
-        [db.register(f"plain_{s}", dataset_display_name=s) for s in sources],
-        settings,
-        log_level=logging.WARNING,
-    )
-    t = model.training
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("nhs_number")], recall=t["prior"]["recall"]
-    )
-    linker.training.estimate_u_using_random_sampling(
-        max_pairs=t["u"]["max_pairs"], seed=t["u"]["seed"]
-    )
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("nhs_number"))
-    linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("date_of_birth", district)
-    )
-    pred = linker.inference.predict(threshold_match_probability=model.predict_threshold)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        pred, threshold_match_probability=model.cluster_threshold
-    )
-    return pl.from_arrow(
-        con.sql(
-            f"SELECT source, record_token, CAST(cluster_id AS VARCHAR) AS cluster_id "
-            f"FROM {clusters.physical_name}"
-        )
-        .arrow()
-        .read_all()
-    )
+    stock = [
+        cl.ExactMatch("nhs_number"),
+        cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
+        cl.NameComparison("family_name").configure(term_frequency_adjustments=True),
+        cl.DateOfBirthComparison("date_of_birth", input_is_string=False),
+        cl.PostcodeComparison("postcode"),
+        cl.ExactMatch("sex"),
+    ]
+    # The kinds of joinedup's rules (linkage/settings.json), on plaintext prefixes where
+    # joinedup has keyed Soundex tokens.
+    rules = [
+        block_on("nhs_number"),
+        block_on("date_of_birth", family),
+        block_on("date_of_birth", given),
+        block_on("date_of_birth", district),
+        block_on(given, family, year, month),
+        block_on(given, family, year, day),
+        block_on(given, family, month, day),
+        block_on("family_name", month, day),
+        block_on("postcode", given),
+        block_on("postcode", family),
+    ]
+    return plaintext_clusters(records, stock, rules, rules[3])
 
 
-def bench(people: int, noise: str, seed: int) -> dict[str, Any]:
-    data_dir = prepare(people, noise, seed)
+def bench(people: int, noise: str, seed: int, layout: str) -> dict[str, Any]:
+    data_dir = prepare(people, noise, seed, layout)
     linked = run_stage("link", data_dir, "run-1")
     ours = evaluate(data_dir, KEY)
     truth = truth_records(data_dir, KEY).filter(~pl.col("opted_out"))
@@ -153,6 +110,7 @@ def bench(people: int, noise: str, seed: int) -> dict[str, Any]:
     return {
         "people": people,
         "noise": noise,
+        "layout": layout,
         "seed": seed,
         "records": plain.height,
         "joinedup": ours["joinedup"]
@@ -164,24 +122,28 @@ def bench(people: int, noise: str, seed: int) -> dict[str, Any]:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = [
-        "| noise | people | method | precision | recall | F1 | seconds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        for method in ("joinedup", "plaintext_stock_splink", "nhs_number_only"):
-            m = r[method]
-            lines.append(
-                f"| {r['noise']} | {r['people']:,} | {method} | {m['precision']:.4f} | "
-                f"{m['recall']:.4f} | {m['f1']:.4f} | {m.get('seconds', '')} |"
-            )
-    return "\n".join(lines)
+    header = "| noise | layout | people | method | precision | recall | F1 | seconds |"
+    rows = [_row(r, method) for r in results for method in METHODS]
+    return "\n".join([header, "|---" * 8 + "|", *rows])
+
+
+METHODS = ("joinedup", "plaintext_stock_splink", "nhs_number_only")
+
+
+def _row(result: dict[str, Any], method: str) -> str:
+    m = result[method]
+    cells = [result["noise"], result["layout"], f"{result['people']:,}", method]
+    cells += [f"{m[k]:.4f}" for k in ("precision", "recall", "f1")] + [str(m.get("seconds", ""))]
+    return "| " + " | ".join(cells) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, nargs="+", default=[20000, 100000])
+    # generic: joinedup's own layout, every feed with names; national: as an ICB receives
+    # them (HES APC, ECDS and CLD), hospital feeds without names.
+    parser.add_argument("--layout", choices=["generic", "national"], default="generic")
     parser.add_argument("--noise", nargs="+", default=["standard", "harsh"])
+    parser.add_argument("--people", type=int, nargs="+", default=[20000, 100000])
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -189,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for noise in args.noise:
         for people in args.people:
-            result = bench(people, noise, args.seed) | {"machine": info}
-            write_json(result, RESULTS / f"{noise}-{people}-{args.seed}.json")
+            result = bench(people, noise, args.seed, args.layout) | {"machine": info}
+            write_json(result, RESULTS / f"{noise}-{args.layout}-{people}-{args.seed}.json")
             results.append(result)
             print(markdown([result]), flush=True)
     print(markdown(results))

@@ -19,7 +19,7 @@ from joinedup.privacy.permissions import make_private_dirs
 from joinedup.settings import Settings
 
 # Pairs Splink may make to count how many each prediction rule adds (a few seconds).
-SAMPLED_PAIRS = 2_000_000
+SAMPLED_PAIRS = 500_000
 
 
 class DuckDBBackend:
