@@ -35,7 +35,7 @@ from run import machine, run_stage
 from stages import KEY
 
 from joinedup.atomic import write_json
-from joinedup.catalogue import RECORD_PERSON
+from joinedup.catalogue import LINKAGE_SUMMARY, PSEUDONYMISED, RECORD_PERSON
 from joinedup.linkage.evaluate import evaluate, pairwise
 from joinedup.truth import truth_records
 
@@ -49,7 +49,7 @@ PREPARE += ("ingest:reference", "remove_opt_outs", "pseudonymise")
 def prepare(people: int, noise: str, seed: int, layout: str) -> Path:
     """A population of ``noise``, pseudonymised (made once per profile, layout, size, seed)."""
     data_dir = CACHE / f"robust-{noise}-{layout}-{people}-{seed}"
-    if (data_dir / "pseudonymised").exists():
+    if PSEUDONYMISED.under(data_dir).exists():
         return data_dir
     from joinedup.synth import generate
     from joinedup.synth.params import params_for
@@ -105,7 +105,7 @@ def bench(people: int, noise: str, seed: int, layout: str) -> dict[str, Any]:
     clusters = plaintext_stock_splink(plain.drop("person_key", "opted_out"))
     seconds = round(time.perf_counter() - started, 1)
     scored = clusters.join(plain.select(*keys, "person_key"), on=keys)
-    summary = json.loads((data_dir / "linked" / "summary.json").read_text())
+    summary = json.loads((data_dir / LINKAGE_SUMMARY).read_text())
     blocking = (summary.get("training_choice") or {}).get("prediction_blocking") or {}
     return {
         "people": people,

@@ -70,6 +70,7 @@ def test_the_project_describes_the_three_commissioner_marts(manifest: dict) -> N
         "mart_discharge_to_social_care": "social_care",
         "mart_pathway_flows": "flows",
         "mart_readmissions": "readmissions",
+        "mart_still_at_home_91_days": None,
     }
     flows = found["mart_pathway_flows"]
     assert flows.distinct_counts == ("people",)
