@@ -342,5 +342,5 @@ def test_the_landing_gate_takes_a_reply_in_place_of_the_list(tmp_path: Path) -> 
     assert gate["passed"]
     # A reply that returns nobody is as empty as an empty list: every person would go.
     write_reply(tmp_path, [])
-    with pytest.raises(QualityGateError, match="landing.opt_outs.national_data_opt_out"):
+    with pytest.raises(QualityGateError, match=r"landing\.opt_outs\.national_data_opt_out"):
         run_gates(tmp_path, "landing", RUN, run_date=fx.TODAY)
