@@ -80,3 +80,13 @@
         on {{ age_in_years('people.birth_month', events ~ '.' ~ event_date) }}
             between age_bands.min_age and age_bands.max_age
 {%- endmacro %}
+
+{# The import CTEs commissioner_dimension_joins() reads, for a model that takes them whole. #}
+{% macro commissioner_dimension_imports() -%}
+    {{ import_ctes({
+        'people': ref('int_persons_demographics_resolved'),
+        'extract_window': ref('int_extract_window_derived'),
+        'age_bands': ref('ref_age_bands'),
+        'sexes': ref('ref_sex_codes'),
+    }) }}
+{%- endmacro %}

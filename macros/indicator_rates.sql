@@ -72,9 +72,6 @@
     {{ import_ctes({
         'events': ref('int_indicator_events_selected'),
         'population': ref('int_indicator_population_registered'),
-        'people': ref('int_persons_demographics_resolved'),
-        'extract_window': ref('int_extract_window_derived'),
-        'age_bands': ref('ref_age_bands'),
-        'sexes': ref('ref_sex_codes'),
     }) }}
+    {{ commissioner_dimension_imports() }}
 {%- endmacro %}

@@ -11,21 +11,7 @@ discharges as (
     select * from {{ ref('int_reablement_discharges_followed_up') }}
 ),
 
-people as (
-    select * from {{ ref('int_persons_demographics_resolved') }}
-),
-
-extract_window as (
-    select * from {{ ref('int_extract_window_derived') }}
-),
-
-age_bands as (
-    select * from {{ ref('ref_age_bands') }}
-),
-
-sexes as (
-    select * from {{ ref('ref_sex_codes') }}
-),
+{{ commissioner_dimension_imports() }}
 
 followed_up as (
     select
