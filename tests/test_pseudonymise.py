@@ -64,7 +64,7 @@ EVENT_SCHEMAS = {
         "event_end_date": pl.Date, "client_type": pl.String, "cld_service_type": pl.String,
         "service_component": pl.String, "delivery_mechanism": pl.String,
         "assessment_type": pl.String, "event_outcome": pl.String,
-        "primary_support_reason": pl.String,
+        "primary_support_reason": pl.String, "accommodation_status": pl.String,
     },
 }  # fmt: skip
 

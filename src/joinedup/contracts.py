@@ -301,6 +301,7 @@ SOCIAL_CARE_EVENTS = Table(
             ("assessment_type", Kind.TEXT, "CLD assessment type"),
             ("event_outcome", Kind.TEXT, "CLD event outcome"),
             ("primary_support_reason", Kind.TEXT, "CLD primary support reason"),
+            ("accommodation_status", Kind.TEXT, "CLD accommodation status (ASCOF 2E)"),
         ),
     ),
     key=("la_code", "la_person_id", "event_type", "event_start_date", "service_type"),

@@ -20,7 +20,8 @@ renamed as (
         nullif(trim(delivery_mechanism), '') as delivery_mechanism,
         nullif(trim(assessment_type), '') as assessment_type,
         nullif(trim(event_outcome), '') as event_outcome,
-        nullif(trim(primary_support_reason), '') as primary_support_reason
+        nullif(trim(primary_support_reason), '') as primary_support_reason,
+        nullif(trim(accommodation_status), '') as accommodation_status
     from source
 )
 

@@ -106,6 +106,7 @@ EVENT_COLUMNS: dict[str, list[str]] = {
         "assessment_type",
         "event_outcome",
         "primary_support_reason",
+        "accommodation_status",
     ],
 }
 # The zone's tables in the order their suites are written and run: record tables first.

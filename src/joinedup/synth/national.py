@@ -25,6 +25,7 @@ random stream, so the generic layout's files stay byte-identical to what they we
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -57,6 +58,7 @@ CLD_HEADER: tuple[str, ...] = (
     "gender", "postcode", "date_of_death", "primary_support_reason", "event_type",
     "event_reference", "event_start_date", "event_end_date", "request_route_of_access",
     "assessment_type", "service_type", "service_component", "delivery_mechanism", "event_outcome",
+    "accommodation_status",
 )  # fmt: skip
 
 # Comorbidities coded in the secondary positions, weighted; more of them with age.
@@ -114,6 +116,27 @@ _SUPPORT_REASONS = (
     "Mental Health Support",
     "Social Support: Support for Social Isolation/Other",
 )
+
+# CLD accommodation status codes (the list NHS England's ASCOF 2E code groups), weighted
+# roughly as councils record them; most people supported at home are settled.
+_ACCOMMODATION: tuple[tuple[str, float], ...] = (
+    ("Owner occupier or shared ownership scheme", 34),
+    ("Tenant", 18),
+    ("Tenant - private landlord", 6),
+    ("Settled mainstream housing with family / friends", 18),
+    ("Supported accommodation / supported lodgings / supported group home", 6),
+    ("Sheltered housing / extra care housing / other sheltered housing", 6),
+    ("Shared Lives scheme", 1),
+    ("Staying with family / friends as a short-term guest", 2),
+    ("Placed in temporary accommodation by the council (inc. homelessness resettlement)", 1),
+    ("Other temporary accommodation", 1),
+    ("Unknown", 7),
+)
+# A long-term residential or nursing service records where the person then lives.
+_ACCOMMODATION_IN_CARE = {
+    "Nursing care": "Registered nursing home",
+    "Residential care": "Registered care home",
+}
 
 
 @dataclass(frozen=True)
@@ -364,6 +387,25 @@ def _attendances(rng: np.random.Generator, ae: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _accommodation(people: pl.Series) -> pl.Series:
+    """Each person's accommodation status at home, drawn from a stream seeded by their id.
+
+    Seeded per person (a hash of the id, not the chunk's generator) so that adding the
+    column draws nothing from ``rng``: every other national output stays as it was.
+    """
+    seeds = np.array([zlib.crc32(p.encode()) for p in people.to_list()], dtype=np.uint64)
+    # splitmix64's finaliser: crc32 values of near ids are near; this spreads them.
+    with np.errstate(over="ignore"):
+        z = (seeds + np.uint64(0x9E3779B97F4A7C15)) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    u = (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    weights = np.array([w for _, w in _ACCOMMODATION], dtype=np.float64)
+    cut = np.cumsum(weights) / weights.sum()
+    codes = np.array([c for c, _ in _ACCOMMODATION])
+    return pl.Series(codes[np.searchsorted(cut, u, side="right")].tolist(), dtype=pl.String)
+
+
 def _cld(rng: np.random.Generator, clients: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """Generic clients and events as CLD event rows, each with its client's details."""
     reasons = clients.select("la_code", "la_person_id").with_columns(
@@ -371,6 +413,8 @@ def _cld(rng: np.random.Generator, clients: pl.DataFrame, events: pl.DataFrame) 
     )
     rows = events.join(clients, on=["la_code", "la_person_id"], how="left", maintain_order="left")
     rows = rows.join(reasons, on=["la_code", "la_person_id"], how="left", maintain_order="left")
+    home = pl.format("{}/{}", "la_code", "la_person_id")
+    rows = rows.with_columns(_accommodation(rows.select(home).to_series()).alias("_home"))
     service = pl.col("service_type")
     kind = pl.col("event_type")
     mechanism = (
@@ -415,6 +459,11 @@ def _cld(rng: np.random.Generator, clients: pl.DataFrame, events: pl.DataFrame) 
         .when(kind == "assessment")
         .then(pl.lit("Progress to Support Planning / Services"))
         .alias("_outcome"),
+        pl.when(kind == "service")
+        .then(service.replace_strict(_ACCOMMODATION_IN_CARE, default=None))
+        .otherwise(None)
+        .fill_null(pl.col("_home"))
+        .alias("accommodation_status"),
     )
 
 
@@ -446,4 +495,5 @@ def _cld_as_of(cld: pl.DataFrame, delivery: Delivery) -> pl.DataFrame:
         .then(pl.lit("Provision of service"))
         .otherwise(pl.col("_outcome"))
         .alias("event_outcome"),
+        "accommodation_status",
     )
