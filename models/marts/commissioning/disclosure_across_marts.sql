@@ -12,5 +12,6 @@
 -- depends_on: {{ ref('mart_still_at_home_91_days') }}
 -- depends_on: {{ ref('mart_bcf_metrics') }}
 -- depends_on: {{ ref('mart_acsc_admissions') }}
+-- depends_on: {{ ref('mart_readmissions_30_day') }}
 -- depends_on: {{ ref('mart_ascof') }}
 select 1 as placeholder
