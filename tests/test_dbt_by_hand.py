@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 DOCUMENTED = re.compile(r"^# by hand: JOINEDUP_DATA_DIR=\$PWD/data uv run (dbt build .*)$", re.M)
 COMMISSIONER_MARTS = {
     "mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care",
-    "mart_bcf_metrics", "mart_acsc_admissions", "mart_still_at_home_91_days",
+    "mart_bcf_metrics", "mart_acsc_admissions", "mart_still_at_home_91_days", "mart_readmissions_30_day",
 }  # fmt: skip
 
 
@@ -168,6 +168,7 @@ UNSUPPRESSED = {
     "mart_bcf_metrics": "intermediate.int_bcf_metrics_aggregated",
     "mart_acsc_admissions": "intermediate.int_acsc_admissions_aggregated",
     "mart_still_at_home_91_days": "intermediate.int_still_at_home_91_days_aggregated",
+    "mart_readmissions_30_day": "intermediate.int_readmissions_30_day_aggregated",
 }
 
 
