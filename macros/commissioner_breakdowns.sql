@@ -8,8 +8,26 @@
   dimension not in the breakdown is null, and a null in a dimension that is in the
   breakdown means "not known".
 #}
+{#
+  Indicators (the aggregates in models/intermediate/indicators/, indicator_rows or not)
+  are also broken down by the equity and need segments of int_persons_segmented:
+  Core20PLUS5, frailty band and number of long-term conditions. Each segment is crossed
+  with place only (alone, and by la_code), 6 grouping sets more, not a cube of segments
+  by every dimension: a cube leaves most cells small, suppressed and, through secondary
+  suppression, withholding their neighbours. A segment's cells add up to their margin
+  (total, la_code), so the differencing audit checks them like any other breakdown.
+#}
+{% macro breakdowns_are_segmented() -%}
+    {%- set path = (model.get('original_file_path') if model is mapping else '') or '' -%}
+    {{ return(path.replace('\\', '/').startswith('models/intermediate/indicators/')) }}
+{%- endmacro %}
+
+{% macro segment_dimensions() -%}
+    {{ return(['core20plus5', 'frailty_risk', 'long_term_conditions']) }}
+{%- endmacro %}
+
 {% macro commissioner_breakdown_sets() -%}
-    {{ return([
+    {%- set sets = [
         [],
         ['activity_month'],
         ['activity_month', 'la_code'],
@@ -21,11 +39,19 @@
         ['la_code', 'sex'],
         ['la_code', 'imd_quintile'],
         ['activity_month', 'la_code', 'age_band', 'sex', 'imd_quintile'],
-    ]) }}
+    ] -%}
+    {%- if breakdowns_are_segmented() -%}
+        {%- for segment in segment_dimensions() -%}
+            {%- do sets.append([segment]) -%}
+            {%- do sets.append(['la_code', segment]) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(sets) }}
 {%- endmacro %}
 
 {% macro commissioner_dimensions() -%}
-    {{ return(['activity_month', 'la_code', 'practice_code', 'age_band', 'sex', 'imd_quintile']) }}
+    {%- set dims = ['activity_month', 'la_code', 'practice_code', 'age_band', 'sex', 'imd_quintile'] -%}
+    {{ return(dims + (segment_dimensions() if breakdowns_are_segmented() else [])) }}
 {%- endmacro %}
 
 {# GROUP BY clause: every breakdown set, each extended by `always` (e.g. flow from/to). #}
@@ -59,7 +85,9 @@
   `from <events>`, commissioner_dimension_columns() in the select list. `events` is the
   counted relation's alias and `event_date` its date column. The joins expect the
   model's import CTEs `people` (int_persons_demographics_resolved), `extract_window`,
-  `sexes` and `age_bands`, so every ref stays at the top of the model.
+  `sexes` and `age_bands` (and, for an indicator, `segments`: int_persons_segmented),
+  so every ref stays at the top of the model. A segment is the person's as at the end
+  of the extract window, not at the event's date.
 #}
 {% macro commissioner_dimension_columns(events, event_date) -%}
         cast(date_trunc('month', {{ events }}.{{ event_date }}) as date) as activity_month,
@@ -68,6 +96,11 @@
         age_bands.age_band,
         sexes.sex,
         {{ imd_quintile('people.imd_decile') }} as imd_quintile
+        {%- if breakdowns_are_segmented() %},
+        case segments.is_core20 when true then 'Core20' when false then 'not Core20' end as core20plus5,
+        segments.frailty_risk,
+        segments.long_term_conditions_band as long_term_conditions
+        {%- endif %}
 {%- endmacro %}
 
 {% macro commissioner_dimension_joins(events, event_date) -%}
@@ -79,6 +112,10 @@
     left join age_bands
         on {{ age_in_years('people.birth_month', events ~ '.' ~ event_date) }}
             between age_bands.min_age and age_bands.max_age
+    {%- if breakdowns_are_segmented() %}
+    left join segments
+        on people.person_id = segments.person_id
+    {%- endif %}
 {%- endmacro %}
 
 {# The import CTEs commissioner_dimension_joins() reads, for a model that takes them whole. #}
@@ -89,4 +126,7 @@
         'age_bands': ref('ref_age_bands'),
         'sexes': ref('ref_sex_codes'),
     }) }}
+    {%- if breakdowns_are_segmented() %}
+    {{ import_ctes({'segments': ref('int_persons_segmented')}) }}
+    {%- endif %}
 {%- endmacro %}

@@ -5,7 +5,8 @@ Dates, CLD) go through the real ingest, pseudonymisation and dbt; the same measu
 then counted here with Polars from the landing files and the generator's truth (who
 each record is), following the definitions as the marts' YAML states them, and compared
 with the marts' unsuppressed intermediates (int_bcf_metrics_aggregated,
-int_acsc_admissions_aggregated) for the total and every month.
+int_acsc_admissions_aggregated) for the total and every month, and for one segment
+(Core20PLUS5) of the breakdowns every indicator gets.
 """
 
 from __future__ import annotations
@@ -302,6 +303,81 @@ def test_acsc_admissions_agree_with_a_recomputation_from_the_landing_files(data:
     )
     assert _published(mart, "chronic_acsc_admissions") == _by_month(acsc, "admidate")
     assert acsc.height > 5
+
+
+def _core20(data: Path) -> pl.DataFrame:
+    """Each person's Core20PLUS5 segment from the IMD decile of their GP record's
+    postcode (the current registration first, then the latest), as the lookup gives it."""
+
+    def key(frame: pl.DataFrame) -> pl.DataFrame:
+        # Ingest matches postcodes whatever their case and spacing ("jb1 1pd", "JA10AT").
+        return frame.with_columns(pc=pl.col("postcode").str.to_uppercase().str.replace_all(" ", ""))
+
+    lookup = key(pl.read_csv(data / "landing/reference/postcodes.csv", infer_schema=False))
+    gp = pl.read_csv(data / "landing/gp/patients.csv", infer_schema=False).join(
+        _truth(data, "gp"),
+        left_on=["practice_code", "gp_patient_id"],
+        right_on=["org_code", "local_id"],
+    )
+    return (
+        key(gp)
+        .join(lookup.select("pc", "imd_decile"), on="pc")
+        .sort(
+            pl.col("deregistration_date").is_not_null(),
+            pl.col("registration_date"),
+            descending=[False, True],
+        )
+        .group_by("person_key", maintain_order=True)
+        .agg(pl.col("imd_decile").cast(pl.Int32).first())
+        .select(
+            "person_key",
+            core20plus5=pl.when(pl.col("imd_decile") <= 2)
+            .then(pl.lit("Core20"))
+            .otherwise(pl.lit("not Core20")),
+        )
+    )
+
+
+def test_a_segment_agrees_with_a_recomputation_from_the_landing_files(data: Path) -> None:
+    """Chronic ACSC admissions and the registered population by Core20PLUS5 (one of the
+    segments every indicator gets from macros/commissioner_breakdowns.sql)."""
+    gp = _gp(data)
+    core20 = _core20(data)
+    middle = (START + timedelta(days=(END - START).days // 2)).replace(day=1)
+    listed = (
+        gp.filter(
+            (pl.col("registration_date") <= middle)
+            & (pl.col("deregistration_date").is_null() | (pl.col("deregistration_date") > middle))
+        )
+        .select("person_key")
+        .unique()
+    )
+    stays = _stays(data, gp.select("person_key", "birth_month").unique())
+    acsc = stays.filter(
+        pl.col("admimeth").is_in(list(ADMISSION_METHOD_EMERGENCY))
+        & _in_window("admidate")
+        & pl.col("diag_4_01").str.slice(0, 3).is_in(list(CHRONIC_ACSC))
+    )
+    with duckdb.connect(str(catalogue.WAREHOUSE.under(data)), read_only=True) as con:
+        mart = con.sql(
+            "select core20plus5, registered_population, chronic_acsc_admissions "
+            "from intermediate.int_acsc_admissions_aggregated where breakdown = 'core20plus5'"
+        ).pl()
+
+    def by_segment(people: pl.DataFrame) -> dict[str, int]:
+        # A person whose area is not known is not in Core20.
+        counts = (
+            people.join(core20, on="person_key", how="left")
+            .group_by(pl.col("core20plus5").fill_null("not Core20"))
+            .len()
+        )
+        return dict(counts.iter_rows())
+
+    published = {row[0]: row[1:] for row in mart.iter_rows()}
+    population, admissions = by_segment(listed), by_segment(acsc)
+    assert {k: v[0] for k, v in published.items()} == population
+    assert {k: v[1] for k, v in published.items()} == {k: admissions.get(k, 0) for k in published}
+    assert min(population.values()) > 50 and sum(admissions.values()) == acsc.height
 
 
 def test_a_rate_per_100000_is_described_and_a_bad_unit_refused() -> None:
