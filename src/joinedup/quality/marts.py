@@ -61,6 +61,13 @@ MART_BREAKDOWNS = [
     "la_code+sex",
     "la_code+imd_quintile",
     "month+la_code+age_band+sex+imd_quintile",
+    # The indicators' segments (macros/commissioner_breakdowns.sql), alone and by place.
+    "core20plus5",
+    "la_code+core20plus5",
+    "frailty_risk",
+    "la_code+frailty_risk",
+    "long_term_conditions",
+    "la_code+long_term_conditions",
 ]
 
 
