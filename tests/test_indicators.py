@@ -393,3 +393,207 @@ def test_a_rate_per_100000_is_described_and_a_bad_unit_refused() -> None:
             {"role": "rate", "numerator": "admissions", "denominator": "people", "per": 0},
             "mart_x.yml",
         )
+
+
+# NHS Digital's 30-day emergency readmissions (compendium I02040), written out here apart
+# from the seeds and models: cancer (C00-C97, D37-D48) and chemotherapy for cancer (Z51.1)
+# in any diagnosis position, obstetric main specialties and maternity admission methods,
+# regular day or night attenders, the ICD-10 chapters and the age bands.
+READMISSION_LAST_DAY = 29
+ELECTIVE = ("11", "12", "13")
+OBSTETRIC_SPECIALTIES = ("501", "560")
+MATERNITY_ADMISSIONS = ("31", "32")
+REGULAR_ATTENDERS = ("3", "4")
+CHAPTERS = (
+    ("I", "A00", "B99"), ("II", "C00", "D48"), ("III", "D50", "D89"), ("IV", "E00", "E90"),
+    ("V", "F00", "F99"), ("VI", "G00", "G99"), ("VII", "H00", "H59"), ("VIII", "H60", "H95"),
+    ("IX", "I00", "I99"), ("X", "J00", "J99"), ("XI", "K00", "K93"), ("XII", "L00", "L99"),
+    ("XIII", "M00", "M99"), ("XIV", "N00", "N99"), ("XV", "O00", "O99"), ("XVI", "P00", "P96"),
+    ("XVII", "Q00", "Q99"), ("XVIII", "R00", "R99"), ("XIX", "S00", "T98"),
+    ("XX", "V01", "Y98"), ("XXI", "Z00", "Z99"), ("XXII", "U00", "U85"),
+)  # fmt: skip
+AGE_BANDS = ((0, "0-17"), (18, "18-44"), (45, "45-64"), (65, "65-74"), (75, "75-84"), (85, "85+"))
+SEXES = {"1": "Male", "2": "Female", "9": "Indeterminate"}
+
+
+def _is_cancer(code: pl.Expr) -> pl.Expr:
+    three = code.str.slice(0, 3)
+    return (
+        three.is_between(pl.lit("C00"), pl.lit("C97"))
+        | three.is_between(pl.lit("D37"), pl.lit("D48"))
+        | (code.str.slice(0, 4) == "Z511")
+    ).fill_null(False)
+
+
+def _chapter(code: pl.Expr) -> pl.Expr:
+    three = code.str.slice(0, 3)
+    chapter = pl.lit("unknown")
+    for name, first, last in reversed(CHAPTERS):
+        chapter = (
+            pl.when(three.is_between(pl.lit(first), pl.lit(last)))
+            .then(pl.lit(name))
+            .otherwise(chapter)
+        )
+    return chapter
+
+
+def _age_band(age: pl.Expr) -> pl.Expr:
+    band = pl.lit("unknown")
+    for low, name in AGE_BANDS:
+        band = pl.when(age >= low).then(pl.lit(name)).otherwise(band)
+    return band
+
+
+def _sexes(data: Path) -> pl.DataFrame:
+    """A person's sex: their GP record's (the current registration, then the latest),
+    else their latest hospital record's; code 0 is not known."""
+    gp = pl.read_csv(data / "landing/gp/patients.csv", infer_schema=False).join(
+        _truth(data, "gp"),
+        left_on=["practice_code", "gp_patient_id"],
+        right_on=["org_code", "local_id"],
+    )
+    gp = gp.select(
+        "person_key",
+        pl.col("sex").alias("code"),
+        rank=pl.lit(0),
+        current=pl.col("deregistration_date").is_not_null(),
+        recency=pl.col("registration_date"),
+    )
+    latest = sorted((data / "landing/hospital").glob("hes_apc_*.csv"))[-1]
+    hes = pl.read_csv(latest, infer_schema=False).join(
+        _truth(data, "hospital"), left_on=["procode3", "lopatid"], right_on=["org_code", "local_id"]
+    )
+    hes = hes.select(
+        "person_key",
+        pl.col("sex").alias("code"),
+        rank=pl.lit(1),
+        current=pl.lit(False),
+        recency=pl.coalesce("disdate", "admidate"),
+    )
+    known = pl.concat([gp, hes]).filter(pl.col("code").is_in(list(SEXES)))
+    return (
+        known.sort(["rank", "current", "recency"], descending=[False, False, True])
+        .group_by("person_key", maintain_order=True)
+        .agg(pl.col("code").first())
+        .select("person_key", sex=pl.col("code").replace_strict(SEXES))
+    )
+
+
+def _cip_spells(data: Path) -> pl.DataFrame:
+    """Continuous inpatient spells from the latest HES APC delivery, with what the
+    readmission indicator excludes them for."""
+    latest = sorted((data / "landing/hospital").glob("hes_apc_*.csv"))[-1]
+    apc = pl.read_csv(latest, infer_schema=False).join(
+        _truth(data, "hospital"), left_on=["procode3", "lopatid"], right_on=["org_code", "local_id"]
+    )
+    diagnoses = [c for c in apc.columns if c.startswith("diag_4_")]
+    apc = apc.with_columns(
+        pl.col("epiorder").cast(pl.Int32),
+        pl.col("admidate", "disdate").str.to_date(),
+        cancer=pl.any_horizontal(_is_cancer(pl.col(c)) for c in diagnoses),
+        obstetric=pl.col("mainspef").is_in(OBSTETRIC_SPECIALTIES)
+        | pl.col("admimeth").is_in(MATERNITY_ADMISSIONS),
+    ).sort("procode3", "susspellid", "epiorder")
+    spells = (
+        apc.group_by("procode3", "susspellid")
+        .agg(
+            *(pl.col(c).first() for c in ("person_key", "admidate", "admimeth", "admisorc")),
+            pl.col("diag_4_01").first(),
+            pl.col("classpat").first(),
+            *(pl.col(c).last() for c in ("disdate", "disdest", "dismeth")),
+            pl.col("cancer", "obstetric").any(),
+        )
+        .sort("person_key", "admidate", "disdate", nulls_last=True)
+    )
+    previous = pl.col("disdate").shift(1).over("person_key")
+    transfer_in = (
+        (pl.col("admidate") == previous)
+        & (
+            (pl.col("disdest").shift(1).over("person_key") == TRANSFER)
+            | (pl.col("admisorc") == TRANSFER)
+        )
+    ).fill_null(False)
+    spells = spells.with_columns(stay=(~transfer_in).cast(pl.Int32).cum_sum().over("person_key"))
+    return (
+        spells.group_by("person_key", "stay")
+        .agg(
+            pl.col("admidate", "admimeth", "diag_4_01", "classpat").first(),
+            pl.col("disdate", "disdest", "dismeth").last(),
+            pl.col("cancer", "obstetric").any(),
+        )
+        .sort("person_key", "stay")
+    )
+
+
+def test_readmissions_30_day_agree_with_a_recomputation_from_the_landing_files(
+    data: Path,
+) -> None:
+    stays = _cip_spells(data)
+    after = pl.col("admidate").shift(-1).over("person_key")
+    stays = stays.with_columns(
+        days_to_next=(after - pl.col("disdate")).dt.total_days(),
+        next_counts=pl.col("admimeth")
+        .shift(-1)
+        .over("person_key")
+        .is_in(list(ADMISSION_METHOD_EMERGENCY))
+        & ~(pl.col("cancer") | pl.col("obstetric")).shift(-1).over("person_key"),
+    )
+    index = stays.filter(
+        pl.col("disdate").is_between(START, END - timedelta(days=READMISSION_LAST_DAY))
+        & (pl.col("disdest").fill_null("") != DIED)
+        & (pl.col("dismeth").fill_null("") != "4")
+        & ~pl.col("cancer")
+        & ~pl.col("obstetric")
+        & ~pl.col("classpat").fill_null("").is_in(REGULAR_ATTENDERS)
+    ).with_columns(
+        readmitted=(
+            pl.col("next_counts") & pl.col("days_to_next").is_between(0, READMISSION_LAST_DAY)
+        ).fill_null(False)
+    )
+    birth = _gp(data).select("person_key", "birth_month").unique()
+    index = (
+        index.join(birth, on="person_key", how="left")
+        .join(_sexes(data), on="person_key", how="left")
+        .with_columns(
+            age_band=_age_band(_age(pl.col("birth_month"), pl.col("disdate"))),
+            sex=pl.col("sex").fill_null("unknown"),
+            admission_group=pl.when(pl.col("admimeth").is_in(list(ADMISSION_METHOD_EMERGENCY)))
+            .then(pl.lit("emergency"))
+            .when(pl.col("admimeth").is_in(ELECTIVE))
+            .then(pl.lit("elective"))
+            .otherwise(pl.lit("other")),
+            diagnosis_group=_chapter(pl.col("diag_4_01")),
+        )
+    )
+    # The standard: the seed's rates, and their mean over its spells for a stratum it lacks.
+    rates = pl.read_csv(
+        catalogue.REPO_ROOT / "seeds/reference/ref_readmission_reference_rates.csv",
+        infer_schema=False,
+    ).with_columns(pl.col("index_spells").cast(pl.Int64), pl.col("reference_rate").cast(pl.Float64))
+    overall = (rates["reference_rate"] * rates["index_spells"]).sum() / rates["index_spells"].sum()
+    strata = ["age_band", "sex", "admission_group", "diagnosis_group"]
+    index = index.join(rates.select(*strata, "reference_rate"), on=strata, how="left").with_columns(
+        pl.col("reference_rate").fill_null(overall)
+    )
+    mart = _unsuppressed(data, "int_readmissions_30_day_aggregated")
+
+    # A month without an index spell (the last, its 30 days not over) has no row.
+    months = _by_month(index, "disdate")
+    assert _published(mart, "index_spells") == {m: n for m, n in months.items() if n}
+    readmitted = _by_month(index.filter("readmitted"), "disdate")
+    assert _published(mart, "readmissions") == {m: readmitted[m] for m in months if months[m]}
+    expected = index.group_by(pl.col("disdate").dt.truncate("1mo").alias("month")).agg(
+        pl.col("reference_rate").sum()
+    )
+    by_month = dict(expected.iter_rows()) | {None: index["reference_rate"].sum()}
+    published = _published(mart, "expected_readmissions")
+    assert published.keys() == by_month.keys()
+    for month, value in by_month.items():
+        assert published[month] == pytest.approx(value, abs=0.001), month
+    total = mart.filter(pl.col("breakdown") == "total").row(0, named=True)
+    assert total["standardised_ratio"] == pytest.approx(
+        index["readmitted"].sum() / by_month[None], abs=0.0001
+    )
+    # Not vacuous: readmissions, exclusions of each kind this extract has, and transfers.
+    assert index.height > 50 and 0 < index["readmitted"].sum() < index.height
+    assert stays.filter(pl.col("cancer")).height > 0
