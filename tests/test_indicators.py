@@ -395,6 +395,127 @@ def test_a_rate_per_100000_is_described_and_a_bad_unit_refused() -> None:
         )
 
 
+# ASCOF 2E: CLD accommodation statuses that are living at home or with family, as NHS
+# England's replication code groups them (Accommodation_Status_Group 1), written out here
+# apart from the seed the models use.
+SETTLED = frozenset(
+    {
+        "Owner occupier or shared ownership scheme",
+        "Tenant",
+        "Tenant - private landlord",
+        "Settled mainstream housing with family / friends",
+        "Supported accommodation / supported lodgings / supported group home",
+        "Shared Lives scheme",
+        "Approved premises for offenders released from prison or under probation supervision",
+        "Sheltered housing / extra care housing / other sheltered housing",
+        "Mobile accommodation for Gypsy / Roma and Traveller communities",
+    }
+)
+LONG_TERM_SUPPORT = (*CARE_HOME_SERVICES, "Long Term Support: Community")
+# NHS England's event identity: everything that says which event a row is, not its end.
+CLD_EVENT_IDENTITY = (
+    "la_code", "la_person_unique_identifier", "client_type", "event_type", "event_start_date",
+    "request_route_of_access", "service_type", "service_component", "delivery_mechanism",
+    "assessment_type",
+)  # fmt: skip
+
+
+def _cld_latest(data: Path) -> pl.DataFrame:
+    """Every CLD submission stacked, each event's latest submitted version kept."""
+    files = sorted((data / "landing/social_care").glob("cld_*.csv"))
+    stacked = pl.concat(
+        pl.read_csv(f, infer_schema=False).with_row_index("line") for f in files
+    ).join(
+        _truth(data, "social_care"),
+        left_on=["la_code", "la_person_unique_identifier"],
+        right_on=["org_code", "local_id"],
+    )
+    identity = [pl.col(c).fill_null("") for c in CLD_EVENT_IDENTITY]
+    return (
+        stacked.with_columns(event=pl.concat_str(identity, separator="|"))
+        .sort("reporting_period_end_date", "line")
+        .unique("event", keep="last")
+        .with_columns(pl.col("event_start_date", "event_end_date").str.to_date())
+    )
+
+
+def _status(events: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """The status on the latest-starting events of each group, known over Unknown, and
+    Unknown where they disagree."""
+    status = pl.col("accommodation_status").fill_null("Unknown")
+    latest = events.with_columns(status.alias("status"), known=status != "Unknown").filter(
+        pl.col("event_start_date") == pl.col("event_start_date").max().over(by)
+    )
+    latest = latest.filter(pl.col("known") == pl.col("known").max().over(by))
+    return latest.group_by(by).agg(
+        pl.when(pl.col("status").n_unique() == 1)
+        .then(pl.col("status").first())
+        .otherwise(pl.lit("Unknown"))
+        .alias("status")
+    )
+
+
+def test_ascof_agrees_with_a_recomputation_from_the_landing_files(data: Path) -> None:
+    gp = _gp(data)
+    birth = gp.select("person_key", "birth_month").unique()
+    mart = _unsuppressed(data, "int_ascof_aggregated")
+    middle = (START + timedelta(days=(END - START).days // 2)).replace(day=1)
+    adults, older = _population(gp, 18), _population(gp, 65)
+    younger = {m: adults[m] - older[m] for m in adults}
+    assert _published(mart, "registered_population_18_to_64") == {
+        **younger,
+        None: younger[middle],
+    }
+    assert _published(mart, "registered_population_65_and_over") == {**older, None: older[middle]}
+
+    services = _cld_latest(data).filter(
+        (pl.col("event_type") == "Service") & (pl.col("client_type") == "Service User")
+    )
+    # 2B/2C: residential or nursing care still open after the period, none begun before it.
+    open_after = services.filter(
+        pl.col("service_type").is_in(CARE_HOME_SERVICES)
+        & (pl.col("event_end_date").is_null() | (pl.col("event_end_date") > END))
+    )
+    admitted = (
+        open_after.group_by("person_key")
+        .agg(pl.col("event_start_date").min())
+        .filter(_in_window("event_start_date"))
+        .join(birth, on="person_key", how="left")
+        .with_columns(age=_age(pl.col("birth_month"), pl.lit(END + timedelta(days=1))))
+    )
+    for column, ages in (
+        ("long_term_admissions_18_to_64", pl.col("age").is_between(18, 64)),
+        ("long_term_admissions_65_and_over", pl.col("age") >= 65),
+    ):
+        assert _published(mart, column) == _by_month(admitted.filter(ages), "event_start_date")
+    assert admitted.height >= 2
+
+    # 2E: people on long-term support each month and in the period, by their latest status.
+    months = pl.DataFrame({"month": _months()}).with_columns(
+        month_end=pl.col("month").dt.month_end().clip(upper_bound=END)
+    )
+    supported = (
+        services.filter(pl.col("service_type").is_in(LONG_TERM_SUPPORT))
+        .join(months, how="cross")
+        .filter(
+            (pl.col("event_start_date") <= pl.col("month_end"))
+            & (pl.col("event_end_date").is_null() | (pl.col("event_end_date") >= pl.col("month")))
+        )
+    )
+    by_month = _status(supported, ["person_key", "month"])
+    period = _status(supported, ["person_key"])
+    expected_people = {m: 0 for m in _months()} | dict(by_month.group_by("month").len().iter_rows())
+    expected_people[None] = period.height
+    settled = pl.col("status").is_in(list(SETTLED))
+    expected_home = {m: 0 for m in _months()} | dict(
+        by_month.filter(settled).group_by("month").len().iter_rows()
+    )
+    expected_home[None] = period.filter(settled).height
+    assert _published(mart, "people_receiving_long_term_support") == expected_people
+    assert _published(mart, "living_at_home_or_with_family") == expected_home
+    assert 0 < expected_home[None] < expected_people[None]
+
+
 # NHS Digital's 30-day emergency readmissions (compendium I02040), written out here apart
 # from the seeds and models: cancer (C00-C97, D37-D48) and chemotherapy for cancer (Z51.1)
 # in any diagnosis position, obstetric main specialties and maternity admission methods,
