@@ -36,6 +36,7 @@ DOCUMENTED = re.compile(r"^# by hand: JOINEDUP_DATA_DIR=\$PWD/data uv run (dbt b
 COMMISSIONER_MARTS = {
     "mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care",
     "mart_bcf_metrics", "mart_acsc_admissions", "mart_still_at_home_91_days", "mart_readmissions_30_day",
+    "mart_ascof",
 }  # fmt: skip
 
 
@@ -169,6 +170,7 @@ UNSUPPRESSED = {
     "mart_acsc_admissions": "intermediate.int_acsc_admissions_aggregated",
     "mart_still_at_home_91_days": "intermediate.int_still_at_home_91_days_aggregated",
     "mart_readmissions_30_day": "intermediate.int_readmissions_30_day_aggregated",
+    "mart_ascof": "intermediate.int_ascof_aggregated",
 }
 
 

@@ -72,6 +72,7 @@ def test_the_project_describes_the_three_commissioner_marts(manifest: dict) -> N
         "mart_readmissions": "readmissions",
         "mart_still_at_home_91_days": None,
         "mart_readmissions_30_day": None,
+        "mart_ascof": None,
     }
     flows = found["mart_pathway_flows"]
     assert flows.distinct_counts == ("people",)

@@ -166,6 +166,7 @@ def test_marts_suites_cover_every_disclosure_controlled_count() -> None:
         "mart_acsc_admissions",
         "mart_still_at_home_91_days",
         "mart_readmissions_30_day",
+        "mart_ascof",
     }
     for name, spec in marts.items():
         suite = next(s for s in all_suites() if s.name == f"marts.{name}")
