@@ -35,8 +35,8 @@ pytestmark = pytest.mark.slow
 DOCUMENTED = re.compile(r"^# by hand: JOINEDUP_DATA_DIR=\$PWD/data uv run (dbt build .*)$", re.M)
 COMMISSIONER_MARTS = {
     "mart_pathway_flows", "mart_readmissions", "mart_discharge_to_social_care",
-    "mart_bcf_metrics", "mart_acsc_admissions", "mart_still_at_home_91_days", "mart_readmissions_30_day",
-    "mart_ascof",
+    "mart_bcf_metrics", "mart_acsc_admissions", "mart_still_at_home_91_days",
+    "mart_readmissions_30_day", "mart_ascof",
 }  # fmt: skip
 
 

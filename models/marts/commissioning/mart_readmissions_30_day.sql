@@ -12,15 +12,18 @@ overall as (
     from reference_rates
 ),
 
+{%- set standardised = {
+    'expected_readmissions': 'index_spells',
+    'standardised_ratio': 'readmissions',
+    'standardised_rate_pct': 'readmissions',
+} %}
 published as (
     {{ suppress_small_numbers(
         ref('int_readmissions_30_day_aggregated'),
-        dimensions=['breakdown', 'activity_month', 'la_code', 'practice_code', 'age_band', 'sex',
-                    'imd_quintile', 'core20plus5', 'frailty_risk', 'long_term_conditions'],
-        counts=['index_spells', 'readmissions'],
+        ['breakdown'] + commissioner_dimensions() + segment_dimensions(),
+        ['index_spells', 'readmissions'],
         rates={'crude_rate_pct': ['readmissions', 'index_spells']},
-        dependents={'expected_readmissions': 'index_spells', 'standardised_ratio': 'readmissions',
-                    'standardised_rate_pct': 'readmissions'},
+        dependents=standardised,
     ) | indent(4) }}
 )
 
