@@ -159,24 +159,19 @@ def _population(gp: pl.DataFrame, min_age: int | None = None) -> dict[date, int]
     return counts
 
 
-def _stays(data: Path, birth: pl.DataFrame) -> pl.DataFrame:
-    """Continuous stays from the latest HES APC delivery (a year-to-date refresh)."""
+def _hes_apc(data: Path) -> pl.DataFrame:
+    """The latest HES APC delivery (a year-to-date refresh), each row with its person."""
     latest = sorted((data / "landing/hospital").glob("hes_apc_*.csv"))[-1]
-    apc = pl.read_csv(latest, infer_schema=False).join(
+    return pl.read_csv(latest, infer_schema=False).join(
         _truth(data, "hospital"), left_on=["procode3", "lopatid"], right_on=["org_code", "local_id"]
     )
-    apc = apc.with_columns(
-        pl.col("epiorder").cast(pl.Int32),
-        pl.col("admidate", "disdate", "disreadydate").str.to_date(),
-    ).sort("procode3", "susspellid", "epiorder")
-    # The spell's admission from its first episode, its discharge from its last.
-    first = ("person_key", "admidate", "admimeth", "admisorc", "diag_4_01")
-    last = ("disdate", "disdest", "disreadydate")
-    spells = (
-        apc.group_by("procode3", "susspellid")
-        .agg(*(pl.col(c).first() for c in first), *(pl.col(c).last() for c in last))
-        .sort("person_key", "admidate", "disdate", nulls_last=True)
-    )
+
+
+def _chained(spells: pl.DataFrame) -> pl.DataFrame:
+    """Spells numbered into continuous stays (`stay`): one starting on the day the
+    person's previous one ended, where that discharged to or this was admitted from
+    another hospital (51), continues it."""
+    spells = spells.sort("person_key", "admidate", "disdate", nulls_last=True)
     previous = pl.col("disdate").shift(1).over("person_key")
     transfer_in = (
         (pl.col("admidate") == previous)
@@ -185,11 +180,33 @@ def _stays(data: Path, birth: pl.DataFrame) -> pl.DataFrame:
             | (pl.col("admisorc") == TRANSFER)
         )
     ).fill_null(False)
-    spells = spells.with_columns(stay=(~transfer_in).cast(pl.Int32).cum_sum().over("person_key"))
-    stays = spells.group_by("person_key", "stay").agg(
-        pl.col("admidate", "admimeth", "diag_4_01").first(),
-        pl.col("admidate").last().alias("last_admidate"),
-        pl.col("disdate", "disdest", "disreadydate").last(),
+    return spells.with_columns(stay=(~transfer_in).cast(pl.Int32).cum_sum().over("person_key"))
+
+
+def _stays(data: Path, birth: pl.DataFrame) -> pl.DataFrame:
+    """Continuous stays from the latest HES APC delivery (a year-to-date refresh)."""
+    apc = (
+        _hes_apc(data)
+        .with_columns(
+            pl.col("epiorder").cast(pl.Int32),
+            pl.col("admidate", "disdate", "disreadydate").str.to_date(),
+        )
+        .sort("procode3", "susspellid", "epiorder")
+    )
+    # The spell's admission from its first episode, its discharge from its last.
+    first = ("person_key", "admidate", "admimeth", "admisorc", "diag_4_01")
+    last = ("disdate", "disdest", "disreadydate")
+    spells = apc.group_by("procode3", "susspellid").agg(
+        *(pl.col(c).first() for c in first), *(pl.col(c).last() for c in last)
+    )
+    stays = (
+        _chained(spells)
+        .group_by("person_key", "stay")
+        .agg(
+            pl.col("admidate", "admimeth", "diag_4_01").first(),
+            pl.col("admidate").last().alias("last_admidate"),
+            pl.col("disdate", "disdest", "disreadydate").last(),
+        )
     )
     return stays.join(birth, on="person_key", how="left")
 
@@ -580,11 +597,7 @@ def _sexes(data: Path) -> pl.DataFrame:
         current=pl.col("deregistration_date").is_not_null(),
         recency=pl.col("registration_date"),
     )
-    latest = sorted((data / "landing/hospital").glob("hes_apc_*.csv"))[-1]
-    hes = pl.read_csv(latest, infer_schema=False).join(
-        _truth(data, "hospital"), left_on=["procode3", "lopatid"], right_on=["org_code", "local_id"]
-    )
-    hes = hes.select(
+    hes = _hes_apc(data).select(
         "person_key",
         pl.col("sex").alias("code"),
         rank=pl.lit(1),
@@ -603,10 +616,7 @@ def _sexes(data: Path) -> pl.DataFrame:
 def _cip_spells(data: Path) -> pl.DataFrame:
     """Continuous inpatient spells from the latest HES APC delivery, with what the
     readmission indicator excludes them for."""
-    latest = sorted((data / "landing/hospital").glob("hes_apc_*.csv"))[-1]
-    apc = pl.read_csv(latest, infer_schema=False).join(
-        _truth(data, "hospital"), left_on=["procode3", "lopatid"], right_on=["org_code", "local_id"]
-    )
+    apc = _hes_apc(data)
     diagnoses = [c for c in apc.columns if c.startswith("diag_4_")]
     apc = apc.with_columns(
         pl.col("epiorder").cast(pl.Int32),
@@ -615,28 +625,16 @@ def _cip_spells(data: Path) -> pl.DataFrame:
         obstetric=pl.col("mainspef").is_in(OBSTETRIC_SPECIALTIES)
         | pl.col("admimeth").is_in(MATERNITY_ADMISSIONS),
     ).sort("procode3", "susspellid", "epiorder")
-    spells = (
-        apc.group_by("procode3", "susspellid")
-        .agg(
-            *(pl.col(c).first() for c in ("person_key", "admidate", "admimeth", "admisorc")),
-            pl.col("diag_4_01").first(),
-            pl.col("classpat").first(),
-            *(pl.col(c).last() for c in ("disdate", "disdest", "dismeth")),
-            pl.col("cancer", "obstetric").any(),
-        )
-        .sort("person_key", "admidate", "disdate", nulls_last=True)
+    spells = apc.group_by("procode3", "susspellid").agg(
+        *(pl.col(c).first() for c in ("person_key", "admidate", "admimeth", "admisorc")),
+        pl.col("diag_4_01").first(),
+        pl.col("classpat").first(),
+        *(pl.col(c).last() for c in ("disdate", "disdest", "dismeth")),
+        pl.col("cancer", "obstetric").any(),
     )
-    previous = pl.col("disdate").shift(1).over("person_key")
-    transfer_in = (
-        (pl.col("admidate") == previous)
-        & (
-            (pl.col("disdest").shift(1).over("person_key") == TRANSFER)
-            | (pl.col("admisorc") == TRANSFER)
-        )
-    ).fill_null(False)
-    spells = spells.with_columns(stay=(~transfer_in).cast(pl.Int32).cum_sum().over("person_key"))
     return (
-        spells.group_by("person_key", "stay")
+        _chained(spells)
+        .group_by("person_key", "stay")
         .agg(
             pl.col("admidate", "admimeth", "diag_4_01", "classpat").first(),
             pl.col("disdate", "disdest", "dismeth").last(),
