@@ -1,47 +1,140 @@
 {#
-  The registered population of a cell of an indicator aggregate (the denominator beside
-  every rate), from rows of int_indicator_population_registered unioned under the
-  counted events with `is_population` true. A cell of a month counts the list on the
-  1st of that month; a cell without a month the list of the extract's middle month
+  The denominator of the indicators' rates per head of population, var
+  indicator_denominator: `registered` (default), the registered population of the GP
+  extract (int_indicator_population_registered), or `ons`, ONS mid-year estimates by
+  local authority, sex and age (int_indicator_population_ons), as the national BCF,
+  ASCOF and Outcomes Framework figures use. ONS publishes no population by practice,
+  IMD or segment, so with `ons` a cell broken down by one of those has no denominator
+  (null) rather than one that is not the cell's.
+#}
+{% macro indicator_denominator() -%}
+    {%- set source = var('indicator_denominator', 'registered') -%}
+    {%- if source not in ('registered', 'ons') -%}
+        {{ exceptions.raise_compiler_error(
+            'var indicator_denominator is ' ~ tojson(source) ~ '; it must be registered (the '
+            ~ 'GP extract\'s registered population) or ons (ONS mid-year estimates, seed '
+            ~ 'ref_ons_mid_year_population): set it in dbt_project.yml vars or with --vars') }}
+    {%- endif -%}
+    {{ return(source) }}
+{%- endmacro %}
+
+{# The dimensions an ONS estimate has; the others are null on its rows. #}
+{% macro ons_population_dimensions() -%}
+    {{ return(['activity_month', 'la_code', 'age_band', 'sex']) }}
+{%- endmacro %}
+
+{# The denominator's source, as a column beside every rate per head of population. #}
+{% macro population_denominator_source() -%}
+    {%- if indicator_denominator() == 'ons' -%}
+        'ONS mid-year population estimates'
+    {%- else -%}
+        'registered population (GP extract)'
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+  The population of a cell of an indicator aggregate (the denominator beside every
+  rate), from the rows registered_population_rows() unions under the counted events
+  with `is_population` true, each weighing `population` people (1 for a registered
+  person, the estimate for an ONS row). A cell of a month counts the population on the
+  1st of that month; a cell without a month that of the extract's middle month
   (`is_reference_month`), since summing the months would count each person once a
   month. `condition` narrows it (e.g. to people aged 65 and over).
 #}
 {% macro registered_population_count(condition='true') -%}
     case
+        {%- if indicator_denominator() == 'ons' %}
+        when {% for dim in commissioner_dimensions() if dim not in ons_population_dimensions() -%}
+            grouping({{ dim }}) = 0{{ ' or ' if not loop.last }}
+        {%- endfor %}
+            then null
+        {%- endif %}
         when grouping(activity_month) = 0
-            then count(*) filter (where is_population and {{ condition }})
-        else count(*) filter (where is_population and is_reference_month and {{ condition }})
+            then coalesce(sum(population) filter (where is_population and {{ condition }}), 0)
+        else coalesce(sum(population) filter (
+            where is_population and is_reference_month and {{ condition }}), 0)
     end
 {%- endmacro %}
 
 {#
-  The population rows to union under an indicator's events: the same six dimensions,
-  from the 1st of each month. Goes after `from population`, with the import CTEs
-  commissioner_dimension_joins() expects.
+  The population rows to union under an indicator's events: the same dimensions, from
+  the 1st of each month, then age, is_population, is_reference_month and population
+  (the people the row stands for). Registered: after `from population`, with the
+  import CTEs commissioner_dimension_joins() expects. ONS: from
+  int_indicator_population_ons, ref'd here so that every aggregate that unions these
+  rows has the option without importing it; its dimensions ONS has no figure by are
+  null.
 #}
 {% macro registered_population_rows() -%}
+    {%- set ons = ref('int_indicator_population_ons') -%}
+    {%- if indicator_denominator() == 'ons' -%}
+    {%- set columns = {
+        'activity_month': 'ons.reference_date',
+        'la_code': 'ons.la_code',
+        'age_band': 'age_bands.age_band',
+        'sex': 'sexes.sex',
+    } -%}
+    select
+        {%- for dim in commissioner_dimensions() %}
+        {{ columns.get(dim, 'null') }} as {{ dim }},
+        {%- endfor %}
+        ons.age,
+        true as is_population,
+        ons.is_reference_month,
+        ons.population
+    from {{ ons }} as ons
+    left join sexes
+        on ons.sex_code = sexes.sex_code
+    left join age_bands
+        on ons.age between age_bands.min_age and age_bands.max_age
+    {%- else -%}
     select
         {{ commissioner_dimension_columns('population', 'reference_date') }},
         {{ age_in_years('people.birth_month', 'population.reference_date') }} as age,
         true as is_population,
-        population.is_reference_month
+        population.is_reference_month,
+        1 as population
     from population
     {{ commissioner_dimension_joins('population', 'reference_date') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+  The months of the extract, each as the 1st (`reference_date`), the middle one marked
+  `is_reference_month`: the months a population is counted on. Expects the import CTE
+  `extract_window`.
+#}
+{% macro extract_months() -%}
+    select
+        cast(month_start as date) as reference_date,
+        cast(month_start as date) = cast(date_trunc(
+            'month',
+            extract_window.extract_start_date
+            + cast((extract_window.extract_end_date - extract_window.extract_start_date) / 2 as integer)
+        ) as date) as is_reference_month
+    from extract_window
+    cross join generate_series(
+        cast(date_trunc('month', extract_window.extract_start_date) as timestamp),
+        cast(extract_window.extract_end_date as timestamp),
+        interval 1 month
+    ) as series(month_start)
 {%- endmacro %}
 
 {#
   The rows an indicator aggregate counts: the events of `measures` from
   int_indicator_events_selected (imported as `events`), each with the six dimensions of
-  its own date and the `extra` columns, and under them the registered population
+  its own date and the `extra` columns, and under them the population
   (registered_population_rows). Columns: the dimensions, `age` (the population's),
-  `is_population`, `is_reference_month`, then `extra` (null on population rows).
+  `is_population`, `is_reference_month`, `population`, then `extra` (null on
+  population rows).
 #}
 {% macro indicator_rows(measures, extra=[]) -%}
     select
         {{ commissioner_dimension_columns('events', 'event_date') }},
         null::integer as age,
         false as is_population,
-        false as is_reference_month
+        false as is_reference_month,
+        null::bigint as population
         {%- for column in extra %},
         events.{{ column }}
         {%- endfor %}

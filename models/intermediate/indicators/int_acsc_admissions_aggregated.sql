@@ -15,6 +15,7 @@ counted as (
 
 select
     {{ commissioner_breakdown_columns() }},
+    {{ population_denominator_source() }} as denominator_source,
     {{ registered_population_count() }} as registered_population,
     count(*) filter (where not is_population) as chronic_acsc_admissions
 from counted

@@ -18,6 +18,7 @@ counted as (
 
 select
     {{ commissioner_breakdown_columns() }},
+    {{ population_denominator_source() }} as denominator_source,
     {{ registered_population_count('age >= 65') }} as registered_population_65_and_over,
     count(*) filter (where measure = 'emergency_admission_65_and_over')
         as emergency_admissions_65_and_over,

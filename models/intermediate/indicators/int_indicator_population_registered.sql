@@ -17,19 +17,7 @@ with
 }) }}
 
 months as (
-    select
-        cast(month_start as date) as reference_date,
-        cast(month_start as date) = cast(date_trunc(
-            'month',
-            extract_window.extract_start_date
-            + cast((extract_window.extract_end_date - extract_window.extract_start_date) / 2 as integer)
-        ) as date) as is_reference_month
-    from extract_window
-    cross join generate_series(
-        cast(date_trunc('month', extract_window.extract_start_date) as timestamp),
-        cast(extract_window.extract_end_date as timestamp),
-        interval 1 month
-    ) as series(month_start)
+    {{ extract_months() }}
 ),
 
 registrations as (

@@ -1,7 +1,8 @@
 {{ suppress_small_numbers(
     ref('int_bcf_metrics_aggregated'),
     dimensions=['breakdown', 'activity_month', 'la_code', 'practice_code', 'age_band', 'sex',
-                'imd_quintile', 'core20plus5', 'frailty_risk', 'long_term_conditions'],
+                'imd_quintile', 'core20plus5', 'frailty_risk', 'long_term_conditions',
+                'denominator_source'],
     counts=['registered_population_65_and_over', 'emergency_admissions_65_and_over',
             'adult_discharges', 'discharges_with_ready_date', 'discharged_on_ready_date',
             'delayed_discharges', 'care_home_admissions_65_and_over'],
