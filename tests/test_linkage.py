@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ingest_fixtures import KEY, run_all
 
 from joinedup.linkage import link, load_model
 from joinedup.linkage.evaluate import evaluate, format_table, pairwise
+from joinedup.linkage.nhs_number_split import _groups
 from joinedup.linkage.person_ids import assign_person_ids
 from joinedup.privacy.scan import scan
 from joinedup.synth import generate
@@ -40,6 +42,55 @@ def test_linkage_beats_nhs_number_only_and_is_accurate(linked: Path) -> None:
     # Hospital feeds carry no names (HES APC, ECDS): an untraced hospital record has only
     # date of birth, sex and postcode. Measured 0.963 at 6,000 people (163 such records).
     assert result["recall_records_without_nhs_number"] >= 0.95
+
+
+def test_no_person_holds_two_valid_nhs_numbers(linked: Path) -> None:
+    rp = pl.read_parquet(linked / "linked" / "record_person.parquet")
+    numbers = pl.concat(
+        [
+            pl.read_parquet(p, columns=["record_token", "nhs_number_token"]).with_columns(
+                source=pl.lit(p.parent.name)
+            )
+            for p in (linked / "pseudonymised").glob("*/*.parquet")
+            if "nhs_number_token" in pl.read_parquet_schema(p)
+        ],
+        how="diagonal",
+    )
+    held = (
+        rp.join(numbers, on=["source", "record_token"])
+        .group_by("person_id")
+        .agg(pl.col("nhs_number_token").drop_nulls().n_unique().alias("numbers"))
+    )
+    assert held.height > 1000
+    assert held["numbers"].max() == 1
+    split = json.loads((linked / "linked" / "summary.json").read_text())["nhs_number_split"]
+    assert split["clusters_made"] >= 2 * split["clusters_split"]
+
+
+def test_a_record_with_no_number_joins_the_twin_it_matches_best() -> None:
+    # Twins a and b; h is a hospital record with no number and no name that scores
+    # above the threshold against both. Connected components would make one person.
+    records = pl.DataFrame(
+        {
+            "source": ["gp", "gp", "hospital", "social_care"],
+            "record_token": ["a", "b", "h", "s"],
+            "nhs_number_token": ["NA", "NB", None, None],
+        }
+    )
+    pairs = pl.DataFrame(
+        {
+            "source_l": ["gp", "gp", "gp", "hospital"],
+            "record_token_l": ["a", "b", "a", "h"],
+            "source_r": ["hospital", "hospital", "gp", "social_care"],
+            "record_token_r": ["h", "h", "b", "s"],
+            "match_weight": [9.0, 12.0, 7.0, 5.0],
+        }
+    )
+    groups = _groups(records, pairs)
+    assert groups[("hospital", "h")] == groups[("gp", "b")] == groups[("social_care", "s")]
+    assert groups[("gp", "a")] != groups[("gp", "b")]
+    # The labels do not depend on the order the pairs come in.
+    assert _groups(records, pairs.reverse()) == groups
 
 
 def test_opted_out_people_without_nhs_numbers_are_removed(linked: Path) -> None:

@@ -39,6 +39,7 @@ from joinedup.deidentify.encodings import key_fingerprint
 from joinedup.linkage.backend import BackendName, LinkageBackend, LinkageError, open_backend
 from joinedup.linkage.inputs import KeyMismatchError, remove_linkage_inputs, write_linkage_inputs
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
+from joinedup.linkage.nhs_number_split import split_on_nhs_numbers
 from joinedup.linkage.person_ids import assign_person_ids
 from joinedup.linkage.training import choose_training
 from joinedup.settings import Settings
@@ -375,6 +376,16 @@ def _link(
             f"SELECT source, record_token, CAST(cluster_id AS STRING) AS cluster_id "
             f"FROM {clusters_sdf.physical_name}",
         )
+        split: dict[str, Any] | None = None
+        if model.split_on_distinct_nhs_numbers:
+            clusters, split = split_on_nhs_numbers(
+                engine, predictions.physical_name, clusters, model.cluster_threshold
+            )
+            log.info(
+                "split %s clusters holding two or more valid NHS numbers into %s",
+                f"{split['clusters_split']:,}",
+                f"{split['clusters_made']:,}",
+            )
         t_cluster = time.perf_counter()
         # The model as the repository writes it (DuckDB SQL), whichever engine trained it.
         trained = engine.model_sql(linker.misc.save_model_to_json(), model.settings)
@@ -414,6 +425,7 @@ def _link(
         "records_removed_for_opt_out": dict(
             removed.group_by("source").len().sort("source").iter_rows()
         ),
+        "nhs_number_split": split,
         **_cluster_figures(record_person),
         **id_stats,
         "thresholds": model.training["thresholds"],

@@ -35,6 +35,11 @@ class LinkageModel:
     def predict_threshold(self) -> float:
         return float(self.training["thresholds"]["predict_match_probability"])
 
+    @property
+    def split_on_distinct_nhs_numbers(self) -> bool:
+        """Whether clusters holding two valid NHS numbers are split (nhs_number_split.py)."""
+        return bool(self.training.get("clustering", {}).get("split_on_distinct_nhs_numbers"))
+
     def fingerprint(self) -> str:
         """SHA-256 of the model definition, recorded with every run's provenance."""
         canonical = json.dumps([self.settings, self.training], sort_keys=True)
