@@ -12,8 +12,8 @@
   Indicators (the aggregates in models/intermediate/indicators/, indicator_rows or not)
   are also broken down by the equity and need segments of int_persons_segmented:
   Core20PLUS5, frailty band and number of long-term conditions. Each segment is crossed
-  with place only (alone, and by la_code), 6 grouping sets more, not a cube of segments
-  by every dimension: a cube leaves most cells small, suppressed and, through secondary
+  with place only (alone, and by la_code), and la_code alone is added (place over the
+  whole extract): 7 grouping sets more, not a cube of segments by every dimension: a cube leaves most cells small, suppressed and, through secondary
   suppression, withholding their neighbours. A segment's cells add up to their margin
   (total, la_code), so the differencing audit checks them like any other breakdown.
 #}
@@ -41,6 +41,9 @@
         ['activity_month', 'la_code', 'age_band', 'sex', 'imd_quintile'],
     ] -%}
     {%- if breakdowns_are_segmented() -%}
+        {#- Place over the whole extract: the margin of place by segment, and the
+            dashboard's indicators by place. -#}
+        {%- do sets.append(['la_code']) -%}
         {%- for segment in segment_dimensions() -%}
             {%- do sets.append([segment]) -%}
             {%- do sets.append(['la_code', segment]) -%}

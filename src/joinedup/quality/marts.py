@@ -61,7 +61,9 @@ MART_BREAKDOWNS = [
     "la_code+sex",
     "la_code+imd_quintile",
     "month+la_code+age_band+sex+imd_quintile",
-    # The indicators' segments (macros/commissioner_breakdowns.sql), alone and by place.
+    # The indicators' place over the whole extract and segments, alone and by place
+    # (macros/commissioner_breakdowns.sql).
+    "la_code",
     "core20plus5",
     "la_code+core20plus5",
     "frailty_risk",
