@@ -24,6 +24,7 @@ counted as (
 
 select
     {{ commissioner_breakdown_columns() }},
+    {{ population_denominator_source() }} as denominator_source,
     {{ registered_population_count('age between 18 and 64') }} as registered_population_18_to_64,
     {{ registered_population_count('age >= 65') }} as registered_population_65_and_over,
     count(*) filter (where measure = 'long_term_admission' and age_at_period_end between 18 and 64)

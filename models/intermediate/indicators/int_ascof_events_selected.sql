@@ -94,14 +94,9 @@ admissions as (
 
 months as (
     select
-        cast(month_start as date) as month_start,
-        cast(month_start + interval 1 month - interval 1 day as date) as month_end
-    from extract_window
-    cross join generate_series(
-        cast(date_trunc('month', extract_window.extract_start_date) as timestamp),
-        cast(extract_window.extract_end_date as timestamp),
-        interval 1 month
-    ) as spine (month_start)
+        reference_date as month_start,
+        cast(reference_date + interval 1 month - interval 1 day as date) as month_end
+    from ({{ extract_months() }})
 ),
 
 -- Every long-term support service open in the period, with each month it is open in.
