@@ -27,12 +27,13 @@ import streamlit as st
 
 from dashboard import disclosure, ui
 from dashboard.data import DashboardDataError, catalogue
-from dashboard.views import coverage, pathways, readmissions, social_care
+from dashboard.views import coverage, indicators, pathways, readmissions, social_care
 
 PAGES: list[tuple[str, str, str, Callable[[ui.Context], None]]] = [
     ("pathways", "Pathways", ":material/account_tree:", pathways.render),
     ("readmissions", "Readmissions", ":material/replay:", readmissions.render),
     ("social-care", "Discharge to social care", ":material/home_health:", social_care.render),
+    ("indicators", "National indicators", ":material/monitoring:", indicators.render),
     ("coverage", "Data coverage", ":material/fact_check:", coverage.render),
 ]
 

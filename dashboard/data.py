@@ -442,3 +442,66 @@ def query(
     if plan is None:
         return None, pl.DataFrame()
     return plan, aggregate(load_slice(data_dir, mart_key, plan.breakdown), plan, filters, by)
+
+
+# The segment dimensions every national indicator mart is broken down by
+# (macros/commissioner_breakdowns.sql): a mart with them is an indicator mart.
+SEGMENT_DIMENSIONS = ("core20plus5", "frailty_risk", "long_term_conditions")
+
+
+@dataclass(frozen=True)
+class IndicatorMart:
+    """A national indicator mart as the published file describes it."""
+
+    table: str
+    description: str  # its definition and source: the mart's dbt description
+    # Rates as (name, numerator count, denominator count, per: 100 or 100000).
+    rates: tuple[tuple[str, str, str, int], ...]
+    has_denominator_source: bool = False
+
+
+def indicator_marts(data_dir: Path) -> tuple[IndicatorMart, ...]:
+    """Every indicator mart in the commissioning file (one with the segment dimensions),
+    found from its ``_joinedup_marts`` metadata, not a list of names, so a new indicator
+    mart appears once it is published. Cached per file version."""
+    path = commissioning_path(data_dir)
+    if not path.exists():
+        raise DashboardDataError(f"{path} not found")
+    return _indicator_marts(str(path), _version(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _indicator_marts(path: str, version: int) -> tuple[IndicatorMart, ...]:
+    del version
+    with connect(path) as con:
+        specs = mart_metadata.read_table(con)
+        comments = dict(
+            con.execute(
+                "select table_name, coalesce(comment, '') from duckdb_tables() "
+                "where schema_name = 'main'"
+            ).fetchall()
+        )
+    found = []
+    for spec in sorted(specs.values(), key=lambda s: s.name):
+        if not set(SEGMENT_DIMENSIONS) <= set(spec.dimensions) or spec.name not in comments:
+            continue
+        found.append(
+            IndicatorMart(
+                table=spec.name,
+                description=comments[spec.name],
+                rates=tuple(
+                    (c.name, c.numerator, c.denominator, c.per)
+                    for c in spec.columns
+                    if c.role == "rate" and c.numerator and c.denominator
+                ),
+                has_denominator_source="denominator_source" in spec.column_names,
+            )
+        )
+    return tuple(found)
+
+
+def load_indicator_slice(data_dir: Path, mart: IndicatorMart, breakdown: str) -> pl.DataFrame:
+    """All published rows of one breakdown of an indicator mart (cached per file version)."""
+    path = commissioning_path(data_dir)
+    # The table is named by the file's own metadata, never by user input.
+    return _load_slice(str(path), _version(path), mart.table, breakdown)

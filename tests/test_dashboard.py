@@ -52,12 +52,15 @@ PAGES = [
     ("", "Pathways: where people go around a hospital stay", 1),
     ("readmissions", "30-day emergency readmissions", 3),
     ("social-care", "Discharge to social care", 3),
+    # One chart at least per indicator mart (one per rate); test_indicators_page counts them.
+    ("indicators", "National indicators", 5),
     ("coverage", "Data coverage", 1),
 ]
 
 NAV = {
     "readmissions": "Readmissions",
     "social-care": "Discharge to social care",
+    "indicators": "National indicators",
     "coverage": "Data coverage",
 }
 
@@ -263,6 +266,53 @@ def test_filters_change_the_figures_and_stay_disclosure_safe(app: dict, page: An
     page.locator('[data-testid="stRadio"]').get_by_text("IMD quintile", exact=True).click()
     wait_for_change(page, before)
     assert exceptions(page) == [] and disclosure_problems(page) == []
+
+
+def _indicator_marts(population: Path) -> dict[str, str]:
+    """{mart: description} of the published file's marts broken down by Core20PLUS5, read
+    apart from the dashboard's own code."""
+    import duckdb
+
+    from joinedup.catalogue import COMMISSIONING
+
+    with duckdb.connect(str(population / COMMISSIONING.path), read_only=True) as con:
+        return dict(
+            con.execute(
+                "select t.table_name, t.comment from duckdb_tables() as t "
+                "where t.table_name in (select mart from _joinedup_marts "
+                "where column_name = 'core20plus5' and role = 'dimension')"
+            ).fetchall()
+        )
+
+
+@pytest.mark.browser
+def test_indicators_page_shows_every_indicator_by_place_and_core20_with_its_definition(
+    app: dict, page: Any, population: Path
+) -> None:
+    marts = _indicator_marts(population)
+    # The three marts of the last session at least; the page lists none by name.
+    assert {"mart_bcf_metrics", "mart_acsc_admissions", "mart_still_at_home_91_days"} <= set(marts)
+    page.goto(app["url"] + "/indicators")
+    wait_ready(page, len(marts))
+    assert exceptions(page) == []
+    text = page.inner_text("body")
+    for mart in marts:
+        assert f"Table {mart}." in text, mart
+    assert page.locator(".js-plotly-plot").count() >= len(marts)
+    # By place and by Core20PLUS5, in the tables and the charts.
+    assert "E06000901" in text and "not Core20" in text
+    traces = plotly_traces(page)
+    assert any("Core20" in (t["x"] or []) for t in traces)
+    assert any("E06000901" in (t["x"] or []) for t in traces)
+    assert disclosure_problems(page) == []
+    # The definition is one click away: hidden, then shown by its expander.
+    expanders = page.locator('[data-testid="stExpander"]').filter(has_text="Definition and source")
+    assert expanders.count() == len(marts)
+    first = sorted(marts)[0]
+    opening = " ".join(marts[first].split()[:6])
+    assert opening not in page.inner_text("body")
+    expanders.first.locator("summary").click()
+    page.wait_for_function("t => document.body.innerText.includes(t)", arg=opening)
 
 
 @pytest.mark.browser
