@@ -31,7 +31,7 @@ from typing import Any
 
 import duckdb
 
-from joinedup.atomic import remove_stale_temporaries
+from joinedup.atomic import remove_stale_temporaries, write_text
 from joinedup.catalogue import DBT, DBT_DOCS, REPO_ROOT, WAREHOUSE, WAREHOUSE_INPUTS
 from joinedup.privacy.permissions import make_private_dirs, make_private_file
 from joinedup.provenance import run_stamp, stamp_duckdb
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = REPO_ROOT
 WAREHOUSE_FILE = WAREHOUSE.path
 DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+# Beside the build's target files: which warehouse file (by identity) its docs describe.
+DOCS_MADE_FOR = "docs-for.json"
 # dbt's docs app ships two template strings a browser reads as URLs before anything fills
 # them in: its tree icons' ``<use xlink:href="{{ getIcon(...) }}">`` (parsed, and fetched as
 # a file beside the page, before Angular interpolates them; from file: Chromium refuses each
@@ -226,6 +228,8 @@ def build_warehouse(
     # dbt's target and logs quote the warehouse's rows and counts.
     make_private_dirs(DBT.under(data_dir), DBT.under(data_dir))
     variables = _dbt_vars(dbt_vars)
+    # The docs the last build wrote describe the warehouse it made, not the one made now.
+    (DBT.under(data_dir) / "target" / DOCS_MADE_FOR).unlink(missing_ok=True)
     try:
         result = _invoke(
             ["build"],
@@ -238,6 +242,7 @@ def build_warehouse(
         )
         if not result.success:
             raise WarehouseError(_failure_message("build", result, data_dir))
+        documented = _document_build(data_dir, build_dir / WAREHOUSE_FILE, project_dir, variables)
         if run_id is not None:
             with duckdb.connect(str(build_dir / WAREHOUSE_FILE)) as con:
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
@@ -245,6 +250,9 @@ def build_warehouse(
         make_private_file(build_dir / WAREHOUSE_FILE)
         drop_stale_wal(target)
         os.replace(build_dir / WAREHOUSE_FILE, target)
+        if documented:
+            documented["warehouse"] = _file_identity(target)
+            write_text(json.dumps(documented), DBT.under(data_dir) / "target" / DOCS_MADE_FOR)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
@@ -264,6 +272,59 @@ def build_warehouse(
         "warnings": warnings,
         "secondary_suppression": _secondary_suppression(results),
     }
+
+
+def _file_identity(path: Path) -> dict[str, int]:
+    # A rename keeps all three; any write to the file, or another file, changes one.
+    st = path.stat()
+    return {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _document_build(
+    data_dir: Path, warehouse: Path, project_dir: Path, dbt_vars: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Write the docs site's files (``dbt docs generate --static``) beside the build's own.
+
+    Here, with the build's profile and target folder, dbt's partial parsing reuses the
+    manifest the build just saved; ``generate_docs`` on its own parses the project again
+    (its profile names the final warehouse), ~10 s at every size (issue 23). Returns what
+    the docs were made from, for the marker written once the warehouse is in place
+    (``generate_docs`` then copies these files instead of running dbt), or None when dbt
+    failed: the docs stage then runs dbt itself; the build does not fail over its docs.
+    """
+    result = _invoke(
+        ["docs", "generate", "--static"],
+        data_dir,
+        warehouse,
+        project_dir=project_dir,
+        target_path=DBT.under(data_dir) / "target",
+        dbt_vars=dbt_vars,
+        threads=None,
+    )
+    if not result.success:
+        log.warning("%s", _failure_message("docs generate", result, data_dir))
+        return None
+    return {"project_dir": str(project_dir), "vars": dbt_vars}
+
+
+def _documented_warehouse(
+    data_dir: Path, warehouse: Path, project_dir: Path, dbt_vars: dict[str, Any]
+) -> Path | None:
+    """The build's target folder when its docs files describe ``warehouse`` as it is now,
+    made from this project with these vars; else None."""
+    work = DBT.under(data_dir) / "target"
+    try:
+        made_for = json.loads((work / DOCS_MADE_FOR).read_text())
+    except (OSError, ValueError):
+        return None
+    # Through JSON as the marker went, so tuples and lists compare equal.
+    wanted = json.loads(json.dumps({"project_dir": str(project_dir), "vars": dbt_vars}))
+    wanted["warehouse"] = _file_identity(warehouse)
+    if made_for != wanted:
+        return None
+    if not all((work / name).exists() for name in DOCS_FILES):
+        return None
+    return work
 
 
 def _secondary_suppression(results: list[Any]) -> dict[str, Any]:
@@ -332,17 +393,21 @@ def generate_docs(
     for name in (target.name, f"{target.name}.old"):
         remove_stale_temporaries(target.parent, only_for=name)
     try:
-        result = _invoke(
-            ["docs", "generate", "--static"],
-            data_dir,
-            warehouse,
-            project_dir=project_dir,
-            target_path=work,
-            dbt_vars=_dbt_vars(dbt_vars),
-            threads=None,
-        )
-        if not result.success:
-            raise WarehouseError(_failure_message("docs generate", result, data_dir))
+        built = _documented_warehouse(data_dir, warehouse, project_dir, _dbt_vars(dbt_vars))
+        if built is not None:
+            work = built
+        else:
+            result = _invoke(
+                ["docs", "generate", "--static"],
+                data_dir,
+                warehouse,
+                project_dir=project_dir,
+                target_path=work,
+                dbt_vars=_dbt_vars(dbt_vars),
+                threads=None,
+            )
+            if not result.success:
+                raise WarehouseError(_failure_message("docs generate", result, data_dir))
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir(parents=True)
         for name in DOCS_FILES:
