@@ -1,11 +1,9 @@
 {{ suppress_small_numbers(
     ref('int_ascof_aggregated'),
-    dimensions=['breakdown', 'activity_month', 'la_code', 'practice_code', 'age_band', 'sex',
-                'imd_quintile', 'core20plus5', 'frailty_risk', 'long_term_conditions',
-                'denominator_source'],
-    counts=['registered_population_18_to_64', 'registered_population_65_and_over',
-            'long_term_admissions_18_to_64', 'long_term_admissions_65_and_over',
-            'people_receiving_long_term_support', 'living_at_home_or_with_family'],
+    ['breakdown'] + commissioner_dimensions() + segment_dimensions() + ['denominator_source'],
+    ['registered_population_18_to_64', 'registered_population_65_and_over',
+     'long_term_admissions_18_to_64', 'long_term_admissions_65_and_over',
+     'people_receiving_long_term_support', 'living_at_home_or_with_family'],
     rates={
         'admissions_18_to_64_per_100000':
             ['long_term_admissions_18_to_64', 'registered_population_18_to_64', 100000],
