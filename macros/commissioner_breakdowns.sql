@@ -121,6 +121,23 @@
     {%- endif %}
 {%- endmacro %}
 
+{#
+  The counted rows of a commissioner aggregate in one call: each row of `events` with
+  the dimensions of its `event_date`, then `columns` (SQL expressions, e.g.
+  'discharges.still_at_home_on_day_91'), where `where` holds (SQL over `events`, the
+  joins' CTEs and extract_window).
+#}
+{% macro commissioner_rows(events, event_date, columns=[], where='true') -%}
+    select
+        {{ commissioner_dimension_columns(events, event_date) }}
+        {%- for column in columns %},
+        {{ column }}
+        {%- endfor %}
+    from {{ events }}
+    {{ commissioner_dimension_joins(events, event_date) }}
+    where {{ where }}
+{%- endmacro %}
+
 {# The import CTEs commissioner_dimension_joins() reads, for a model that takes them whole. #}
 {% macro commissioner_dimension_imports() -%}
     {{ import_ctes({

@@ -129,18 +129,13 @@
   population rows).
 #}
 {% macro indicator_rows(measures, extra=[]) -%}
-    select
-        {{ commissioner_dimension_columns('events', 'event_date') }},
-        null::integer as age,
-        false as is_population,
-        false as is_reference_month,
-        null::bigint as population
-        {%- for column in extra %},
-        events.{{ column }}
-        {%- endfor %}
-    from events
-    {{ commissioner_dimension_joins('events', 'event_date') }}
-    where events.measure in ('{{ measures | join("', '") }}')
+    {%- set columns = ['null::integer as age', 'false as is_population',
+                       'false as is_reference_month', 'null::bigint as population'] -%}
+    {%- for column in extra -%}{%- do columns.append('events.' ~ column) -%}{%- endfor %}
+    {{ commissioner_rows(
+        'events', 'event_date', columns,
+        where="events.measure in ('" ~ (measures | join("', '")) ~ "')",
+    ) }}
 
     union all
 

@@ -14,18 +14,16 @@ discharges as (
 {{ commissioner_dimension_imports() }}
 
 followed_up as (
-    select
-        {{ commissioner_dimension_columns('discharges', 'discharge_date') }},
-        discharges.still_at_home_on_day_91
-    from discharges
-    {{ commissioner_dimension_joins('discharges', 'discharge_date') }}
-    where discharges.has_full_follow_up
-        and discharges.discharge_date >= extract_window.extract_start_date
+    {{ commissioner_rows(
+        'discharges', 'discharge_date', ['discharges.still_at_home_on_day_91'],
+        where='discharges.has_full_follow_up
+            and discharges.discharge_date >= extract_window.extract_start_date',
+    ) }}
 )
 
 select
     {{ commissioner_breakdown_columns() }},
     count(*) as discharges_into_reablement,
-    count(*) filter (where still_at_home_on_day_91) as still_at_home
+    count_if(still_at_home_on_day_91) as still_at_home
 from followed_up
 {{ commissioner_group_by() }}
