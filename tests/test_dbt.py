@@ -11,6 +11,7 @@ independently from the landing files and the generator's truth.
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -464,3 +465,21 @@ def test_docs_site_is_written_under_the_data_dir(built: dict) -> None:
     }
     catalog = json.loads((docs / "catalog.json").read_text())
     assert "model.joinedup.mart_readmissions" in catalog["nodes"]
+    # The build wrote them (its own parse reused); the docs stage ran no dbt of its own.
+    assert not (built["data"] / "dbt/docs-target").exists()
+
+
+def test_docs_are_generated_again_when_the_warehouse_is_not_the_one_the_build_documented(
+    built: dict,
+) -> None:
+    warehouse = built["data"] / WAREHOUSE
+    before = warehouse.stat()
+    # Any write to the file moves its mtime; the content stays, so later tests see the same.
+    os.utime(warehouse, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        docs = generate_docs(built["data"])
+        assert (built["data"] / "dbt/docs-target/catalog.json").exists()
+        catalog = json.loads((docs / "catalog.json").read_text())
+        assert "model.joinedup.mart_readmissions" in catalog["nodes"]
+    finally:
+        os.utime(warehouse, ns=(before.st_atime_ns, before.st_mtime_ns))
