@@ -24,6 +24,7 @@ followed_up as (
 select
     {{ commissioner_breakdown_columns() }},
     count(*) as discharges_into_reablement,
-    count_if(still_at_home_on_day_91) as still_at_home
+    -- count_if is null over no rows (the total of an extract without such a discharge).
+    coalesce(count_if(still_at_home_on_day_91), 0) as still_at_home
 from followed_up
 {{ commissioner_group_by() }}
