@@ -27,7 +27,15 @@ from joinedup import linkage
 from joinedup.atomic import write_parquet
 from joinedup.ingest import ingest_source
 from joinedup.privacy.scan import assert_clean
-from joinedup.quality import ZONES, BatchError, QualityGateError, build_data_docs, frames, run_gates
+from joinedup.quality import (
+    ZONES,
+    BatchError,
+    QualityGateError,
+    build_data_docs,
+    data_docs_index,
+    frames,
+    run_gates,
+)
 from joinedup.quality.gates import _sample
 from joinedup.quality.landing import VOLUMES
 from joinedup.quality.linked import persons
@@ -126,6 +134,22 @@ def test_data_docs_show_every_suite_and_results_stay_out_of_the_repo(
         assert (index.parent / "expectations" / f"{suite.name.replace('.', '/')}.html").exists()
     assert list((population / "quality" / "validations").rglob("*.json"))
     assert not (expectations_dir() / "uncommitted").exists()
+
+
+def test_the_docs_stage_renders_the_data_docs_again_only_when_there_is_no_index(
+    population: Path, gated: dict
+) -> None:
+    index = population / "quality" / "docs" / "index.html"
+    assert Path(gated["marts"]["docs"]) == index
+    made = index.stat().st_mtime_ns
+    # The gates rendered their pages and the index: nothing is rendered again.
+    assert data_docs_index(population) == index
+    assert index.stat().st_mtime_ns == made
+    index.unlink()
+    assert data_docs_index(population) == index
+    html = index.read_text()
+    for suite in all_suites():
+        assert suite.name in html, suite.name
 
 
 def test_quality_outputs_hold_no_landing_identifier(population: Path, gated: dict) -> None:

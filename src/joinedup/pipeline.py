@@ -178,13 +178,18 @@ def publish_stage(data_dir: Path, run_id: str | None, sha256: Mapping[str, str])
 
 
 def docs_stage(data_dir: Path) -> dict[str, Any]:
-    """dbt docs and Great Expectations Data Docs, for people to read."""
-    from joinedup.quality import build_data_docs
+    """dbt docs and Great Expectations Data Docs, for people to read.
+
+    Both were mostly made earlier in the run: the dbt docs by ``build_warehouse``, the
+    Data Docs pages by each gate; this stage puts the first in place and makes sure of
+    the second.
+    """
+    from joinedup.quality import data_docs_index
     from joinedup.warehouse import generate_docs
 
     return {
         "dbt_docs": str(generate_docs(Path(data_dir))),
-        "data_docs": str(build_data_docs(Path(data_dir))),
+        "data_docs": str(data_docs_index(Path(data_dir))),
     }
 
 

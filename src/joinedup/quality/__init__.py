@@ -24,6 +24,19 @@ The identifier scan of the pseudonymised gate is :mod:`joinedup.privacy.identifi
 """
 
 from joinedup.quality.batches import BatchError
-from joinedup.quality.gates import ZONES, QualityGateError, build_data_docs, run_gates
+from joinedup.quality.gates import (
+    ZONES,
+    QualityGateError,
+    build_data_docs,
+    data_docs_index,
+    run_gates,
+)
 
-__all__ = ["ZONES", "BatchError", "QualityGateError", "build_data_docs", "run_gates"]
+__all__ = [
+    "ZONES",
+    "BatchError",
+    "QualityGateError",
+    "build_data_docs",
+    "data_docs_index",
+    "run_gates",
+]

@@ -271,3 +271,14 @@ def build_data_docs(data_dir: Path) -> Path:
         index = _build_docs(context, None)
     log.info("Data Docs written to %s", docs_dir(data_dir))
     return index
+
+
+def data_docs_index(data_dir: Path) -> Path:
+    """The Data Docs index, every page rebuilt only when there is none yet.
+
+    Each gate renders its own results and suites and then the index (``run_gates``), so
+    after a run's gates the site is complete; rendering it all again cost the docs stage
+    ~10 s at 100k people, and more with each stored run (issue 23).
+    """
+    index = docs_dir(data_dir) / "index.html"
+    return index if index.exists() else build_data_docs(data_dir)
