@@ -40,8 +40,12 @@ def test_linkage_beats_nhs_number_only_and_is_accurate(linked: Path) -> None:
     assert result["joinedup"]["f1"] > result["nhs_number_only"]["f1"]
     assert result["records_without_nhs_number"] > 100
     # Hospital feeds carry no names (HES APC, ECDS): an untraced hospital record has only
-    # date of birth, sex and postcode. Measured 0.963 at 6,000 people (163 such records).
-    assert result["recall_records_without_nhs_number"] >= 0.95
+    # date of birth, sex and postcode: against twins, or two people of one household of
+    # one sex and age, nothing tells them apart. Measured 0.963 at 6,000 people (163 such
+    # records) when connected components merged the twins (one person, so both "found");
+    # 0.944 since clusters holding two NHS numbers are split and such a record goes to
+    # the twin it matches best (nhs_number_split.py).
+    assert result["recall_records_without_nhs_number"] >= 0.93
 
 
 def test_no_person_holds_two_valid_nhs_numbers(linked: Path) -> None:

@@ -22,6 +22,7 @@ off with ``clustering.split_on_distinct_nhs_numbers: false`` in linkage/training
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import polars as pl
@@ -94,10 +95,12 @@ def split_on_nhs_numbers(
     probability the clusters were cut at. Returns the clusters and the figures for the
     linkage summary.
     """
+    started = time.perf_counter()
     _conflicted_records(backend, clusters)
     records = backend.frame("SELECT * FROM split_records")
     if records.is_empty():
-        return clusters, {"clusters_split": 0, "records_in_split_clusters": 0, "clusters_made": 0}
+        none = {"clusters_split": 0, "records_in_split_clusters": 0, "clusters_made": 0}
+        return clusters, none | {"seconds": round(time.perf_counter() - started, 1)}
     pairs = backend.frame(
         f"""
         SELECT p.source_l, p.record_token_l, p.source_r, p.record_token_r, p.match_weight
@@ -125,5 +128,6 @@ def split_on_nhs_numbers(
         "clusters_split": records["cluster_id"].n_unique(),
         "records_in_split_clusters": records.height,
         "clusters_made": relabelled["split_cluster_id"].n_unique(),
+        "seconds": round(time.perf_counter() - started, 1),
     }
     return out, figures
