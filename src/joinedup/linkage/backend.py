@@ -17,9 +17,17 @@ from typing import Any, Literal, Protocol
 import polars as pl
 from splink import Linker
 
+from joinedup.catalogue import RECORD_TABLES
 from joinedup.settings import Settings
 
 BackendName = Literal["duckdb", "spark"]
+
+
+def numbered_records_sql() -> str:
+    """Every source's records as (source, record_token, nhs_number_token), in both dialects."""
+    return " UNION ALL ".join(
+        f"SELECT source, record_token, nhs_number_token FROM records_{s}" for s in RECORD_TABLES
+    )
 
 
 class LinkageError(RuntimeError):

@@ -36,7 +36,13 @@ from joinedup import catalogue
 from joinedup.atomic import atomic_path, write_parquet, write_text
 from joinedup.catalogue import LINKAGE_OPTED_OUT_RECORDS, RECORD_TABLES
 from joinedup.deidentify.encodings import key_fingerprint
-from joinedup.linkage.backend import BackendName, LinkageBackend, LinkageError, open_backend
+from joinedup.linkage.backend import (
+    BackendName,
+    LinkageBackend,
+    LinkageError,
+    numbered_records_sql,
+    open_backend,
+)
 from joinedup.linkage.inputs import KeyMismatchError, remove_linkage_inputs, write_linkage_inputs
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
 from joinedup.linkage.nhs_number_split import split_on_nhs_numbers
@@ -90,9 +96,7 @@ def _opt_out_candidates(backend: LinkageBackend, clusters: pl.DataFrame) -> None
     person's it would have gone at ingest.
     """
     backend.register_frame("opt_out_clusters", clusters)
-    union = " UNION ALL ".join(
-        f"SELECT source, record_token, nhs_number_token FROM records_{s}" for s in RECORD_TABLES
-    )
+    union = numbered_records_sql()
     backend.create_table(
         "opt_out_numbers",
         f"""

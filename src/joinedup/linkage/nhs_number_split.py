@@ -27,8 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from joinedup.catalogue import RECORD_TABLES
-from joinedup.linkage.backend import LinkageBackend
+from joinedup.linkage.backend import LinkageBackend, numbered_records_sql
 
 KEYS = ["source", "record_token"]
 
@@ -36,9 +35,7 @@ KEYS = ["source", "record_token"]
 def _conflicted_records(backend: LinkageBackend, clusters: pl.DataFrame) -> None:
     """Table ``split_records``: every record of a cluster holding two or more numbers."""
     backend.register_frame("split_clusters", clusters)
-    union = " UNION ALL ".join(
-        f"SELECT source, record_token, nhs_number_token FROM records_{s}" for s in RECORD_TABLES
-    )
+    union = numbered_records_sql()
     backend.create_table(
         "split_records",
         f"""
