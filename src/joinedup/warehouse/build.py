@@ -5,7 +5,9 @@
   ``DATA/warehouse.duckdb``. Secondary suppression of the commissioner marts is part of
   the build (their materialization, ``macros/materializations/disclosure_controlled.sql``),
   so a hand-run ``dbt build`` gives the same marts;
-* :func:`generate_docs` writes the dbt documentation site to ``DATA/docs/dbt/``.
+* :func:`generate_docs` writes the dbt documentation site to ``DATA/docs/dbt/``: the files
+  the build generated beside its own (``dbt docs generate`` on the build's parse), or,
+  when the warehouse is not the one they describe, a ``dbt docs generate`` of its own.
 
 dbt's own files (``target/``, ``logs/``) go under ``DATA/dbt/``, never into the
 repository. Paths reach ``profiles.yml`` and the source definitions through
@@ -378,6 +380,8 @@ def generate_docs(
     Needs a built warehouse (the catalog reads its tables). ``static_index.html`` opens
     from disk with no server; ``index.html`` needs ``manifest.json`` and ``catalog.json``
     beside it. The folder is replaced whole, so readers never see a mix of two builds.
+    The files ``build_warehouse`` generated are used when they describe this warehouse
+    file, this project and these vars (``DOCS_MADE_FOR``); otherwise dbt runs here.
     """
     data_dir = Path(data_dir).resolve()
     project_dir = Path(project_dir or PROJECT_DIR).resolve()
