@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import logging
 import os
 import re
@@ -355,21 +354,6 @@ def task_progress() -> TaskProgress:
     return _PROGRESS
 
 
-# What link_and_build's tasks import that its DAG file does not: Great Expectations
-# (~7 s of the landing gate's 11 s at 100k people) and dbt. Imported beside the ingest
-# DAGs, whose work is mostly Polars outside the GIL, so on two cores it costs the run
-# little (issue 23); joined before any DAG that needs them starts, so no task of theirs
-# imports alongside.
-WARM_IMPORTS = ("great_expectations", "dbt.cli.main", "dbt.adapters.duckdb")
-
-
-def _warm_imports() -> None:
-    for name in WARM_IMPORTS:
-        # A module that fails here fails again, with its error, where a task imports it.
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-
-
 def _is_asset_scheduled(dag) -> bool:
     return type(dag.timetable).__name__ == "AssetTriggeredTimetable"
 
@@ -430,11 +414,7 @@ def _run_dags(
         progress(f"  marked failed {len(closed)} DAG run(s) an interrupted run left running")
     progress(f"  ready in {time.perf_counter() - t0:.0f}s; {len(ordered)} DAGs to run")
     reporter = task_progress()
-    warming = threading.Thread(target=_warm_imports, name="joinedup-imports", daemon=True)
-    warming.start()
     for dag in ordered:
-        if _is_asset_scheduled(dag):
-            warming.join()
         started = time.perf_counter()
         progress(f"  {dag.dag_id}")
         with (
