@@ -716,3 +716,115 @@ def test_readmissions_30_day_agree_with_a_recomputation_from_the_landing_files(
     # Not vacuous: readmissions, exclusions of each kind this extract has, and transfers.
     assert index.height > 50 and 0 < index["readmitted"].sum() < index.height
     assert stays.filter(pl.col("cancer")).height > 0
+
+
+REABLEMENT = "Short Term Support: ST-Max"
+CARE_HOME_DESTINATIONS = ("54", "65", "85")
+ECDS_DIED = "75004002"
+
+
+def _cld_events(data: Path) -> pl.DataFrame:
+    """CLD events, each as the latest submission that sent it has it (a later one closes a
+    service an earlier one sent open), with its person."""
+    cld = pl.concat(
+        pl.read_csv(f, infer_schema=False)
+        for f in sorted((data / "landing/social_care").glob("cld_*.csv"))
+    )
+    return (
+        cld.sort("reporting_period_end_date")
+        .unique(["la_code", "la_person_unique_identifier", "event_reference"], keep="last")
+        .join(
+            _truth(data, "social_care"),
+            left_on=["la_code", "la_person_unique_identifier"],
+            right_on=["org_code", "local_id"],
+        )
+        .with_columns(pl.col("event_start_date", "event_end_date").str.to_date())
+    )
+
+
+def test_still_at_home_91_days_agrees_with_a_recomputation_from_the_landing_files(
+    data: Path,
+) -> None:
+    birth = _gp(data).select("person_key", "birth_month").unique()
+    stays = _stays(data, birth)
+    cld = _cld_events(data)
+    apc = _hes_apc(data).with_columns(pl.col("admidate", "disdate").str.to_date())
+    spells = apc.group_by("procode3", "susspellid").agg(
+        pl.col("person_key", "admidate").first(), pl.col("disdate", "disdest").last()
+    )
+    ecds = pl.concat(
+        pl.read_csv(f, infer_schema=False)
+        for f in sorted((data / "landing/hospital").glob("ecds_*.csv"))
+    ).join(
+        _truth(data, "hospital"),
+        left_on=["provider_code", "local_patient_id"],
+        right_on=["org_code", "local_id"],
+    )
+    deaths = pl.concat(
+        [
+            stays.filter(pl.col("disdest") == DIED).select(
+                "person_key", pl.col("disdate").alias("died")
+            ),
+            ecds.filter(pl.col("ec_discharge_status_snomed_ct") == ECDS_DIED).select(
+                "person_key", pl.col("ec_departure_date").str.to_date().alias("died")
+            ),
+        ]
+    )
+
+    # Older people alive at the end of a stay, with a reablement service starting on the
+    # day of discharge or in the 7 days after it, and all 91 days inside the extract.
+    reablement = cld.filter(pl.col("service_type") == REABLEMENT).select(
+        "person_key", "event_start_date"
+    )
+    discharges = (
+        stays.filter(
+            pl.col("disdate").is_not_null()
+            & (pl.col("disdest").fill_null("") != DIED)
+            & (_age(pl.col("birth_month"), pl.col("disdate")) >= 65)
+        )
+        .with_row_index("discharge")
+        .with_columns(day_91=pl.col("disdate") + timedelta(days=91))
+    )
+    into = (
+        discharges.join(reablement, on="person_key")
+        .filter(
+            pl.col("event_start_date").is_between(
+                pl.col("disdate"), pl.col("disdate") + timedelta(days=7)
+            )
+        )
+        .select("discharge", "person_key", "disdate", "day_91")
+        .unique("discharge")
+        .filter(_in_window("disdate") & (pl.col("day_91") <= END))
+    )
+
+    def away(frame: pl.DataFrame, on_day_91: pl.Expr) -> pl.Series:
+        hit = into.join(frame, on="person_key").filter(on_day_91)["discharge"]
+        return into["discharge"].is_in(hit.implode())
+
+    day_91 = pl.col("day_91")
+    in_hospital = away(
+        spells,
+        (pl.col("admidate") > pl.col("disdate"))
+        & (pl.col("admidate") <= day_91)
+        & (pl.col("disdate_right").is_null() | (pl.col("disdate_right") >= day_91)),
+    )
+    care_home_service = away(
+        cld.filter(pl.col("service_type").is_in(CARE_HOME_SERVICES)),
+        (pl.col("event_start_date") <= day_91)
+        & (pl.col("event_end_date").is_null() | (pl.col("event_end_date") >= day_91)),
+    )
+    to_care_home = away(
+        spells.filter(pl.col("disdest").is_in(CARE_HOME_DESTINATIONS)),
+        (pl.col("disdate_right") > pl.col("disdate")) & (pl.col("disdate_right") <= day_91),
+    )
+    dead = away(deaths, pl.col("died") <= day_91)
+    at_home = into.filter(~(in_hospital | care_home_service | to_care_home | dead))
+
+    mart = _unsuppressed(data, "int_still_at_home_91_days_aggregated")
+    # The aggregate has a row for a month only when someone was discharged in it.
+    months = {m: n for m, n in _by_month(into, "disdate").items() if n or m is None}
+    assert _published(mart, "discharges_into_reablement") == months
+    home = _by_month(at_home, "disdate")
+    assert _published(mart, "still_at_home") == {m: home[m] for m in months}
+    assert into.height >= 5, "too few discharges into reablement to test the measure"
+    assert 0 < at_home.height < into.height

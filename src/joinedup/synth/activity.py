@@ -354,7 +354,11 @@ class _Builder:
                 ),
             ),
         )
-        out.append(self._sc_episode(w, req, "Discharge from hospital", service, 0.9, 0.75))
+        # Discharge to assess: reablement is arranged before the person leaves and starts
+        # within days (ASCOF 2B counts it from discharge), not weeks later.
+        quick = service == "Reablement"
+        req = np.where(quick, alive["discharge_date"].to_numpy()[hit] + lag % 3, req)
+        out.append(self._sc_episode(w, req, "Discharge from hospital", service, 0.9, 0.75, quick))
 
         # Community requests, and services that began before the extract period.
         c_rate = np.select(
@@ -420,14 +424,21 @@ class _Builder:
         service: np.ndarray,
         p_assess: float,
         p_service: float,
+        quick: np.ndarray | None = None,
     ) -> pl.DataFrame:
-        """request -> assessment -> service, each step happening for a share of people."""
+        """request -> assessment -> service, each step happening for a share of people.
+
+        ``quick`` rows (discharge to assess) are assessed and served within two days each.
+        """
         rng = self.rng
         n = len(who)
+        quick = np.zeros(n, bool) if quick is None else quick
         assessed = rng.random(n) < p_assess
-        assess_day = request + rng.integers(2, 22, n)
+        wait = rng.integers(2, 22, n)
+        assess_day = request + np.where(quick, (wait - 2) % 3, wait)
         served = assessed & (rng.random(n) < p_service)
-        service_day = assess_day + rng.integers(1, 41, n)
+        wait = rng.integers(1, 41, n)
+        service_day = assess_day + np.where(quick, (wait - 1) % 3, wait)
         length = np.where(service == "Reablement", 42, rng.integers(14, 400, n))
         ends = rng.random(n) < np.where(service == "Reablement", 0.95, 0.3)
         service_end = np.where(ends, service_day + length, np.datetime64("NaT", "D"))
