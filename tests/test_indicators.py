@@ -96,6 +96,14 @@ def _truth(data: Path, source: str) -> pl.DataFrame:
     )
 
 
+def _stacked(data: Path, files: str, source: str, org: str, local: str) -> pl.DataFrame:
+    """Every delivery file matching ``files`` (under landing/), stacked, each row with its
+    person (the truth's record of ``source`` by organisation and local id)."""
+    return pl.concat(
+        pl.read_csv(f, infer_schema=False) for f in sorted((data / "landing").glob(files))
+    ).join(_truth(data, source), left_on=[org, local], right_on=["org_code", "local_id"])
+
+
 def _age(birth_month: pl.Expr, on: pl.Expr) -> pl.Expr:
     """Completed years with the birthday on the 1st of the birth month (the warehouse
     holds no day of birth)."""
@@ -279,13 +287,8 @@ def test_bcf_metrics_agree_with_a_recomputation_from_the_landing_files(data: Pat
         delayed["delay"].mean(), abs=0.005
     )
 
-    cld = pl.concat(
-        pl.read_csv(f, infer_schema=False)
-        for f in sorted((data / "landing/social_care").glob("cld_*.csv"))
-    ).join(
-        _truth(data, "social_care"),
-        left_on=["la_code", "la_person_unique_identifier"],
-        right_on=["org_code", "local_id"],
+    cld = _stacked(
+        data, "social_care/cld_*.csv", "social_care", "la_code", "la_person_unique_identifier"
     )
     first_care_home = (
         cld.filter(
@@ -726,18 +729,12 @@ ECDS_DIED = "75004002"
 def _cld_events(data: Path) -> pl.DataFrame:
     """CLD events, each as the latest submission that sent it has it (a later one closes a
     service an earlier one sent open), with its person."""
-    cld = pl.concat(
-        pl.read_csv(f, infer_schema=False)
-        for f in sorted((data / "landing/social_care").glob("cld_*.csv"))
+    cld = _stacked(
+        data, "social_care/cld_*.csv", "social_care", "la_code", "la_person_unique_identifier"
     )
     return (
         cld.sort("reporting_period_end_date")
         .unique(["la_code", "la_person_unique_identifier", "event_reference"], keep="last")
-        .join(
-            _truth(data, "social_care"),
-            left_on=["la_code", "la_person_unique_identifier"],
-            right_on=["org_code", "local_id"],
-        )
         .with_columns(pl.col("event_start_date", "event_end_date").str.to_date())
     )
 
@@ -752,14 +749,7 @@ def test_still_at_home_91_days_agrees_with_a_recomputation_from_the_landing_file
     spells = apc.group_by("procode3", "susspellid").agg(
         pl.col("person_key", "admidate").first(), pl.col("disdate", "disdest").last()
     )
-    ecds = pl.concat(
-        pl.read_csv(f, infer_schema=False)
-        for f in sorted((data / "landing/hospital").glob("ecds_*.csv"))
-    ).join(
-        _truth(data, "hospital"),
-        left_on=["provider_code", "local_patient_id"],
-        right_on=["org_code", "local_id"],
-    )
+    ecds = _stacked(data, "hospital/ecds_*.csv", "hospital", "provider_code", "local_patient_id")
     deaths = pl.concat(
         [
             stays.filter(pl.col("disdest") == DIED).select(
