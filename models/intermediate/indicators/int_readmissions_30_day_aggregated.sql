@@ -17,8 +17,15 @@ with
 }) }}
 {{ commissioner_dimension_imports() }}
 
+-- Rates as decimals: a sum of doubles depends on the order DuckDB's threads add them in,
+-- so a rebuild of the same data could differ in the last digit. No ratio where nothing
+-- was expected (every stratum's reference rate 0): it was NaN or infinity, published.
 overall as (
-    select sum(reference_rate * index_spells) / sum(index_spells) as reference_rate
+    select
+        cast(
+            sum(cast(reference_rate as decimal(18, 12)) * index_spells) / sum(index_spells)
+            as decimal(18, 12)
+        ) as reference_rate
     from reference_rates
 ),
 
@@ -26,7 +33,9 @@ counted as (
     select
         {{ commissioner_dimension_columns('stays', 'discharge_date') }},
         stays.is_readmitted,
-        coalesce(reference_rates.reference_rate, overall.reference_rate) as reference_rate,
+        coalesce(
+            cast(reference_rates.reference_rate as decimal(18, 12)), overall.reference_rate
+        ) as reference_rate,
         overall.reference_rate as overall_reference_rate
     from stays
     {{ commissioner_dimension_joins('stays', 'discharge_date') }}
@@ -44,11 +53,14 @@ select
     {{ commissioner_breakdown_columns() }},
     count(*) as index_spells,
     count(*) filter (where is_readmitted) as readmissions,
-    round(sum(reference_rate), 4) as expected_readmissions,
-    round(count(*) filter (where is_readmitted) / sum(reference_rate), 4) as standardised_ratio,
+    cast(round(sum(reference_rate), 4) as double) as expected_readmissions,
     round(
-        100 * any_value(overall_reference_rate)
-        * count(*) filter (where is_readmitted) / sum(reference_rate), 2
+        count(*) filter (where is_readmitted) / cast(nullif(sum(reference_rate), 0) as double), 4
+    ) as standardised_ratio,
+    round(
+        100 * cast(any_value(overall_reference_rate) as double)
+        * count(*) filter (where is_readmitted) / cast(nullif(sum(reference_rate), 0) as double),
+        2
     ) as standardised_rate_pct
 from counted
 {{ commissioner_group_by() }}

@@ -31,11 +31,11 @@ select
     published.* replace (
         round(published.expected_readmissions, 1) as expected_readmissions,
         case
-            when published.standardised_ratio is not null and published.expected_readmissions > 0
+            when published.standardised_ratio is not null and round(published.expected_readmissions, 1) > 0
                 then round(published.readmissions / round(published.expected_readmissions, 1), 3)
         end as standardised_ratio,
         case
-            when published.standardised_rate_pct is not null and published.expected_readmissions > 0
+            when published.standardised_rate_pct is not null and round(published.expected_readmissions, 1) > 0
                 then round(100 * overall.reference_rate * published.readmissions
                     / round(published.expected_readmissions, 1), 1)
         end as standardised_rate_pct
