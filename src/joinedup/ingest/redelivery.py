@@ -184,12 +184,13 @@ def resolve(
     history: pl.DataFrame,
     run_id: str,
     seen_now: str,
-    read: Callable[[LandingFile], pl.DataFrame],
+    read: Callable[[Delivery], pl.DataFrame],
 ) -> list[Delivery]:
     """Decide, for every file of a table, whether it is loaded, a duplicate or replaced.
 
     ``history`` is the whole ledger (every run), ``seen_now`` the time recorded as
-    first seen for content never seen before, ``read`` reads one file's raw rows.
+    first seen for content never seen before, ``read`` reads one delivery's rows (its
+    raw text columns at least: ingest passes the checked rows, ingest/cache.py).
     Returns the deliveries in file-name order (the order rows are stacked in).
     """
     first_seen = _first_seen(history)
@@ -205,7 +206,7 @@ def resolve(
     for d in in_order:
         original = originals.get(d.sha256)
         if original is None or original.file_rows == 0:
-            d.rows = read(d.file)
+            d.rows = read(d)
             d.file_rows = d.rows.height
             d.period, d.months = coverage(d.file, d.rows, table)
             d.organisations = organisations(d.rows, table)
