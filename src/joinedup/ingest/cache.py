@@ -23,6 +23,7 @@ checked again, and the entries rewritten).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import date
 from functools import cache
@@ -31,15 +32,17 @@ from pathlib import Path
 
 import polars as pl
 
-from joinedup.atomic import write_parquet
+from joinedup.atomic import write_json, write_parquet
 from joinedup.catalogue import ingest_cache_dir
 from joinedup.contracts import Table
 from joinedup.ingest.layouts import mappings_dir
 from joinedup.ingest.read import LandingFile
+from joinedup.ingest.redelivery import Profile
 
 log = logging.getLogger(__name__)
 
-SUFFIX = ".parquet"
+SUFFIX = ".parquet"  # the checked rows of a current delivery
+PROFILE = ".json"  # its Profile (row count, months, organisations): no row of it
 
 
 @cache
@@ -94,16 +97,34 @@ class IngestCache:
             log.warning("ingest cache entry %s unreadable (%s): reading its file again", path, exc)
             return None
 
-    def put(self, key: str, checked: pl.DataFrame) -> None:
+    def put(self, key: str, checked: pl.DataFrame, profile: Profile) -> None:
         write_parquet(checked, self.folder / f"{key}{SUFFIX}")
+        write_json(profile.to_json(), self.folder / f"{key}{PROFILE}")
 
-    def prune(self, keep: set[str]) -> list[str]:
-        """Remove every entry not in ``keep`` (files gone from landing, replaced months)."""
+    def profile(self, key: str) -> Profile | None:
+        path = self.folder / f"{key}{PROFILE}"
+        if not self.enabled or not path.is_file():
+            return None
+        try:
+            return Profile.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ingest cache entry %s unreadable (%s): reading its file again", path, exc)
+            return None
+
+    def prune(self, rows: set[str], profiles: set[str]) -> list[str]:
+        """Keep the rows of ``rows`` and the profiles of ``profiles``; remove every other entry.
+
+        ``rows``: the files loaded now. A file replaced by a later delivery keeps only
+        its profile, while it stays in landing, so that later runs need not read it to
+        find it replaced; a file gone from landing keeps nothing.
+        """
         if not self.folder.is_dir():
             return []
         removed = []
-        for entry in sorted(self.folder.glob(f"*{SUFFIX}")):
-            if entry.name.removesuffix(SUFFIX) not in keep:
+        for entry in sorted(self.folder.iterdir()):
+            key, suffix = entry.name.split(".", 1)[0], "." + entry.name.split(".", 1)[-1]
+            keep = (suffix == SUFFIX and key in rows) or (suffix == PROFILE and key in profiles)
+            if not keep and entry.is_file() and not entry.name.startswith("."):
                 entry.unlink(missing_ok=True)
                 removed.append(entry.name)
         return removed

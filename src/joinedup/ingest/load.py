@@ -22,7 +22,7 @@ from joinedup.ingest.ledger import (
 )
 from joinedup.ingest.quarantine import reason_counts, write_quarantine
 from joinedup.ingest.read import FILE, check_headers, empty_raw, read_table
-from joinedup.ingest.redelivery import Delivery, resolve
+from joinedup.ingest.redelivery import Delivery, Profile, resolve
 from joinedup.ingest.validate import check_rows, resolve_rows
 from joinedup.provenance import mark_started, now
 from joinedup.settings import Settings
@@ -128,27 +128,35 @@ def ingest_source(
         cache = IngestCache(data_dir, table, enabled=not full_rebuild)
         keys: dict[str, str] = {}
 
-        def read_one(
-            d: Delivery, table: Table = table, cache: IngestCache = cache, keys: dict = keys
-        ) -> pl.DataFrame:
-            bound = today or born_by(d.first_seen_at)
-            keys[d.name] = key = cache.key(d.file, d.sha256, bound)
-            checked = cache.get(key)
+        def key_of(d: Delivery, cache: IngestCache = cache, keys: dict = keys) -> str:
+            if d.name not in keys:
+                keys[d.name] = cache.key(d.file, d.sha256, today or born_by(d.first_seen_at))
+            return keys[d.name]
+
+        def read_one(d: Delivery, table: Table = table, cache: IngestCache = cache) -> pl.DataFrame:
+            checked = cache.get(key_of(d))
             if checked is not None:
                 reused.append(d.name)
                 return checked
-            checked = check_rows(read_table(data_dir, table, [d.file]), table, bound)
-            cache.put(key, checked)
+            raw = read_table(data_dir, table, [d.file])
+            checked = check_rows(raw, table, today or born_by(d.first_seen_at))
+            cache.put(key_of(d), checked, Profile.of(d.file, raw, table))
             read_now.append(d.name)
             return checked
 
-        deliveries = resolve(table, table_files, history, run_id, seen_now, read_one)
+        def known(d: Delivery, cache: IngestCache = cache) -> Profile | None:
+            return cache.profile(key_of(d))
+
+        deliveries = resolve(table, table_files, history, run_id, seen_now, read_one, known)
         loaded_files = [d.rows for d in deliveries if d.rows is not None]
         empty = check_rows(empty_raw(table), table, today)
         raw = pl.concat([empty, *loaded_files], how="vertical").rechunk()
         split = resolve_rows(raw, table)
         # Only the current deliveries keep an entry: not files gone from landing or replaced.
-        cache.prune({keys[d.name] for d in deliveries if d.rows is not None})
+        cache.prune(
+            {keys[d.name] for d in deliveries if d.rows is not None},
+            {keys[d.name] for d in deliveries if d.name in keys and d.status != DUPLICATE},
+        )
         write_parquet(split.loaded.rechunk(), validated_path(data_dir, table))
         write_quarantine(data_dir, table, split.quarantined)
 

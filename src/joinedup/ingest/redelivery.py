@@ -65,6 +65,38 @@ NAME_DAY = re.compile(
 DATA_MONTH = r"^(\d{4}-(?:0[1-9]|1[0-2]))-\d{2}"
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What deciding duplicates and replacements needs of a file, besides its checksum."""
+
+    file_rows: int
+    period: str | None
+    months: frozenset[str]
+    organisations: frozenset[str]
+
+    @classmethod
+    def of(cls, file: LandingFile, rows: pl.DataFrame, table: Table) -> Profile:
+        period, months = coverage(file, rows, table)
+        return cls(rows.height, period, months, organisations(rows, table))
+
+    def to_json(self) -> dict:
+        return {
+            "file_rows": self.file_rows,
+            "period": self.period,
+            "months": sorted(self.months),
+            "organisations": sorted(self.organisations),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Profile:
+        return cls(
+            int(data["file_rows"]),
+            data["period"],
+            frozenset(data["months"]),
+            frozenset(data["organisations"]),
+        )
+
+
 @dataclass
 class Delivery:
     """One landing file of a table and what becomes of it in this run."""
@@ -185,13 +217,17 @@ def resolve(
     run_id: str,
     seen_now: str,
     read: Callable[[Delivery], pl.DataFrame],
+    known: Callable[[Delivery], Profile | None] | None = None,
 ) -> list[Delivery]:
     """Decide, for every file of a table, whether it is loaded, a duplicate or replaced.
 
     ``history`` is the whole ledger (every run), ``seen_now`` the time recorded as
     first seen for content never seen before, ``read`` reads one delivery's rows (its
     raw text columns at least: ingest passes the checked rows, ingest/cache.py).
-    Returns the deliveries in file-name order (the order rows are stacked in).
+    ``known``, if given, returns what an earlier run found in a delivery
+    (:class:`Profile`) or None: those files are read only if they are loaded, not
+    to learn that a later file replaces them. Returns the deliveries in
+    file-name order (the order rows are stacked in).
     """
     first_seen = _first_seen(history)
     earlier = _earlier_contents(history)
@@ -206,10 +242,12 @@ def resolve(
     for d in in_order:
         original = originals.get(d.sha256)
         if original is None or original.file_rows == 0:
-            d.rows = read(d)
-            d.file_rows = d.rows.height
-            d.period, d.months = coverage(d.file, d.rows, table)
-            d.organisations = organisations(d.rows, table)
+            profile = None if known is None else known(d)
+            if profile is None:
+                d.rows = read(d)
+                profile = Profile.of(d.file, d.rows, table)
+            d.file_rows, d.period = profile.file_rows, profile.period
+            d.months, d.organisations = profile.months, profile.organisations
             originals.setdefault(d.sha256, d)
         else:
             d.status, d.duplicate_of, d.file_rows = DUPLICATE, original.name, original.file_rows
@@ -226,6 +264,9 @@ def resolve(
             )
 
     _replace_months(table, [d for d in in_order if d.status == LOADED])
+    for d in deliveries:
+        if d.status == LOADED and d.rows is None:  # profiled from an earlier run, still loaded
+            d.rows = read(d)
     return deliveries
 
 
