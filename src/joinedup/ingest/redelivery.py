@@ -1,7 +1,8 @@
 """Re-deliveries: the same file twice is loaded once; a corrected month replaces the old one.
 
-Landing is re-read in full every run, so "loaded once" is decided among the
-files that sit in a table's folder now, in *delivery order*: when the pipeline
+Every run takes in all of landing (unchanged files from the cache, ingest/cache.py),
+so "loaded once" is decided among the files that sit in a table's folder now, in
+*delivery order*: when the pipeline
 first saw each file as it is (``first_seen_at`` in the ledger, carried from run
 to run by file name and SHA-256), then file name for files first seen together.
 
