@@ -69,13 +69,15 @@ class _Builder:
         self.ltc = people["ltc_mask"].to_numpy()
         self.n_ltc = np.array([bin(int(x)).count("1") for x in range(128)])[self.ltc]
         self.death = people["death_date"].to_numpy()
+        self.dob = people["date_of_birth"].to_numpy()
         self.provider = people["provider_idx"].to_numpy()
         self.n_provider = int(self.provider.max()) + 1 if len(self.provider) else 1
 
     # -- helpers ------------------------------------------------------------
     def _alive_on(self, who: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Born by ``day`` (babies born in the horizon) and not yet dead."""
         d = self.death[who]
-        return np.isnat(d) | (day <= d)
+        return (day >= self.dob[who]) & (np.isnat(d) | (day <= d))
 
     def _random_day(self, n: int) -> np.ndarray:
         return self.start + self.rng.integers(0, self.days, n)
@@ -101,7 +103,7 @@ class _Builder:
             w = np.where((self.ltc >> bit) & 1)[0]
             first = np.maximum(dob[w], self.start - 3650)
             span = (self.start - first).astype(int) + 1
-            d = first + (rng.random(len(w)) * span).astype(int)
+            d = np.maximum(first + (rng.random(len(w)) * span).astype(int), dob[w])
             parts.append((w, d, np.full(len(w), code)))
 
         for col, code in (
@@ -178,7 +180,7 @@ class _Builder:
         dih = self.people["died_in_hospital"].to_numpy()
         t_who = np.where(dih)[0]
         t_los = rng.integers(1, 15, len(t_who))
-        t_day = np.maximum(self.death[t_who] - t_los, self.start)
+        t_day = np.maximum(np.maximum(self.death[t_who] - t_los, self.start), self.dob[t_who])
 
         el_rate = p.elective_rate * _age_factor(self.age, (0.3, 0.3, 0.6, 1.3, 2.5, 2.5))
         l_who = _events_per_person(rng, el_rate * self.years)
