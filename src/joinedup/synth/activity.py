@@ -93,7 +93,19 @@ class _Builder:
         rate = rate * (1 + 0.25 * self.n_ltc)
         who = _events_per_person(rng, rate)
         day = self._random_day(len(who))
-        codes = np.array(ref.SNOMED_CONSULTATIONS)[rng.integers(0, 4, len(who))]
+        # Codes as positions in one table until the end: numpy strings are slow to convert.
+        table = list(
+            dict.fromkeys(
+                [
+                    *ref.SNOMED_CONSULTATIONS[:4],
+                    *(c for c, _b, _e in ref.SNOMED_LONG_TERM_CONDITIONS),
+                    SNOMED_TYPE1_OBJECTION,
+                    SNOMED_TYPE1_WITHDRAWN,
+                ]
+            )
+        )
+        pos = {c: i for i, c in enumerate(table)}
+        codes = rng.integers(0, 4, len(who)).astype(np.int16)
         keep = self._alive_on(who, day)
         parts = [(who[keep], day[keep], codes[keep])]
 
@@ -104,7 +116,7 @@ class _Builder:
             first = np.maximum(dob[w], self.start - 3650)
             span = (self.start - first).astype(int) + 1
             d = np.maximum(first + (rng.random(len(w)) * span).astype(int), dob[w])
-            parts.append((w, d, np.full(len(w), code)))
+            parts.append((w, d, np.full(len(w), pos[code], np.int16)))
 
         for col, code in (
             ("type1_date", SNOMED_TYPE1_OBJECTION),
@@ -112,7 +124,7 @@ class _Builder:
         ):
             d = ppl[col].to_numpy()
             w = np.where(~np.isnat(d))[0]
-            parts.append((w, d[w], np.full(len(w), code)))
+            parts.append((w, d[w], np.full(len(w), pos[code], np.int16)))
 
         who = np.concatenate([x[0] for x in parts])
         day = np.concatenate([x[1] for x in parts])
@@ -121,13 +133,16 @@ class _Builder:
         move = ppl["move_date"].to_numpy()[who]
         old = ppl["old_practice_idx"].to_numpy()[who]
         practice = np.where((old >= 0) & (day < move), old, ppl["practice_idx"].to_numpy()[who])
-        return pl.DataFrame(
-            {"person_idx": who, "practice_idx": practice, "event_date": day, "snomed_code": code}
+        events = pl.DataFrame(
+            {"person_idx": who, "practice_idx": practice, "event_date": day, "code": code}
         ).unique(
-            subset=["person_idx", "practice_idx", "event_date", "snomed_code"],
+            subset=["person_idx", "practice_idx", "event_date", "code"],
             keep="first",
             maintain_order=True,
         )
+        return events.with_columns(
+            snomed_code=pl.Series(table, dtype=pl.String).gather(events["code"])
+        ).drop("code")
 
     # -- hospital -------------------------------------------------------------
     def _ae_rows(self, who: np.ndarray, arrival_day: np.ndarray, admitted: np.ndarray | None):

@@ -222,15 +222,23 @@ def _gp(rng, people, act: Activity, geo: Geography, window, params, chunk):
         deregistration_date=pl.Series(dereg),
         move_date=recp["move_date"],
     )
-    events = rows.filter(pl.col("old").is_null()).with_columns(
-        practice_code=_codes(pl.col("practice_idx"), geo.practice_codes),
-        gp_patient_id=pl.col("local_id"),
+    # Events are coded and sorted once cut to the months delivered (_gp_events_to): cheaper.
+    events = rows.filter(pl.col("old").is_null()).select(
+        "practice_idx", "local_id", "event_date", "snomed_code"
     )
     truth = _truth(records, people, "gp", _codes(pl.col("practice_idx"), geo.practice_codes))
+    return patients.sort("practice_code", "gp_patient_id"), events, truth
+
+
+def _gp_events_to(events: pl.DataFrame, cutoff: date, geo: Geography) -> pl.DataFrame:
+    """The GP events dated by ``cutoff``, in delivery order."""
     return (
-        patients.sort("practice_code", "gp_patient_id"),
-        events.sort("practice_code", "gp_patient_id", "event_date", "snomed_code"),
-        truth,
+        events.filter(pl.col("event_date") <= pl.lit(cutoff))
+        .with_columns(
+            practice_code=_codes(pl.col("practice_idx"), geo.practice_codes),
+            gp_patient_id=pl.col("local_id"),
+        )
+        .sort("practice_code", "gp_patient_id", "event_date", "snomed_code")
     )
 
 
@@ -437,6 +445,7 @@ def generate(
             clients, sc_events, sc_truth = _social_care(rng, ppl, act, geo, params, chunk)
             patients = _gp_list_as_of(patients, cutoff)
             writer.write(c.GP_PATIENTS.qualified_name, patients, c.GP_PATIENTS.column_names)
+            gp_events = _gp_events_to(gp_events, cutoff, geo)
             for d in gp_months:
                 writer.write(d.key, _in_period(gp_events, "event_date", d), d.header)
             delivered = {"gp": patients["local_id"]}
@@ -444,7 +453,7 @@ def generate(
                 # Its own stream: the generic layout's files stay as they were.
                 feeds = NationalChunk.build(
                     np.random.default_rng([seed, chunk, 23]), apc, ae, clients, sc_events
-                )
+                ).known_by(cutoff)
                 ids: dict[str, list[pl.Series]] = {"hospital": [], "social_care": []}
                 for d in national:
                     rows = feeds.rows(d)

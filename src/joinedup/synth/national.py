@@ -261,6 +261,15 @@ class NationalChunk:
             _cld(rng, clients, events),
         )
 
+    def known_by(self, cutoff: date) -> NationalChunk:
+        """Only what began by ``cutoff``: no delivery up to it holds anything later."""
+        day = pl.lit(cutoff)
+        return NationalChunk(
+            self.episodes.filter(pl.col("admidate") <= day),
+            self.attendances.filter(pl.col("ec_arrival_date") <= day),
+            self.cld.filter(pl.col("event_start_date") <= day),
+        )
+
     def rows(self, delivery: Delivery) -> pl.DataFrame:
         """The rows ``delivery`` holds: what was known of its period on its last day."""
         feed = delivery.key.split("/")[0]
