@@ -483,7 +483,8 @@ def generate(
                 ("social_care", sc_truth),
             ):
                 # Only the records the landing files deliver: the truth of the N months.
-                truth = truth.filter(pl.col("local_id").is_in(delivered[source].unique()))
+                ids = delivered[source].unique().to_frame("local_id")
+                truth = truth.join(ids, on="local_id", how="semi", maintain_order="left")
                 writer.write("truth/records", truth, TRUTH_COLUMNS)
             if progress:
                 progress(n)
