@@ -188,7 +188,12 @@ def _gp(rng, people, act: Activity, geo: Geography, window, params, chunk):
         .with_columns(old=pl.lit(True))
     )
     regs = pl.concat([current, previous])
-    ev = act.gp_events.with_columns(old=pl.lit(None, pl.Boolean))
+    # A type 1 objection and its withdrawal are on one record, or the person would look
+    # opted out on the other.
+    type1 = [c.SNOMED_TYPE1_OBJECTION, c.SNOMED_TYPE1_WITHDRAWN]
+    ev = act.gp_events.with_columns(
+        old=pl.lit(None, pl.Boolean), pin=pl.col("snomed_code").is_in(type1)
+    )
     rows, records = assign_records(
         rng, pl.concat([regs, ev], how="diagonal_relaxed"), "practice_idx",
         params.noise["gp"].duplicate_id, "G", chunk,

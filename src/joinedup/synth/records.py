@@ -150,7 +150,8 @@ def assign_records(
     """Give every activity row a source record (person x organisation x copy).
 
     A share of people are registered twice at one organisation: their rows are
-    split at random between the two local ids. Returns (rows with ``local_id``,
+    split at random between the two local ids, except rows whose ``pin`` column is
+    true, which all stay on the first. Returns (rows with ``local_id``,
     records with person_idx, org index, local_id).
     """
     pairs = rows.select("person_idx", org_col).unique().sort("person_idx", org_col)
@@ -158,6 +159,9 @@ def assign_records(
     pairs = pairs.with_columns(dup=pl.Series(dup))
     rows = rows.join(pairs, on=["person_idx", org_col], how="left", maintain_order="left")
     copy = np.where(rows["dup"].to_numpy(), rng.integers(0, 2, rows.height), 0)
+    if "pin" in rows.columns:
+        # Rows that must stay together (an objection and its withdrawal) go on the first id.
+        copy = np.where(rows["pin"].fill_null(False).to_numpy(), 0, copy)
     rows = rows.with_columns(copy=pl.Series(copy, dtype=pl.Int8)).drop("dup")
     records = (
         rows.select("person_idx", org_col, "copy").unique().sort("person_idx", org_col, "copy")
