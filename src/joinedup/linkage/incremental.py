@@ -119,7 +119,20 @@ def delta(current: pl.DataFrame, previous: pl.DataFrame) -> Delta:
 
 
 def schedule(training: dict[str, Any]) -> dict[str, Any]:
-    return DEFAULT_SCHEDULE | training.get("incremental", {})
+    """training.json's ``incremental`` section (defaults filled in), checked."""
+    chosen = DEFAULT_SCHEDULE | training.get("incremental", {})
+    every, share = chosen["relink_every_runs"], chosen["relink_when_new_share_above"]
+    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+        raise ValueError(
+            "training.json incremental.relink_every_runs must be a whole number of runs "
+            f"(0: never on a schedule), got {every!r}"
+        )
+    if not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ValueError(
+            "training.json incremental.relink_when_new_share_above must be a share in (0, 1], "
+            f"got {share!r}"
+        )
+    return chosen
 
 
 def read_state(out: Path) -> dict[str, Any] | None:
