@@ -542,6 +542,7 @@ def _link(
         if plan.mode == "full" and incremental is not None:
             drift_figures = drift(inc_person, record_person)
             drift_figures["seconds"] = round(t_drift - t_cluster, 1)
+            drift_figures["incremental"] = incremental  # what it scored and merged
             log.info(
                 "drift of incremental linkage from this full link: pairwise F1 %s, %s of "
                 "records with another person",
