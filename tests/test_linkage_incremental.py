@@ -284,3 +284,20 @@ def test_a_changed_model_file_is_not_reused(deliveries: dict) -> None:
         "why": "linked/model.json changed since the run that wrote it",
     }
     assert summary["drift"] is None  # the previous model is not run, not even to compare
+
+
+def test_the_link_stage_and_the_dag_take_relink(deliveries: dict, monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from joinedup import pipeline
+    from joinedup.catalogue import DAGS_DIR
+
+    dag = DagBag(str(DAGS_DIR)).dags["joinedup_link_and_build"]
+    assert dag.params["relink"] is False  # incremental unless asked
+    monkeypatch.setenv("JOINEDUP_PSEUDONYMISATION_KEY", KEY.decode())
+    data_dir = deliveries["root"] / "stage"
+    shutil.copytree(deliveries["dir"], data_dir)
+    assert pipeline.link_stage(data_dir, "run-p")["mode"]["mode"] == "incremental"
+    relinked = pipeline.link_stage(data_dir, "run-p2", relink=True)
+    assert relinked["mode"]["why"] == "full re-link requested (--relink / relink=True)"
+    assert relinked["drift"]["f1"] >= F1_TOLERANCE
