@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pytest
 
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="joinedup-test-airflow-"))
-os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+# `make test` runs the suite in pytest-xdist workers, which inherit the environment of the
+# process that started them: a home set there would be one SQLite file for every worker
+# (they would migrate and write it at once). So each process that set the home sets its own,
+# and a home the caller set (no marker) is kept.
+_OURS = "JOINEDUP_TEST_AIRFLOW_HOME"
+if "AIRFLOW_HOME" not in os.environ or os.environ.get(_OURS) == os.environ["AIRFLOW_HOME"]:
+    _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="joinedup-test-airflow-"))
+    os.environ["AIRFLOW_HOME"] = os.environ[_OURS] = str(_AIRFLOW_HOME)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).parents[1] / "dags"))
-os.environ.setdefault(
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
-)
 
 
 # `make test-fast` leaves out the tests marked browser, spark, crash or slow (pyproject.toml).
@@ -62,6 +66,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "unmarked, these tests would slow `make test-fast` down (its markers are in "
             "pyproject.toml): " + "; ".join(unmarked)
         )
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _heaviest_modules_first(items)
+
+
+def _heaviest_modules_first(items: list[pytest.Item]) -> None:
+    """Under xdist (`make test`: whole modules to a worker, in collection order) the modules
+    with a test marked slow, spark, crash or browser go first, so no such module starts last
+    and leaves one worker running alone. Stable: a module's own order is kept. Every worker
+    collects the same items, so every worker sorts them the same way."""
+    heavy = {
+        item.path
+        for item in items
+        if any(item.get_closest_marker(m) for m in _LEFT_OUT_OF_TEST_FAST)
+    }
+    items.sort(key=lambda item: item.path not in heavy)
 
 
 # The published population the dashboard tests share: the dbt build is the slow part
