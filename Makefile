@@ -32,7 +32,9 @@ synth: sync
 # thread of Python (dbt parses, Airflow, GX). The rules a test must keep to for that are
 # in CONTRIBUTING.md; TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+# --no-loadscope-reorder: the order tests/conftest.py gives (longest kinds of module first),
+# not xdist's (modules with the most tests first, which left the crash and Spark runs last).
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 # The whole suite, every marker included: what to run before a commit is pushed.
 test: sync

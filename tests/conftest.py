@@ -70,17 +70,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _heaviest_modules_first(items)
 
 
+# Marked modules in the order they go to an xdist worker: the longest kinds first.
+_HEAVIEST_FIRST = ("crash", "spark", "slow", "browser")
+
+
 def _heaviest_modules_first(items: list[pytest.Item]) -> None:
-    """Under xdist (`make test`: whole modules to a worker, in collection order) the modules
-    with a test marked slow, spark, crash or browser go first, so no such module starts last
-    and leaves one worker running alone. Stable: a module's own order is kept. Every worker
-    collects the same items, so every worker sorts them the same way."""
-    heavy = {
-        item.path
-        for item in items
-        if any(item.get_closest_marker(m) for m in _LEFT_OUT_OF_TEST_FAST)
-    }
-    items.sort(key=lambda item: item.path not in heavy)
+    """Under xdist (`make test`: whole modules to a worker, in this order, as the Makefile
+    passes --no-loadscope-reorder) the modules with a crash test go first, then spark, then
+    slow or browser, so no long module starts last and leaves one worker running alone.
+    Stable: a module's own order is kept; every worker sorts the same items the same way."""
+    rank: dict[Path, int] = {}
+    for item in items:
+        marks = [i for i, m in enumerate(_HEAVIEST_FIRST) if item.get_closest_marker(m)]
+        rank[item.path] = min([rank.get(item.path, len(_HEAVIEST_FIRST)), *marks])
+    items.sort(key=lambda item: rank[item.path])
 
 
 # The published population the dashboard tests share: the dbt build is the slow part
