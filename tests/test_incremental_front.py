@@ -25,8 +25,14 @@ from joinedup.ingest.ledger import COUNTS, read_ledger
 from joinedup.privacy.permissions import is_owner_only
 from joinedup.synth import generate
 
-# Held back from the first delivery: the last month of HES APC and ECDS, the last CLD quarter.
-LATE = ("hospital/hes_apc_202603.csv", "hospital/ecds_202603.csv", "social_care/cld_2025q4.csv")
+# Held back from the first delivery: the last month of HES APC, ECDS and GP events, the last
+# CLD quarter.
+LATE = (
+    "hospital/hes_apc_202603.csv",
+    "hospital/ecds_202603.csv",
+    "social_care/cld_2025q4.csv",
+    "gp/events_202603.csv",
+)
 # What every front stage writes: compared byte for byte.
 OUTPUTS = ("landing/_validated", "quarantine", "landing/_cleared", "pseudonymised")
 LEDGER_COLUMNS = ["source", "table", "file", *COUNTS, "sha256", "status", "period"]
