@@ -3,7 +3,7 @@
     uv run --locked python benchmarks/incremental_front.py DATA [--late FILE ...]
 
 ``DATA`` is a generated data directory (``joinedup synth --people N --out DATA``); it is
-copied, the ``--late`` landing files (default: the last month of HES APC and ECDS and the
+copied, the ``--late`` landing files (default: the last month of HES APC, ECDS and GP events and the
 last CLD quarter) are held back for a first run, then delivered for a second, timed
 twice on the same ledger history: with the caches ignored (``full_rebuild``, what every
 run did before) and incrementally. Prints each stage's wall and CPU seconds as JSON.
@@ -24,7 +24,12 @@ from joinedup.deidentify import pseudonymise, remove_opt_outs
 from joinedup.ingest import SOURCES, finalise_ledger, ingest_source
 from joinedup.settings import DEMO_KEY
 
-LATE = ("hospital/hes_apc_202603.csv", "hospital/ecds_202603.csv", "social_care/cld_2025q4.csv")
+LATE = (
+    "hospital/hes_apc_202603.csv",
+    "hospital/ecds_202603.csv",
+    "social_care/cld_2025q4.csv",
+    "gp/events_202603.csv",
+)
 
 
 def front(data_dir: Path, run_id: str, *, full_rebuild: bool) -> dict[str, dict[str, float]]:
