@@ -22,7 +22,9 @@ import joinedup.linkage
 from joinedup import warehouse
 from joinedup.settings import Settings
 
-pytestmark = pytest.mark.timeout(300)
+# The test's own body only (func_only): under xdist the session's published population may
+# be built in this module's first test's set-up (test_access built it, untimed, in one process).
+pytestmark = pytest.mark.timeout(300, func_only=True)
 
 NOTHING_FITS = "1KB"
 OUT_OF_MEMORY = "Out of Memory"
