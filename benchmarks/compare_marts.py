@@ -3,7 +3,7 @@
 A performance change to the dbt models must not change a published number. Run a
 pipeline on the same data before and after the change and compare the two files:
 
-    uv run --locked python benchmarks/compare_marts.py BEFORE/analytics.duckdb AFTER/analytics.duckdb
+    uv run --locked python benchmarks/compare_marts.py BEFORE.duckdb AFTER.duckdb
 
 Every table of every schema is compared: the same tables, the same columns in the same
 order with the same types, and the same rows as multisets (EXCEPT ALL both ways, so row
