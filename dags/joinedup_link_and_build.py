@@ -61,6 +61,12 @@ what to do about it.
             description="reuse a model a run wrote: a file in DATA/linked/ whose SHA-256 a run "
             "record under DATA/runs/ lists; blank: train",
         ),
+        "relink": Param(
+            False,
+            type="boolean",
+            description="link every record afresh instead of incrementally, and report the "
+            "drift of incremental linkage (docs/linkage.md)",
+        ),
     },
 )
 def joinedup_link_and_build():
@@ -79,7 +85,12 @@ def joinedup_link_and_build():
         model = str(check_trained_model(data_dir, model)) if model else ""
         rid = run_id_from(params["run_id"], triggering_asset_events, run_id)
         pipeline.check_ready(data_dir)
-        return {"data_dir": str(data_dir), "run_id": rid, "trained_model": model}
+        return {
+            "data_dir": str(data_dir),
+            "run_id": rid,
+            "trained_model": model,
+            "relink": bool(params.get("relink", False)),
+        }
 
     @task(pool=DUCKDB_POOL)
     def ensure_ingested(run: dict) -> dict:
@@ -116,7 +127,9 @@ def joinedup_link_and_build():
         model = run.get("trained_model") or None
         if model:  # checked again: the file could have changed since resolve_run
             model = str(check_trained_model(run["data_dir"], model))
-        return pipeline.link_stage(run["data_dir"], run["run_id"], model)
+        return pipeline.link_stage(
+            run["data_dir"], run["run_id"], model, relink=bool(run.get("relink"))
+        )
 
     @task(pool=DUCKDB_POOL, execution_timeout=timedelta(hours=1))
     def remove_linked_opt_outs(run: dict, _linked: dict) -> dict:

@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from tqdm import tqdm
@@ -139,6 +139,14 @@ def run(
     progress_every: Annotated[
         float, typer.Option(help="seconds between progress lines while a task runs")
     ] = 15.0,
+    relink: Annotated[
+        bool,
+        typer.Option(
+            "--relink",
+            help="link every record afresh (train, score all pairs) instead of incrementally, "
+            "and report how far incremental linkage had drifted (docs/linkage.md)",
+        ),
+    ] = False,
     linkage_backend: Annotated[
         Literal["duckdb", "spark"] | None,
         typer.Option(
@@ -191,9 +199,11 @@ def run(
         except SynthError as exc:
             fail(str(exc))
     # The DAGs read the data directory from JOINEDUP_DATA_DIR, which run_dags sets.
-    conf = {"run_id": run_id}
+    conf: dict[str, Any] = {"run_id": run_id}
     if linkage_model:
         conf["trained_model"] = str(linkage_model.resolve())
+    if relink:
+        conf["relink"] = True
     log_file = AIRFLOW.under(data_dir) / "logs" / f"{run_id}.log"
     typer.echo(f"run {run_id} on {data_dir} (Airflow log: {log_file})")
     try:

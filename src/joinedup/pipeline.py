@@ -86,9 +86,13 @@ def pseudonymise_stage(data_dir: Path, run_id: str) -> dict[str, Any]:
     return pseudonymise(Path(data_dir), _key(), run_id)
 
 
-def link_stage(data_dir: Path, run_id: str, trained_model: str | None = None) -> dict[str, Any]:
+def link_stage(
+    data_dir: Path, run_id: str, trained_model: str | None = None, relink: bool = False
+) -> dict[str, Any]:
+    """Link incrementally when the previous run's linkage is in linked/, else (or with
+    ``relink``, or when the schedule in linkage/training.json says so) fully."""
     model = Path(trained_model) if trained_model else None
-    return link(Path(data_dir), run_id, _key(), trained_model=model)
+    return link(Path(data_dir), run_id, _key(), trained_model=model, relink=relink)
 
 
 def remove_linked_opt_outs_stage(data_dir: Path, run_id: str) -> dict[str, Any]:

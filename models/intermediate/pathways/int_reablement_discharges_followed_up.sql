@@ -123,7 +123,13 @@ select
     into_reablement.discharge_date,
     into_reablement.reablement_start_date,
     into_reablement.age_at_discharge,
-    into_reablement.day_91,
+    -- A day 91 past the extract end is no observation, only arithmetic: it is withheld
+    -- (at a million people such dates coincided with mis-keyed dates of birth, which
+    -- the privacy gate rightly cannot tell from a leak).
+    case
+        when into_reablement.day_91 <= extract_window.extract_end_date
+            then into_reablement.day_91
+    end as day_91,
     into_reablement.day_91 <= extract_window.extract_end_date as has_full_follow_up,
     in_hospital.stay_key is not null as in_hospital_on_day_91,
     in_care_home.stay_key is not null as in_care_home_on_day_91,

@@ -22,10 +22,12 @@ Splink runs on DuckDB (default) or Spark (``JOINEDUP_LINKAGE_BACKEND``; see
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,18 @@ from joinedup.linkage.backend import (
     LinkageError,
     numbered_records_sql,
     open_backend,
+)
+from joinedup.linkage.incremental import (
+    FINGERPRINTS,
+    NEW_FLAG,
+    Delta,
+    delta,
+    drift,
+    incremental_clusters,
+    read_state,
+    record_fingerprints,
+    schedule,
+    write_state,
 )
 from joinedup.linkage.inputs import KeyMismatchError, remove_linkage_inputs, write_linkage_inputs
 from joinedup.linkage.model import DEFAULT_MODEL_DIR, LinkageModel, load_model
@@ -149,7 +163,11 @@ def _propagate_opt_outs(
     how many records were scored, by why.
     """
     _opt_out_candidates(backend, clusters)
-    others = [c for c in backend.columns("records_gp") if c not in ("source", "nhs_number_token")]
+    others = [
+        c
+        for c in backend.columns("records_gp")
+        if c not in ("source", "nhs_number_token", NEW_FLAG)  # the flag: incremental's
+    ]
     union = " UNION ALL ".join(f"SELECT * FROM records_{s}" for s in RECORD_TABLES)
     # One dataset name for all candidates: Splink's link_only compares across values
     # of the source column, and candidates need only be compared with opted-out people.
@@ -302,15 +320,21 @@ def link(
     model_dir: Path = DEFAULT_MODEL_DIR,
     charts: bool = True,
     backend: BackendName | None = None,
+    relink: bool = False,
 ) -> dict[str, Any]:
     """Link every pseudonymised source record to a stable person_id.
 
-    ``backend`` is the engine Splink runs on (default: JOINEDUP_LINKAGE_BACKEND,
-    else duckdb); the model, the outputs and their contracts are the same on each.
+    Incremental (see ``incremental.py``) when the previous run left its linkage state in
+    ``linked/`` and no full link is due; full otherwise, or when ``relink`` asks for one.
+    ``backend`` is the engine Splink runs on (default: JOINEDUP_LINKAGE_BACKEND, else
+    duckdb); the model, the outputs and their contracts are the same on each.
     """
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
     model: LinkageModel = load_model(model_dir, trained_model)
+    definition = (
+        model.fingerprint() if trained_model is None else load_model(model_dir).fingerprint()
+    )
     out = linked_dir(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = Settings()
@@ -321,9 +345,110 @@ def link(
         _check_model_key(data_dir, Path(trained_model), fingerprint)
     try:
         write_linkage_inputs(data_dir, key)
-        return _link(data_dir, run_id, key, model, out, backend_name, settings, charts, t0)
+        fingerprints = record_fingerprints(data_dir, key)
+        plan = _plan(
+            out,
+            model_dir,
+            model,
+            definition,
+            fingerprint,
+            fingerprints,
+            relink,
+            trained_model is not None,
+        )
+        summary = _link(data_dir, run_id, key, model, out, backend_name, settings, charts, t0, plan)
     finally:
         remove_linkage_inputs(data_dir)
+    kept = fingerprints.join(
+        pl.read_parquet(out / "record_person.parquet", columns=["source", "record_token"]),
+        on=["source", "record_token"],
+        how="semi",
+    )
+    previous_runs = (plan.state or {}).get("runs_since_full", 0)
+    write_state(
+        out,
+        kept,
+        {
+            "last_run_id": run_id,
+            "last_mode": summary["mode"]["mode"],
+            "last_full_run_id": run_id
+            if summary["mode"]["mode"] == "full"
+            else (plan.state or {}).get("last_full_run_id"),
+            "runs_since_full": 0 if summary["mode"]["mode"] == "full" else previous_runs + 1,
+            "model_definition": definition,
+            "model_sha256": _sha256(out / "model.json"),
+            "key_fingerprint": fingerprint,
+        },
+    )
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class _Plan:
+    """Which mode this run links in, why, and what the previous run left."""
+
+    mode: str  # "full" or "incremental"
+    why: str
+    state: dict[str, Any] | None = None
+    previous_model: LinkageModel | None = None  # set when incremental could run
+    change: Delta | None = None
+
+
+def _plan(
+    out: Path,
+    model_dir: Path,
+    model: LinkageModel,
+    definition: str,
+    key_fp: str,
+    fingerprints: pl.DataFrame,
+    relink: bool,
+    model_given: bool,
+) -> _Plan:
+    """Full or incremental (see docs/linkage.md, Incremental linkage): the first reason wins."""
+    state = read_state(out)
+    files = [out / "record_person.parquet", out / "model.json", out / FINGERPRINTS]
+    if state is None or not all(f.exists() for f in files):
+        return _Plan("full", "no previous linkage state in linked/ (first run)", state)
+    if state.get("key_fingerprint") != key_fp:
+        return _Plan("full", "the previous linkage ran under another key", state)
+    if state.get("model_definition") != definition:
+        return _Plan(
+            "full", "linkage/settings.json or training.json changed since the last link", state
+        )
+    if _sha256(out / "model.json") != state.get("model_sha256"):
+        return _Plan("full", "linked/model.json changed since the run that wrote it", state)
+    change = delta(fingerprints, pl.read_parquet(out / FINGERPRINTS))
+    previous_model = load_model(model_dir, out / "model.json")
+    plan = _Plan("incremental", "", state, previous_model, change)
+    every = schedule(model.training)
+    runs = int(state.get("runs_since_full", 0)) + 1
+    if relink:
+        plan.mode, plan.why = "full", "full re-link requested (--relink / relink=True)"
+    elif model_given:
+        plan.mode, plan.why = "full", "a trained model was given (--linkage-model)"
+    elif every["relink_every_runs"] and runs >= every["relink_every_runs"]:
+        plan.mode, plan.why = (
+            "full",
+            (
+                f"scheduled: {runs} runs since the last full link "
+                f"(incremental.relink_every_runs {every['relink_every_runs']})"
+            ),
+        )
+    elif change.new_share > (bound := every["relink_when_new_share_above"]):
+        plan.mode, plan.why = (
+            "full",
+            (
+                f"new and changed records are {change.new_share:.1%} of all, above "
+                f"incremental.relink_when_new_share_above ({bound:.0%})"
+            ),
+        )
+    else:
+        plan.why = f"previous linkage state found; {change.new_share:.1%} of records new or changed"
+    return plan
 
 
 def _check_model_key(data_dir: Path, trained_model: Path, fingerprint: str) -> None:
@@ -351,7 +476,16 @@ def _link(
     settings: Settings,
     charts: bool,
     t0: float,
+    plan: _Plan,
 ) -> dict[str, Any]:
+    previous_path = out / "record_person.parquet"
+    previous = pl.read_parquet(previous_path) if previous_path.exists() else None
+    register_path = out / "person_ids.parquet"
+    issued = set(pl.read_parquet(register_path)["person_id"]) if register_path.exists() else set()
+    incremental: dict[str, Any] | None = None
+    drift_figures: dict[str, Any] | None = None
+    training_choice: dict[str, Any] | None = None
+    blocking: dict[str, Any] | None = None
     with open_backend(backend_name, data_dir, settings) as engine:
         t_start = time.perf_counter()
         counts = engine.load_records()
@@ -360,54 +494,65 @@ def _link(
                 "no source records to link: every pseudonymised record table is empty"
             )
         engine.load_opted_out()
-        linker = engine.linker({f"records_{s}": s for s in RECORD_TABLES}, model.settings)
-        training_choice: dict[str, Any] | None = None
-        if not model.trained:
-            log.info(
-                "training the linkage model on %s records (%s)",
-                f"{sum(counts.values()):,}",
-                engine.name,
+        linker: Linker | None = None
+        if plan.mode == "incremental":
+            assert plan.previous_model is not None and plan.change is not None
+            assert previous is not None
+            model = plan.previous_model
+            t_train = time.perf_counter()
+            clusters, incremental, split = incremental_clusters(
+                engine, model, previous, plan.change
             )
-            chosen, training_choice = choose_training(engine, model.training)
-            log.info("linkage training rules: %s", training_choice["why"])
-            _train(linker, engine.training(chosen), engine.u_chunks)
-        t_train = time.perf_counter()
-        predictions = linker.inference.predict(threshold_match_probability=model.predict_threshold)
-        clusters_sdf = linker.clustering.cluster_pairwise_predictions_at_threshold(
-            predictions, threshold_match_probability=model.cluster_threshold
-        )
-        clusters = engine.frame(
-            f"SELECT source, record_token, CAST(cluster_id AS STRING) AS cluster_id "
-            f"FROM {clusters_sdf.physical_name}",
-        )
-        split: dict[str, Any] | None = None
-        if model.split_on_distinct_nhs_numbers:
-            clusters, split = split_on_nhs_numbers(
-                engine, predictions.physical_name, clusters, model.cluster_threshold
-            )
-            log.info(
-                "split %s clusters holding two or more valid NHS numbers into %s",
-                f"{split['clusters_split']:,}",
-                f"{split['clusters_made']:,}",
-            )
+            trained = model.settings  # the previous model, as it was written
+        else:
+            linker = engine.linker({f"records_{s}": s for s in RECORD_TABLES}, model.settings)
+            blocking = copy.deepcopy(getattr(engine, "prediction_blocking", None))
+            if not model.trained:
+                log.info(
+                    "training the linkage model on %s records (%s)",
+                    f"{sum(counts.values()):,}",
+                    engine.name,
+                )
+                chosen, training_choice = choose_training(engine, model.training)
+                log.info("linkage training rules: %s", training_choice["why"])
+                _train(linker, engine.training(chosen), engine.u_chunks)
+            t_train = time.perf_counter()
+            clusters, split = _full_clusters(engine, linker, model)
+            # The model as the repository writes it (DuckDB SQL), whichever engine trained it.
+            trained = engine.model_sql(linker.misc.save_model_to_json(), model.settings)
         t_cluster = time.perf_counter()
-        # The model as the repository writes it (DuckDB SQL), whichever engine trained it.
-        trained = engine.model_sql(linker.misc.save_model_to_json(), model.settings)
+        if plan.mode == "full" and plan.change is not None and previous is not None:
+            # What incremental linkage would have made of this run, to measure its drift.
+            assert plan.previous_model is not None
+            inc_clusters, incremental, _ = incremental_clusters(
+                engine, plan.previous_model, previous, plan.change
+            )
+        t_drift = time.perf_counter()
 
         removed, scored = _propagate_opt_outs(engine, trained, model.opt_out_threshold, clusters)
         clusters = clusters.join(removed, on=["source", "record_token"], how="anti")
-
-        previous_path = out / "record_person.parquet"
-        previous = pl.read_parquet(previous_path) if previous_path.exists() else None
-        register_path = out / "person_ids.parquet"
-        issued = (
-            set(pl.read_parquet(register_path)["person_id"]) if register_path.exists() else set()
-        )
+        if plan.mode == "full" and incremental is not None:
+            inc_person, _ = assign_person_ids(
+                inc_clusters.join(removed, on=["source", "record_token"], how="anti"),
+                previous,
+                set(issued),
+                key,
+            )
         record_person, id_stats = assign_person_ids(clusters, previous, issued, key)
+        if plan.mode == "full" and incremental is not None:
+            drift_figures = drift(inc_person, record_person)
+            drift_figures["seconds"] = round(t_drift - t_cluster, 1)
+            drift_figures["incremental"] = incremental  # what it scored and merged
+            log.info(
+                "drift of incremental linkage from this full link: pairwise F1 %s, %s of "
+                "records with another person",
+                drift_figures["f1"],
+                f"{drift_figures['records_with_other_person_share']:.3%}",
+            )
 
         chart_files = (
             _charts(linker, engine, trained, clusters, model.cluster_threshold, out / "charts")
-            if charts
+            if charts and linker is not None
             else []
         )
     write_text(json.dumps(trained, indent=2, sort_keys=True), out / "model.json")
@@ -417,14 +562,25 @@ def _link(
     write_parquet(pl.DataFrame({"person_id": sorted(issued)}), register_path)
     write_parquet(removed, data_dir / LINKAGE_OPTED_OUT_RECORDS)
 
+    change = plan.change
     summary = {
         "run_id": run_id,
         "backend": backend_name,
+        "mode": {"mode": plan.mode, "why": plan.why},
         "key_fingerprint": key_fingerprint(key),
         "model_fingerprint": model.fingerprint(),
-        "trained_this_run": not model.trained,
+        "trained_this_run": plan.mode == "full" and not model.trained,
         "training_choice": training_choice,
         "records_in": counts,
+        "records_changed": None if change is None else change.counts(),
+        "records_scored": (
+            incremental["records_scored"]
+            if plan.mode == "incremental" and incremental
+            else sum(counts.values())
+        ),
+        "incremental": incremental if plan.mode == "incremental" else None,
+        "drift": drift_figures,
+        "full_pairs_scored": None if blocking is None else blocking.get("pairs_to_score"),
         "records_scored_for_opt_out": dict(sorted(scored.items())),
         "records_removed_for_opt_out": dict(
             removed.group_by("source").len().sort("source").iter_rows()
@@ -438,14 +594,42 @@ def _link(
             "start_engine": round(t_start - t0, 1),
             "train": round(t_train - t0, 1),
             "predict_cluster": round(t_cluster - t_train, 1),
+            "drift": round(t_drift - t_cluster, 1),
             "total": round(time.perf_counter() - t0, 1),
         },
     }
     write_text(json.dumps(summary, indent=2), out / "summary.json")
     log.info(
-        "linked %s records into %s persons in %.1fs",
+        "linked %s records into %s persons in %.1fs (%s: %s)",
         f"{record_person.height:,}",
         f"{summary['persons']:,}",
         summary["seconds"]["total"],
+        plan.mode,
+        plan.why,
     )
     return summary
+
+
+def _full_clusters(
+    engine: LinkageBackend, linker: Linker, model: LinkageModel
+) -> tuple[pl.DataFrame, dict[str, Any] | None]:
+    """Every blocked pair scored, clustered, and clusters holding two NHS numbers split."""
+    predictions = linker.inference.predict(threshold_match_probability=model.predict_threshold)
+    clusters_sdf = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=model.cluster_threshold
+    )
+    clusters = engine.frame(
+        f"SELECT source, record_token, CAST(cluster_id AS STRING) AS cluster_id "
+        f"FROM {clusters_sdf.physical_name}",
+    )
+    split: dict[str, Any] | None = None
+    if model.split_on_distinct_nhs_numbers:
+        clusters, split = split_on_nhs_numbers(
+            engine, predictions.physical_name, clusters, model.cluster_threshold
+        )
+        log.info(
+            "split %s clusters holding two or more valid NHS numbers into %s",
+            f"{split['clusters_split']:,}",
+            f"{split['clusters_made']:,}",
+        )
+    return clusters, split

@@ -60,7 +60,7 @@ TEXT_SUFFIXES = {".json", ".html", ".htm", ".txt", ".md", ".jsonl", ".ndjson", "
 _COMMON = """
     all and any april are art bill black bond brown can case cook day dean dawn england
     faith field fields frank free gay general grace green guy hall hill holly hope house
-    iris ivy joy june king lane law level long major mark match may new north not park
+    iris ivy joy june king lane law level long major mark mart marts match may new north not park
     patience people rich rose ruby sage sandy scott short south stone summer the total
     victor ward weight wells west white will wood young
 """
