@@ -47,7 +47,7 @@ def git(*args: str) -> str:
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     data = tmp_path_factory.mktemp("provenance") / "data"
     generate(data, people=600, seed=19)
-    shutil.copyfile(data / "landing/gp/events.csv", data / "landing/gp/events_resent.csv")
+    shutil.copyfile(data / "landing/gp/events_202504.csv", data / "landing/gp/events_resent.csv")
     run_all(data, "run-1", KEY)
     linked = linkage.link(data, "run-1", KEY, charts=False)
     return data, pipeline.finalise(data, "run-1", {"linkage": linked})
@@ -97,7 +97,7 @@ def test_every_input_file_is_recorded_with_checksum_size_and_rows(run: tuple[Pat
         kept = ledger[name]
         assert (kept["sha256"], kept["size_bytes"], kept["file_rows"]) == expected, name
     assert inputs["landing/gp/events_resent.csv"]["status"] == "duplicate"
-    assert inputs["landing/gp/events.csv"]["status"] == "loaded"
+    assert inputs["landing/gp/events_202504.csv"]["status"] == "loaded"
 
 
 def test_every_output_is_listed_with_its_checksum(run: tuple[Path, dict]) -> None:
@@ -164,7 +164,7 @@ def test_run_summary_shows_provenance_and_skipped_files(run: tuple[Path, dict]) 
     model = summary["provenance"]["linkage"]["model"]["sha256"]
     assert f"linkage model sha256 {model[:16]}" in text
     assert "1 duplicate(s) not loaded again" in text
-    assert "landing/gp/events_resent.csv: same content as landing/gp/events.csv" in text
+    assert "landing/gp/events_resent.csv: same content as landing/gp/events_202504.csv" in text
     assert str(pipeline.run_summary_path(data, "run-1")) in text
 
 
@@ -231,7 +231,7 @@ def test_coverage_page_shows_the_run_behind_the_marts_and_its_files(
         (data / name).parent.mkdir(parents=True, exist_ok=True)
         copy(source, data / name)
     # Run 2 receives the GP events twice and publishes the marts; run 3 only ingests after.
-    shutil.copyfile(data / "landing/gp/events.csv", data / "landing/gp/events_again.csv")
+    shutil.copyfile(data / "landing/gp/events_202504.csv", data / "landing/gp/events_again.csv")
     ingest_source(data, "gp", "run-2")
     publish_analytics(data, "run-2")
     (data / "landing/gp/events_again.csv").unlink()

@@ -252,8 +252,11 @@ def test_landing_volume_gate_is_not_tripped_by_a_duplicate_or_a_replacement(
     generate(tmp_path, people=1000, seed=3)
     # Monthly GP event files, as a data service receives them.
     folder = tmp_path / "landing/gp"
-    events = pl.read_csv(folder / "events.csv", infer_schema=False)
-    (folder / "events.csv").unlink()
+    # The generator's first month also carries the earlier history: split by event date.
+    written = sorted(folder.glob("events_*.csv"))
+    events = pl.concat([pl.read_csv(f, infer_schema=False) for f in written])
+    for f in written:
+        f.unlink()
     months = events.with_columns(pl.col("event_date").str.slice(0, 7).alias("month"))
     for (yyyy_mm,), rows in months.group_by("month"):
         rows.drop("month").write_csv(folder / f"events_{yyyy_mm}.csv")
