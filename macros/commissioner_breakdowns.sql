@@ -9,7 +9,8 @@
   breakdown means "not known".
 #}
 {#
-  Indicators (the aggregates in models/intermediate/indicators/, indicator_rows or not)
+  Indicators (the aggregates in models/intermediate/indicators/, and their population,
+  int_indicator_population_cells)
   are also broken down by the equity and need segments of int_persons_segmented:
   Core20PLUS5, frailty band and number of long-term conditions. Each segment is crossed
   with place only (alone, and by la_code), and la_code alone is added (place over the

@@ -33,9 +33,9 @@
 {%- endmacro %}
 
 {#
-  The population of a cell of an indicator aggregate (the denominator beside every
-  rate), from the rows registered_population_rows() unions under the counted events
-  with `is_population` true, each weighing `population` people (1 for a registered
+  The population of a cell (the denominator beside every indicator rate), grouped in
+  int_indicator_population_cells from the rows of registered_population_rows()
+  (`is_population` true), each weighing `population` people (1 for a registered
   person, the estimate for an ONS row). A cell of a month counts the population on the
   1st of that month; a cell without a month that of the extract's middle month
   (`is_reference_month`), since summing the months would count each person once a
@@ -44,9 +44,7 @@
 {% macro registered_population_count(condition='true') -%}
     case
         {%- if indicator_denominator() == 'ons' %}
-        when {% for dim in commissioner_dimensions() if dim not in ons_population_dimensions() -%}
-            grouping({{ dim }}) = 0{{ ' or ' if not loop.last }}
-        {%- endfor %}
+        when {{ population_is_undefined() }}
             then null
         {%- endif %}
         when grouping(activity_month) = 0
@@ -57,11 +55,25 @@
 {%- endmacro %}
 
 {#
-  The population rows to union under an indicator's events: the same dimensions, from
-  the 1st of each month, then age, is_population, is_reference_month and population
-  (the people the row stands for). Registered: after `from population`, with the
+  True in a grouped cell that has no population because ONS publishes none by one of its
+  dimensions (practice, IMD, segment); false throughout with the registered denominator.
+#}
+{% macro population_is_undefined() -%}
+    {%- if indicator_denominator() == 'ons' -%}
+        ({% for dim in commissioner_dimensions() if dim not in ons_population_dimensions() -%}
+            grouping({{ dim }}) = 0{{ ' or ' if not loop.last }}
+        {%- endfor %})
+    {%- else -%}
+        false
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+  The population rows int_indicator_population_cells groups: the same dimensions as an
+  indicator's events, from the 1st of each month, then age, is_population,
+  is_reference_month and population (the people the row stands for). Registered: after `from population`, with the
   import CTEs commissioner_dimension_joins() expects. ONS: from
-  int_indicator_population_ons, ref'd here so that every aggregate that unions these
+  int_indicator_population_ons, ref'd here so that the model that groups these
   rows has the option without importing it; its dimensions ONS has no figure by are
   null.
 #}
@@ -121,29 +133,6 @@
 {%- endmacro %}
 
 {#
-  The rows an indicator aggregate counts: the events of `measures` from
-  int_indicator_events_selected (imported as `events`), each with the six dimensions of
-  its own date and the `extra` columns, and under them the population
-  (registered_population_rows). Columns: the dimensions, `age` (the population's),
-  `is_population`, `is_reference_month`, `population`, then `extra` (null on
-  population rows).
-#}
-{% macro indicator_rows(measures, extra=[]) -%}
-    {%- set columns = ['null::integer as age', 'false as is_population',
-                       'false as is_reference_month', 'null::bigint as population'] -%}
-    {%- for column in extra -%}{%- do columns.append('events.' ~ column) -%}{%- endfor %}
-    {{ commissioner_rows(
-        'events', 'event_date', columns,
-        where="events.measure in ('" ~ (measures | join("', '")) ~ "')",
-    ) }}
-
-    union all
-
-    select *{% for column in extra %}, null{% endfor %}
-    from ({{ registered_population_rows() }})
-{%- endmacro %}
-
-{#
   Import CTEs, one per relation, in the order given ({name: ref(...)}): every ref of the
   model stays at its top, written once.
 #}
@@ -155,11 +144,65 @@
     {% endfor -%}
 {%- endmacro %}
 
-{# The import CTEs every indicator aggregate needs: indicator_rows() and the dimension joins read them. #}
-{% macro indicator_imports() -%}
+
+{#
+  An indicator aggregate in two halves, so that the population (the bulk of the rows:
+  every registered person once a month) is grouped by the breakdown sets once, in
+  int_indicator_population_cells, rather than once in every indicator aggregate with the
+  events unioned under it. The aggregate groups its events alone into `event_cells`
+  (with `population_is_undefined`), and these macros join them to the imported
+  `population_cells`: a full outer join on the breakdown and every dimension (null
+  matching null), so the cells are those of the union, as one grouping would give.
+#}
+{% macro indicator_event_rows(measures, extra=[]) -%}
+    {%- set columns = [] -%}
+    {%- for column in extra -%}{%- do columns.append('events.' ~ column) -%}{%- endfor %}
+    {{ commissioner_rows(
+        'events', 'event_date', columns,
+        where="events.measure in ('" ~ (measures | join("', '")) ~ "')",
+    ) }}
+{%- endmacro %}
+
+{# The leading columns of a joined indicator cell: its breakdown, then each dimension. #}
+{% macro indicator_cell_keys() -%}
+    coalesce(event_cells.breakdown, population_cells.breakdown) as breakdown
+    {%- for dim in commissioner_dimensions() %},
+    coalesce(event_cells.{{ dim }}, population_cells.{{ dim }}) as {{ dim }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#
+  A population column of a joined cell: the population's where it has the cell, else
+  what grouping the events with the population would have given (0, or null where the
+  population is undefined).
+#}
+{% macro population_cell(column) -%}
+    case
+        when population_cells.breakdown is not null then population_cells.{{ column }}
+        when event_cells.population_is_undefined then null
+        else 0
+    end
+{%- endmacro %}
+
+{# An event count of a joined cell: 0 in a cell only the population has. #}
+{% macro event_cell_count(column) -%}
+    coalesce(event_cells.{{ column }}, 0)
+{%- endmacro %}
+
+{% macro indicator_cells_joined() -%}
+    from event_cells
+    full outer join population_cells
+        on event_cells.breakdown = population_cells.breakdown
+        {%- for dim in commissioner_dimensions() %}
+        and event_cells.{{ dim }} is not distinct from population_cells.{{ dim }}
+        {%- endfor %}
+{%- endmacro %}
+
+{# The import CTEs of an indicator aggregate joined to the population's cells. #}
+{% macro indicator_cell_imports(events='int_indicator_events_selected') -%}
     {{ import_ctes({
-        'events': ref('int_indicator_events_selected'),
-        'population': ref('int_indicator_population_registered'),
+        'events': ref(events),
+        'population_cells': ref('int_indicator_population_cells'),
     }) }}
     {{ commissioner_dimension_imports() }}
 {%- endmacro %}

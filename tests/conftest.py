@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pytest
 
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="joinedup-test-airflow-"))
-os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+# `make test` runs the suite in pytest-xdist workers, which inherit the environment of the
+# process that started them: a home set there would be one SQLite file for every worker
+# (they would migrate and write it at once). So each process that set the home sets its own,
+# and a home the caller set (no marker) is kept.
+_OURS = "JOINEDUP_TEST_AIRFLOW_HOME"
+if "AIRFLOW_HOME" not in os.environ or os.environ.get(_OURS) == os.environ["AIRFLOW_HOME"]:
+    _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="joinedup-test-airflow-"))
+    os.environ["AIRFLOW_HOME"] = os.environ[_OURS] = str(_AIRFLOW_HOME)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).parents[1] / "dags"))
-os.environ.setdefault(
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
-)
 
 
 # `make test-fast` leaves out the tests marked browser, spark, crash or slow (pyproject.toml).
@@ -62,6 +66,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "unmarked, these tests would slow `make test-fast` down (its markers are in "
             "pyproject.toml): " + "; ".join(unmarked)
         )
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _heaviest_modules_first(items)
+
+
+# Marked modules in the order they go to an xdist worker: the longest kinds first.
+_HEAVIEST_FIRST = ("crash", "spark", "slow", "browser")
+
+
+def _heaviest_modules_first(items: list[pytest.Item]) -> None:
+    """Under xdist (`make test`: whole modules to a worker, in this order, as the Makefile
+    passes --no-loadscope-reorder) the modules with a crash test go first, then spark, then
+    slow or browser, so no long module starts last and leaves one worker running alone.
+    Stable: a module's own order is kept; every worker sorts the same items the same way."""
+    rank: dict[Path, int] = {}
+    for item in items:
+        marks = [i for i, m in enumerate(_HEAVIEST_FIRST) if item.get_closest_marker(m)]
+        rank[item.path] = min([rank.get(item.path, len(_HEAVIEST_FIRST)), *marks])
+    items.sort(key=lambda item: rank[item.path])
 
 
 # The published population the dashboard tests share: the dbt build is the slow part

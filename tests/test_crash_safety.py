@@ -248,7 +248,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """r0 done on an earlier delivery, then the full GP events file delivered."""
     data_dir = tmp_path_factory.mktemp("crash") / "base"
     generate(data_dir, PEOPLE, seed=13)
-    events = data_dir / "landing" / "gp" / "events.csv"
+    # The last month's GP events, first delivered short then in full (corrected in place).
+    events = sorted((data_dir / "landing" / "gp").glob("events_*.csv"))[-1]
     full = events.read_bytes()
     lines = full.splitlines(keepends=True)
     events.write_bytes(b"".join(lines[: 1 + (len(lines) - 1) * 9 // 10]))

@@ -31,7 +31,10 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def read(out: Path, table: c.Table) -> pl.DataFrame:
-    return pl.read_csv(out / table.folder / f"{table.name}.csv", infer_schema=False)
+    """Every file of the table (GP events come month by month) stacked in name order."""
+    files = sorted((out / table.folder).glob(table.file_glob))
+    assert files, f"no {table.qualified_name} files"
+    return pl.concat([pl.read_csv(f, infer_schema=False) for f in files])
 
 
 def truth(out: Path) -> pl.DataFrame:
@@ -47,8 +50,9 @@ def test_same_arguments_give_identical_files(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.csv"))
-    # GP's two, opt-outs, postcodes, truth; 12 HES APC and 12 ECDS months, 4 CLD quarters.
-    assert files_a == files_b and len(files_a) == 5 + 12 + 12 + 4
+    # GP's list and 12 event months, opt-outs, postcodes, truth; 12 HES APC and 12 ECDS
+    # months, 4 CLD quarters.
+    assert files_a == files_b and len(files_a) == 1 + 12 + 3 + 12 + 12 + 4
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     generate(tmp_path / "c", 2000, seed=8)
@@ -59,8 +63,11 @@ def test_same_arguments_give_identical_files(tmp_path: Path) -> None:
 
 def test_every_header_matches_its_contract(population: Path) -> None:
     for table in c.TABLES.values():
-        with (population / table.folder / f"{table.name}.csv").open(newline="") as fh:
-            assert tuple(next(csv.reader(fh))) == table.column_names, table.qualified_name
+        files = sorted((population / table.folder).glob(table.file_glob))
+        assert files, table.qualified_name
+        for f in files:
+            with f.open(newline="") as fh:
+                assert tuple(next(csv.reader(fh))) == table.column_names, f
 
 
 def test_every_source_record_is_in_truth_exactly_once(population: Path) -> None:

@@ -371,3 +371,12 @@ def ndop_submission_path(data_dir: Path, stamp: str) -> Path:
 
 def ndop_manifest_path(data_dir: Path, stamp: str) -> Path:
     return Path(data_dir) / NDOP_MANIFESTS.replace("*", stamp)
+
+
+# Ingest's per-delivery cache (ingest/cache.py): each landing file's checked rows, kept
+# inside the validated zone because they are as identifiable as the file itself.
+INGEST_CACHE = f"{VALIDATED.path}/_cache"
+
+
+def ingest_cache_dir(data_dir: Path, table: Table) -> Path:
+    return Path(data_dir) / INGEST_CACHE / table.source / table.name

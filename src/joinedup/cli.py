@@ -71,7 +71,13 @@ def synth(
         typer.Option(help=f"data directory for landing/ and truth/ ({DATA_DIR_DEFAULT})"),
     ] = None,
     start: Annotated[str, typer.Option(help="first month of activity, YYYY-MM")] = "2025-04",
-    months: Annotated[int, typer.Option(help="number of months of activity")] = 12,
+    months: Annotated[
+        int,
+        typer.Option(
+            help="months delivered (1-60): the first N months of one population simulated "
+            "over 60, so each month's files are the same whatever N is"
+        ),
+    ] = 12,
     noise: Annotated[
         str, typer.Option(help="identifier-noise profile: standard, or harsh (untraced feeds)")
     ] = "standard",

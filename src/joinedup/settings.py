@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         "written; the finalise task removes older ones and lists them in the run record "
         "(0: at the end of every run)",
     )
+    # Incremental runs (issue 23): what earlier runs computed is reused unless this is set.
+    full_rebuild: bool = Field(
+        False,
+        description="ignore the caches of earlier runs (ingest's per-delivery checks, "
+        "pseudonymise's earlier rows) and compute everything again; the caches are rewritten",
+    )
     # Local variants of the national layouts (joinedup.ingest.layouts), kept in version control.
     mappings_dir: Path | None = Field(
         None,

@@ -7,16 +7,24 @@
 #}
 with
 
-{{ indicator_imports() }}
+{{ indicator_cell_imports() }}
 
 counted as (
-    {{ indicator_rows(['chronic_acsc_admission']) }}
+    {{ indicator_event_rows(['chronic_acsc_admission']) }}
+),
+
+event_cells as (
+    select
+        {{ commissioner_breakdown_columns() }},
+        {{ population_is_undefined() }} as population_is_undefined,
+        count(*) as chronic_acsc_admissions
+    from counted
+    {{ commissioner_group_by() }}
 )
 
 select
-    {{ commissioner_breakdown_columns() }},
+    {{ indicator_cell_keys() }},
     {{ population_denominator_source() }} as denominator_source,
-    {{ registered_population_count() }} as registered_population,
-    count(*) filter (where not is_population) as chronic_acsc_admissions
-from counted
-{{ commissioner_group_by() }}
+    {{ population_cell('registered_population') }} as registered_population,
+    {{ event_cell_count('chronic_acsc_admissions') }} as chronic_acsc_admissions
+{{ indicator_cells_joined() }}

@@ -12,6 +12,7 @@ import polars as pl
 from joinedup.atomic import write_parquet
 from joinedup.catalogue import validated_path
 from joinedup.contracts import TABLES, Table
+from joinedup.ingest.cache import IngestCache
 from joinedup.ingest.ledger import (
     DELIVERY_SCHEMA,
     DUPLICATE,
@@ -20,10 +21,11 @@ from joinedup.ingest.ledger import (
     replace_source_rows,
 )
 from joinedup.ingest.quarantine import reason_counts, write_quarantine
-from joinedup.ingest.read import FILE, LandingFile, check_headers, read_table
-from joinedup.ingest.redelivery import Delivery, resolve
-from joinedup.ingest.validate import split_rows
+from joinedup.ingest.read import FILE, check_headers, empty_raw, read_table
+from joinedup.ingest.redelivery import Delivery, Profile, resolve
+from joinedup.ingest.validate import check_rows, resolve_rows
 from joinedup.provenance import mark_started, now
+from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +69,43 @@ def _delivery_columns(deliveries: list[Delivery]) -> pl.DataFrame:
     )
 
 
-def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | None = None) -> dict:
+def born_by(first_seen_at: str) -> date:
+    """The latest plausible date of birth in a delivery: the day it was first seen.
+
+    Not the day of the run: a file's check must not change as days pass, or a
+    cached check (ingest/cache.py) and a full rebuild would disagree; and nobody
+    in a file can have been born after it was delivered. ``first_seen_at`` is the
+    ledger's (ISO 8601, UTC), carried from run to run with the file.
+    """
+    return date.fromisoformat(first_seen_at[:10])
+
+
+def ingest_source(
+    data_dir: Path,
+    source: str,
+    run_id: str,
+    *,
+    today: date | None = None,
+    full_rebuild: bool | None = None,
+) -> dict:
     """Validate every landing file of ``source``; write loaded rows, quarantine and ledger rows.
 
     Loaded rows go to ``landing/_validated/<source>/<table>.parquet``: they are
     still identifiable, so they stay inside the landing zone. Every file's
     header is checked before any row is read, so a rejected file stops the run
-    with this source's previous outputs untouched. ``today`` bounds plausible
-    dates of birth (tests pin it). A file already delivered (same SHA-256) or
-    replaced by a later delivery of its month is recorded but not read
-    (redelivery.py).
+    with this source's previous outputs untouched. Plausible dates of birth end
+    on the day each file was first seen (:func:`born_by`; ``today``, if given,
+    bounds every file instead: tests pin it). A file already delivered (same
+    SHA-256) or replaced by a later delivery of its month is recorded but not
+    read (redelivery.py). A file checked by an earlier run, unchanged, is not
+    read again: its checked rows come from the cache (ingest/cache.py) unless
+    ``full_rebuild`` (default: ``JOINEDUP_FULL_REBUILD``); the summary lists the
+    files read (``files_read``) and those whose rows came from the cache
+    (``files_reused``).
     """
     data_dir = Path(data_dir)
+    if full_rebuild is None:
+        full_rebuild = Settings().full_rebuild
     mark_started(data_dir, run_id)
     tables = source_tables(source)
     files = {t.name: check_headers(data_dir, t) for t in tables}
@@ -88,6 +115,8 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
     ledger_rows: list[pl.DataFrame] = []
     summary: dict[str, dict] = {}
     skipped: list[dict[str, str | None]] = []
+    read_now: list[str] = []  # files read and checked by this run
+    reused: list[str] = []  # files whose checked rows came from the cache
     for table in tables:
         started = time.perf_counter()
         table_files = files[table.name]
@@ -96,13 +125,38 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
                 "%s: no files matching %s/%s", table.qualified_name, table.folder, table.file_glob
             )
 
-        def read_one(file: LandingFile, table: Table = table) -> pl.DataFrame:
-            return read_table(data_dir, table, [file])
+        cache = IngestCache(data_dir, table, enabled=not full_rebuild)
+        keys: dict[str, str] = {}
 
-        deliveries = resolve(table, table_files, history, run_id, seen_now, read_one)
+        def key_of(d: Delivery, cache: IngestCache = cache, keys: dict = keys) -> str:
+            if d.name not in keys:
+                keys[d.name] = cache.key(d.file, d.sha256, today or born_by(d.first_seen_at))
+            return keys[d.name]
+
+        def read_one(d: Delivery, table: Table = table, cache: IngestCache = cache) -> pl.DataFrame:
+            checked = cache.get(key_of(d))
+            if checked is not None:
+                reused.append(d.name)
+                return checked
+            raw = read_table(data_dir, table, [d.file])
+            checked = check_rows(raw, table, today or born_by(d.first_seen_at))
+            cache.put(key_of(d), checked, Profile.of(d.file, raw, table))
+            read_now.append(d.name)
+            return checked
+
+        def known(d: Delivery, cache: IngestCache = cache) -> Profile | None:
+            return cache.profile(key_of(d))
+
+        deliveries = resolve(table, table_files, history, run_id, seen_now, read_one, known)
         loaded_files = [d.rows for d in deliveries if d.rows is not None]
-        raw = pl.concat([read_table(data_dir, table, []), *loaded_files], how="vertical")
-        split = split_rows(raw, table, today=today)
+        empty = check_rows(empty_raw(table), table, today)
+        raw = pl.concat([empty, *loaded_files], how="vertical").rechunk()
+        split = resolve_rows(raw, table)
+        # Only the current deliveries keep an entry: not files gone from landing or replaced.
+        cache.prune(
+            {keys[d.name] for d in deliveries if d.rows is not None},
+            {keys[d.name] for d in deliveries if d.name in keys and d.status != DUPLICATE},
+        )
         write_parquet(split.loaded.rechunk(), validated_path(data_dir, table))
         write_quarantine(data_dir, table, split.quarantined)
 
@@ -132,13 +186,23 @@ def ingest_source(data_dir: Path, source: str, run_id: str, *, today: date | Non
             "quarantine_reasons": reason_counts(split.quarantined),
         }
         log.info(
-            "ingested %s: %d files, %d rows received, %d loaded, %d quarantined in %.2fs",
+            "ingested %s: %d files (%d read, %d from the cache), %d rows received, %d loaded, "
+            "%d quarantined in %.2fs",
             table.qualified_name,
             len(names),
+            len([d for d in deliveries if d.name in read_now]),
+            len([d for d in deliveries if d.name in reused]),
             raw.height,
             split.loaded.height,
             split.quarantined.height,
             time.perf_counter() - started,
         )
     replace_source_rows(data_dir, run_id, source, pl.concat(ledger_rows))
-    return {"run_id": run_id, "source": source, "tables": summary, "skipped_files": skipped}
+    return {
+        "run_id": run_id,
+        "source": source,
+        "tables": summary,
+        "skipped_files": skipped,
+        "files_read": sorted(read_now),
+        "files_reused": sorted(reused),
+    }

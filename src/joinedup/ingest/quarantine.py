@@ -2,7 +2,7 @@
 
 The file holds the original values as text, so it is as identifiable as the
 landing zone itself and must be handled with the same access controls; it is
-rewritten whole on every ingest of its table (landing is re-read in full each
+rewritten whole on every ingest of its table (all of landing is taken in each
 run, so the file always describes the current deliveries).
 """
 

@@ -1,7 +1,8 @@
 """Re-deliveries: the same file twice is loaded once; a corrected month replaces the old one.
 
-Landing is re-read in full every run, so "loaded once" is decided among the
-files that sit in a table's folder now, in *delivery order*: when the pipeline
+Every run takes in all of landing (unchanged files from the cache, ingest/cache.py),
+so "loaded once" is decided among the files that sit in a table's folder now, in
+*delivery order*: when the pipeline
 first saw each file as it is (``first_seen_at`` in the ledger, carried from run
 to run by file name and SHA-256), then file name for files first seen together.
 
@@ -63,6 +64,38 @@ NAME_DAY = re.compile(
     r"(?![A-Za-z0-9])"
 )
 DATA_MONTH = r"^(\d{4}-(?:0[1-9]|1[0-2]))-\d{2}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What deciding duplicates and replacements needs of a file, besides its checksum."""
+
+    file_rows: int
+    period: str | None
+    months: frozenset[str]
+    organisations: frozenset[str]
+
+    @classmethod
+    def of(cls, file: LandingFile, rows: pl.DataFrame, table: Table) -> Profile:
+        period, months = coverage(file, rows, table)
+        return cls(rows.height, period, months, organisations(rows, table))
+
+    def to_json(self) -> dict:
+        return {
+            "file_rows": self.file_rows,
+            "period": self.period,
+            "months": sorted(self.months),
+            "organisations": sorted(self.organisations),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Profile:
+        return cls(
+            int(data["file_rows"]),
+            data["period"],
+            frozenset(data["months"]),
+            frozenset(data["organisations"]),
+        )
 
 
 @dataclass
@@ -184,13 +217,18 @@ def resolve(
     history: pl.DataFrame,
     run_id: str,
     seen_now: str,
-    read: Callable[[LandingFile], pl.DataFrame],
+    read: Callable[[Delivery], pl.DataFrame],
+    known: Callable[[Delivery], Profile | None] | None = None,
 ) -> list[Delivery]:
     """Decide, for every file of a table, whether it is loaded, a duplicate or replaced.
 
     ``history`` is the whole ledger (every run), ``seen_now`` the time recorded as
-    first seen for content never seen before, ``read`` reads one file's raw rows.
-    Returns the deliveries in file-name order (the order rows are stacked in).
+    first seen for content never seen before, ``read`` reads one delivery's rows (its
+    raw text columns at least: ingest passes the checked rows, ingest/cache.py).
+    ``known``, if given, returns what an earlier run found in a delivery
+    (:class:`Profile`) or None: those files are read only if they are loaded, not
+    to learn that a later file replaces them. Returns the deliveries in
+    file-name order (the order rows are stacked in).
     """
     first_seen = _first_seen(history)
     earlier = _earlier_contents(history)
@@ -205,10 +243,12 @@ def resolve(
     for d in in_order:
         original = originals.get(d.sha256)
         if original is None or original.file_rows == 0:
-            d.rows = read(d.file)
-            d.file_rows = d.rows.height
-            d.period, d.months = coverage(d.file, d.rows, table)
-            d.organisations = organisations(d.rows, table)
+            profile = None if known is None else known(d)
+            if profile is None:
+                d.rows = read(d)
+                profile = Profile.of(d.file, d.rows, table)
+            d.file_rows, d.period = profile.file_rows, profile.period
+            d.months, d.organisations = profile.months, profile.organisations
             originals.setdefault(d.sha256, d)
         else:
             d.status, d.duplicate_of, d.file_rows = DUPLICATE, original.name, original.file_rows
@@ -225,6 +265,9 @@ def resolve(
             )
 
     _replace_months(table, [d for d in in_order if d.status == LOADED])
+    for d in deliveries:
+        if d.status == LOADED and d.rows is None:  # profiled from an earlier run, still loaded
+            d.rows = read(d)
     return deliveries
 
 

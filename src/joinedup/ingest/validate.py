@@ -249,6 +249,18 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
     a key, and the earliest delivery wins so adding a later file never changes
     which row of an earlier one was loaded.
     """
+    return resolve_rows(check_rows(raw, table, today), table)
+
+
+def check_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> pl.DataFrame:
+    """The row-by-row part of :func:`split_rows`: each row checked on its own.
+
+    Nothing here looks at another row, so the result for a file depends only on
+    its rows, the contract and ``today`` (the latest plausible date of birth):
+    ingest caches it per delivery (ingest/cache.py). Returns the raw text
+    columns (the quarantine shows them), the normalised values (``__v_``), the
+    identifier flags (``__s_``) and the row's ``reason`` (null: usable so far).
+    """
     today = today or date.today()
     rules = {c.name: _rule(c, today) for c in table.columns}
     utf8 = pl.any_horizontal(
@@ -263,8 +275,7 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
         if reason is not None:
             reasons.append(reason)
     checked = (
-        raw.with_row_index("__row__")
-        .with_columns(_trimmed(n).alias(f"__t_{n}") for n in table.all_column_names)
+        raw.with_columns(_trimmed(n).alias(f"__t_{n}") for n in table.all_column_names)
         .with_columns(
             r.prepare.alias(f"__p_{n}") for n, r in rules.items() if r.prepare is not None
         )
@@ -275,6 +286,25 @@ def split_rows(raw: pl.DataFrame, table: Table, today: date | None = None) -> Sp
         )
         .with_columns(pl.when(pl.col(REASON) != "").then(pl.col(REASON)).alias(REASON))
     )
+    extra = [c for c in (IDENTITY, SUBMITTED) if c in raw.columns]
+    return checked.select(
+        FILE,
+        LINE,
+        *table.all_column_names,
+        *extra,
+        *(f"__v_{c.name}" for c in table.columns),
+        *(f"__s_{c.name}" for c in table.columns if c.nullable_if_defective),
+        REASON,
+    )
+
+
+def resolve_rows(checked: pl.DataFrame, table: Table) -> Split:
+    """The part of :func:`split_rows` across rows (and files): superseded rows, duplicate keys.
+
+    ``checked`` is :func:`check_rows`'s output for every file of the table, stacked
+    in file-name then line order, as :func:`split_rows` would see them.
+    """
+    checked = checked.with_row_index("__row__")
     usable, superseded = _supersede(checked.filter(pl.col(REASON).is_null()))
     if table.key:
         first = pl.struct([f"__v_{k}" for k in table.key]).is_first_distinct()

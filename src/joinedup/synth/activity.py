@@ -69,13 +69,15 @@ class _Builder:
         self.ltc = people["ltc_mask"].to_numpy()
         self.n_ltc = np.array([bin(int(x)).count("1") for x in range(128)])[self.ltc]
         self.death = people["death_date"].to_numpy()
+        self.dob = people["date_of_birth"].to_numpy()
         self.provider = people["provider_idx"].to_numpy()
         self.n_provider = int(self.provider.max()) + 1 if len(self.provider) else 1
 
     # -- helpers ------------------------------------------------------------
     def _alive_on(self, who: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Born by ``day`` (babies born in the horizon) and not yet dead."""
         d = self.death[who]
-        return np.isnat(d) | (day <= d)
+        return (day >= self.dob[who]) & (np.isnat(d) | (day <= d))
 
     def _random_day(self, n: int) -> np.ndarray:
         return self.start + self.rng.integers(0, self.days, n)
@@ -91,7 +93,19 @@ class _Builder:
         rate = rate * (1 + 0.25 * self.n_ltc)
         who = _events_per_person(rng, rate)
         day = self._random_day(len(who))
-        codes = np.array(ref.SNOMED_CONSULTATIONS)[rng.integers(0, 4, len(who))]
+        # Codes as positions in one table until the end: numpy strings are slow to convert.
+        table = list(
+            dict.fromkeys(
+                [
+                    *ref.SNOMED_CONSULTATIONS[:4],
+                    *(c for c, _b, _e in ref.SNOMED_LONG_TERM_CONDITIONS),
+                    SNOMED_TYPE1_OBJECTION,
+                    SNOMED_TYPE1_WITHDRAWN,
+                ]
+            )
+        )
+        pos = {c: i for i, c in enumerate(table)}
+        codes = rng.integers(0, 4, len(who)).astype(np.int16)
         keep = self._alive_on(who, day)
         parts = [(who[keep], day[keep], codes[keep])]
 
@@ -101,8 +115,8 @@ class _Builder:
             w = np.where((self.ltc >> bit) & 1)[0]
             first = np.maximum(dob[w], self.start - 3650)
             span = (self.start - first).astype(int) + 1
-            d = first + (rng.random(len(w)) * span).astype(int)
-            parts.append((w, d, np.full(len(w), code)))
+            d = np.maximum(first + (rng.random(len(w)) * span).astype(int), dob[w])
+            parts.append((w, d, np.full(len(w), pos[code], np.int16)))
 
         for col, code in (
             ("type1_date", SNOMED_TYPE1_OBJECTION),
@@ -110,7 +124,7 @@ class _Builder:
         ):
             d = ppl[col].to_numpy()
             w = np.where(~np.isnat(d))[0]
-            parts.append((w, d[w], np.full(len(w), code)))
+            parts.append((w, d[w], np.full(len(w), pos[code], np.int16)))
 
         who = np.concatenate([x[0] for x in parts])
         day = np.concatenate([x[1] for x in parts])
@@ -119,13 +133,16 @@ class _Builder:
         move = ppl["move_date"].to_numpy()[who]
         old = ppl["old_practice_idx"].to_numpy()[who]
         practice = np.where((old >= 0) & (day < move), old, ppl["practice_idx"].to_numpy()[who])
-        return pl.DataFrame(
-            {"person_idx": who, "practice_idx": practice, "event_date": day, "snomed_code": code}
+        events = pl.DataFrame(
+            {"person_idx": who, "practice_idx": practice, "event_date": day, "code": code}
         ).unique(
-            subset=["person_idx", "practice_idx", "event_date", "snomed_code"],
+            subset=["person_idx", "practice_idx", "event_date", "code"],
             keep="first",
             maintain_order=True,
         )
+        return events.with_columns(
+            snomed_code=pl.Series(table, dtype=pl.String).gather(events["code"])
+        ).drop("code")
 
     # -- hospital -------------------------------------------------------------
     def _ae_rows(self, who: np.ndarray, arrival_day: np.ndarray, admitted: np.ndarray | None):
@@ -178,7 +195,7 @@ class _Builder:
         dih = self.people["died_in_hospital"].to_numpy()
         t_who = np.where(dih)[0]
         t_los = rng.integers(1, 15, len(t_who))
-        t_day = np.maximum(self.death[t_who] - t_los, self.start)
+        t_day = np.maximum(np.maximum(self.death[t_who] - t_los, self.start), self.dob[t_who])
 
         el_rate = p.elective_rate * _age_factor(self.age, (0.3, 0.3, 0.6, 1.3, 2.5, 2.5))
         l_who = _events_per_person(rng, el_rate * self.years)

@@ -4,6 +4,32 @@ People are generated in fixed-size chunks, each from its own seeded random
 stream, and appended to the landing CSVs, so memory stays flat however many
 people are asked for and the same arguments always give byte-identical files.
 Files are written under temporary names and renamed when complete.
+
+Monthly deliveries. The population and its care are simulated once over a fixed
+horizon of ``HORIZON_MONTHS`` months from ``--start``, whatever ``--months`` is;
+``--months N`` then writes the files of the first N months, each cut at its own
+last day: a month's file holds what was known at the end of that month (spells
+and services still open then are open in it, deaths, moves and registrations are
+as at that day). No draw depends on N, so every *month file* of months 1..N-1 is
+byte-identical to the one ``--months N-1`` writes, and a test or a benchmark can
+deliver one month at a time. The month files are:
+
+* ``gp/events_<YYYYMM>.csv`` (both layouts): the GP events dated in the month; the
+  first month's file is also the initial extract of every earlier event;
+* national layout: ``hospital/hes_apc_<YYYYMM>.csv``, ``hospital/ecds_<YYYYMM>.csv``
+  and, once a quarter is complete within the N months, ``social_care/cld_<YYYY>q<n>.csv``
+  (national.py);
+* ``opt_outs/national_data_opt_out.csv`` and ``reference/postcodes.csv``, which do
+  not change over the horizon (the opt-out list is the same at every month end).
+
+The files that are *not* month files are snapshots as at month N and change with
+N: ``gp/patients.csv``, the registered list as at the last month's end (every
+registration begun by then, a deregistration or death only if it had happened;
+delivered again each month under the same name, the ingest loads the latest
+content as a correction in place, so ``joinedup run`` sees the current list);
+in the generic layout the hospital and social care tables, one file each as at
+month N; and ``truth/records.csv``, which holds exactly the source records the
+landing files deliver.
 """
 
 from __future__ import annotations
@@ -23,7 +49,7 @@ import polars as pl
 
 from joinedup import contracts as c
 from joinedup.synth.activity import Activity, build_activity
-from joinedup.synth.national import NationalChunk, deliveries
+from joinedup.synth.national import NationalChunk, deliveries, gp_event_deliveries
 from joinedup.synth.params import SynthParams
 from joinedup.synth.population import Geography, build_geography, build_people, nhs_number_pool
 from joinedup.synth.records import assign_records, noisy_demographics
@@ -31,6 +57,8 @@ from joinedup.synth.records import assign_records, noisy_demographics
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 50_000
+# Months simulated from --start, whatever --months asks for; --months may not exceed it.
+HORIZON_MONTHS = 60
 MAX_PEOPLE = 8_000_000
 TRUTH_COLUMNS = ("source", "org_code", "local_id", "person_key", "opted_out")
 # national: hospital and social care feeds in the national dataset layouts (HES APC, ECDS,
@@ -40,6 +68,14 @@ LAYOUTS = ("national", "generic")
 _NATIONAL_TABLES = frozenset(
     {c.APC_EPISODES, c.AE_ATTENDANCES, c.SOCIAL_CARE_CLIENTS, c.SOCIAL_CARE_EVENTS}
 )
+# Written month by month in both layouts (gp/events_<YYYYMM>.csv), never as one file.
+_MONTHLY_TABLES = frozenset({c.GP_EVENTS})
+# The source and local-id column of each national feed's rows, for the truth.
+_DELIVERED_ID = {
+    "hes_apc": ("hospital", "lopatid"),
+    "ecds": ("hospital", "local_patient_id"),
+    "cld": ("social_care", "la_person_unique_identifier"),
+}
 _DATE_FMT = "%Y-%m-%d"
 _DATETIME_FMT = "%Y-%m-%dT%H:%M:%S"
 
@@ -57,16 +93,25 @@ class SynthSummary:
     seconds: float
 
 
+def _month_end(first: date, months: int) -> date:
+    """The last day of the ``months``-th month from ``first``."""
+    ey, em = divmod(first.month - 1 + months, 12)
+    return date(first.year + ey, em + 1, 1) - timedelta(days=1)
+
+
 def _window(start: str, months: int) -> tuple[date, date]:
+    """(first day, last day of month ``months``): what the deliveries cover."""
     try:
         y, m = (int(x) for x in start.split("-"))
         first = date(y, m, 1)
     except ValueError:
         raise SynthError(f"--start must be YYYY-MM, got {start!r}") from None
-    if not 1 <= months <= 120:
-        raise SynthError(f"--months must be between 1 and 120, got {months}")
-    ey, em = divmod(m - 1 + months, 12)
-    return first, date(y + ey, em + 1, 1) - timedelta(days=1)
+    if not 1 <= months <= HORIZON_MONTHS:
+        raise SynthError(
+            f"--months must be between 1 and {HORIZON_MONTHS} (the generator simulates "
+            f"{HORIZON_MONTHS} months from --start and writes the first N), got {months}"
+        )
+    return first, _month_end(first, months)
 
 
 class _LandingWriter:
@@ -86,11 +131,12 @@ class _LandingWriter:
         self.rows[key] = 0
         return fh
 
-    def open_all(self, national: list | None = None) -> None:
+    def open_all(self, national: list | None, monthly: list) -> None:
         for t in c.TABLES.values():
-            if national is None or t not in _NATIONAL_TABLES:
-                self._open(t.qualified_name, self.out / t.folder / f"{t.name}.csv", t.column_names)
-        for d in national or ():
+            if t in _MONTHLY_TABLES or (national is not None and t in _NATIONAL_TABLES):
+                continue
+            self._open(t.qualified_name, self.out / t.folder / f"{t.name}.csv", t.column_names)
+        for d in [*monthly, *(national or ())]:
             self._open(d.key, self.out / d.path, d.header)
         self._open("truth/records", self.out / "truth" / "records.csv", TRUTH_COLUMNS)
 
@@ -142,7 +188,12 @@ def _gp(rng, people, act: Activity, geo: Geography, window, params, chunk):
         .with_columns(old=pl.lit(True))
     )
     regs = pl.concat([current, previous])
-    ev = act.gp_events.with_columns(old=pl.lit(None, pl.Boolean))
+    # A type 1 objection and its withdrawal are on one record, or the person would look
+    # opted out on the other.
+    type1 = [c.SNOMED_TYPE1_OBJECTION, c.SNOMED_TYPE1_WITHDRAWN]
+    ev = act.gp_events.with_columns(
+        old=pl.lit(None, pl.Boolean), pin=pl.col("snomed_code").is_in(type1)
+    )
     rows, records = assign_records(
         rng, pl.concat([regs, ev], how="diagonal_relaxed"), "practice_idx",
         params.noise["gp"].duplicate_id, "G", chunk,
@@ -160,6 +211,8 @@ def _gp(rng, people, act: Activity, geo: Geography, window, params, chunk):
     dob = recp["date_of_birth"].to_numpy()
     earliest = np.maximum(dob, start - 7300)
     reg = earliest + (rng.random(recp.height) * ((start - earliest).astype(int) + 1)).astype(int)
+    # A baby born after the start is registered at birth, never before it.
+    reg = np.maximum(reg, dob)
     move = recp["move_date"].to_numpy()
     old = recp["old"].to_numpy()
     moved = recp["old_practice_idx"].to_numpy() >= 0
@@ -172,17 +225,75 @@ def _gp(rng, people, act: Activity, geo: Geography, window, params, chunk):
         gp_patient_id=pl.col("local_id"),
         registration_date=pl.Series(reg),
         deregistration_date=pl.Series(dereg),
+        move_date=recp["move_date"],
     )
-    events = rows.filter(pl.col("old").is_null()).with_columns(
-        practice_code=_codes(pl.col("practice_idx"), geo.practice_codes),
-        gp_patient_id=pl.col("local_id"),
+    # Events are coded and sorted once cut to the months delivered (_gp_events_to): cheaper.
+    events = rows.filter(pl.col("old").is_null()).select(
+        "practice_idx", "local_id", "event_date", "snomed_code"
     )
     truth = _truth(records, people, "gp", _codes(pl.col("practice_idx"), geo.practice_codes))
+    return patients.sort("practice_code", "gp_patient_id"), events, truth
+
+
+def _gp_events_to(events: pl.DataFrame, cutoff: date, geo: Geography) -> pl.DataFrame:
+    """The GP events dated by ``cutoff``, in delivery order."""
     return (
-        patients.sort("practice_code", "gp_patient_id"),
-        events.sort("practice_code", "gp_patient_id", "event_date", "snomed_code"),
-        truth,
+        events.filter(pl.col("event_date") <= pl.lit(cutoff))
+        .with_columns(
+            practice_code=_codes(pl.col("practice_idx"), geo.practice_codes),
+            gp_patient_id=pl.col("local_id"),
+        )
+        .sort("practice_code", "gp_patient_id", "event_date", "snomed_code")
     )
+
+
+def _gp_list_as_of(patients: pl.DataFrame, cutoff: date) -> pl.DataFrame:
+    """The registered list a practice sends on ``cutoff``: who had registered by then."""
+    day = pl.lit(cutoff)
+    return patients.filter(pl.col("registration_date") <= day).with_columns(
+        deregistration_date=pl.when(pl.col("deregistration_date") <= day).then(
+            pl.col("deregistration_date")
+        ),
+        postcode=_postcode_as_of(day),
+    )
+
+
+def _postcode_as_of(day: pl.Expr) -> pl.Expr:
+    """A record's postcode as its source knew it on ``day``: before a later move, the old one."""
+    return (
+        pl.when(pl.col("move_date") > day)
+        .then(pl.col("postcode_before_move"))
+        .otherwise(pl.col("postcode"))
+    )
+
+
+def _in_period(frame: pl.DataFrame, column: str, delivery) -> pl.DataFrame:
+    day = pl.col(column)
+    since = delivery.since or delivery.start
+    return frame.filter((day >= pl.lit(since)) & (day <= pl.lit(delivery.end)))
+
+
+def _generic_as_of(
+    apc: pl.DataFrame,
+    ae: pl.DataFrame,
+    clients: pl.DataFrame,
+    events: pl.DataFrame,
+    cutoff: date,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The generic layout's one file per table, as its sources knew it on ``cutoff``."""
+    day = pl.lit(cutoff)
+    gone = pl.col("discharge_date") <= day
+    apc = apc.filter(pl.col("admission_date") <= day).with_columns(
+        discharge_date=pl.when(gone).then(pl.col("discharge_date")),
+        discharge_destination=pl.when(gone).then(pl.col("discharge_destination")),
+    )
+    ae = ae.filter(pl.col("arrival_datetime").cast(pl.Date) <= day)
+    events = events.filter(pl.col("event_start_date") <= day).with_columns(
+        event_end_date=pl.when(pl.col("event_end_date") <= day).then(pl.col("event_end_date"))
+    )
+    known = events.select("la_code", "la_person_id").unique()
+    clients = clients.join(known, on=["la_code", "la_person_id"], how="semi", maintain_order="left")
+    return apc, ae, clients.with_columns(postcode=_postcode_as_of(day)), events
 
 
 def _hospital(rng, people, act: Activity, geo: Geography, params, chunk):
@@ -216,8 +327,8 @@ def _hospital(rng, people, act: Activity, geo: Geography, params, chunk):
         )
         before_move = pl.col("move_date").is_not_null() & (pl.col("row_date") < pl.col("move_date"))
         return frame.with_columns(
-            postcode=pl.when(before_move & ~pl.col("stale"))
-            .then(pl.col("old_postcode"))
+            postcode=pl.when(before_move)
+            .then(pl.col("postcode_before_move"))
             .otherwise(pl.col("postcode")),
             provider_code=_codes(pl.col("provider_idx"), geo.provider_codes),
             hospital_patient_id=pl.col("local_id"),
@@ -265,6 +376,7 @@ def _social_care(rng, people, act: Activity, geo: Geography, params, chunk):
         la_code=_codes(pl.col("la_idx"), geo.la_codes),
         la_person_id=pl.col("local_id"),
         death_date=recp["death_date"],  # CLD sends it; the generic layout does not
+        move_date=recp["move_date"],
     )
     events = rows.with_columns(
         la_code=_codes(pl.col("la_idx"), geo.la_codes), la_person_id=pl.col("local_id")
@@ -299,6 +411,9 @@ def generate(
     if people > MAX_PEOPLE:
         raise SynthError(f"--people must be at most {MAX_PEOPLE:,}, got {people:,}")
     window = _window(start, months)
+    # Simulated over the whole horizon, whatever --months is: see the module docstring.
+    horizon = (window[0], _month_end(window[0], HORIZON_MONTHS))
+    cutoff = window[1]
     params = params or SynthParams()
     out = Path(out)
     try:
@@ -318,39 +433,63 @@ def generate(
     pool = nhs_number_pool(people + extra, seed)
     writer = _LandingWriter(out)
     national = deliveries(window) if layout == "national" else None
-    writer.open_all(national)
+    gp_months = gp_event_deliveries(
+        window, f"{c.GP_EVENTS.folder}/{c.GP_EVENTS.name}", c.GP_EVENTS.column_names
+    )
+    writer.open_all(national, gp_months)
     try:
         writer.write("reference/postcodes", geo.postcode_lookup(), c.POSTCODES.column_names)
         outsiders = pl.DataFrame({"nhs_number": pool[people:].astype(str)})
         for chunk, first in enumerate(range(0, people, CHUNK_SIZE)):
             n = min(CHUNK_SIZE, people - first)
-            ppl = build_people(chunk, first, n, seed, geo, pool, window, params)
-            act = build_activity(ppl, seed, chunk, window, params)
+            ppl = build_people(chunk, first, n, seed, geo, pool, horizon, params)
+            act = build_activity(ppl, seed, chunk, horizon, params)
             rng = np.random.default_rng([seed, chunk, 11])
-            patients, gp_events, gp_truth = _gp(rng, ppl, act, geo, window, params, chunk)
+            patients, gp_events, gp_truth = _gp(rng, ppl, act, geo, horizon, params, chunk)
             apc, ae, h_truth = _hospital(rng, ppl, act, geo, params, chunk)
             clients, sc_events, sc_truth = _social_care(rng, ppl, act, geo, params, chunk)
-            frames = {
-                c.GP_PATIENTS: patients,
-                c.GP_EVENTS: gp_events,
-                c.APC_EPISODES: apc,
-                c.AE_ATTENDANCES: ae,
-                c.SOCIAL_CARE_CLIENTS: clients,
-                c.SOCIAL_CARE_EVENTS: sc_events,
-            }
+            patients = _gp_list_as_of(patients, cutoff)
+            writer.write(c.GP_PATIENTS.qualified_name, patients, c.GP_PATIENTS.column_names)
+            gp_events = _gp_events_to(gp_events, cutoff, geo)
+            for d in gp_months:
+                writer.write(d.key, _in_period(gp_events, "event_date", d), d.header)
+            delivered = {"gp": patients["local_id"]}
             if national is not None:
                 # Its own stream: the generic layout's files stay as they were.
                 feeds = NationalChunk.build(
                     np.random.default_rng([seed, chunk, 23]), apc, ae, clients, sc_events
-                )
+                ).known_by(cutoff)
+                ids: dict[str, list[pl.Series]] = {"hospital": [], "social_care": []}
                 for d in national:
-                    writer.write(d.key, feeds.rows(d), d.header)
-                frames = {t: f for t, f in frames.items() if t not in _NATIONAL_TABLES}
-            for t, frame in frames.items():
-                writer.write(t.qualified_name, frame, t.column_names)
+                    rows = feeds.rows(d)
+                    writer.write(d.key, rows, d.header)
+                    source, column = _DELIVERED_ID[d.key.split("/")[0]]
+                    ids[source].append(rows[column])
+                delivered |= {s: pl.concat(v) if v else pl.Series([], dtype=pl.String)
+                              for s, v in ids.items()}  # fmt: skip
+            else:
+                apc, ae, clients, sc_events = _generic_as_of(apc, ae, clients, sc_events, cutoff)
+                for t, frame in (
+                    (c.APC_EPISODES, apc),
+                    (c.AE_ATTENDANCES, ae),
+                    (c.SOCIAL_CARE_CLIENTS, clients),
+                    (c.SOCIAL_CARE_EVENTS, sc_events),
+                ):
+                    writer.write(t.qualified_name, frame, t.column_names)
+                delivered |= {
+                    "hospital": pl.concat([apc["local_id"], ae["local_id"]]),
+                    "social_care": clients["local_id"],
+                }
             opt = ppl.filter("national_opt_out").select("nhs_number")
             writer.write("opt_outs/national_data_opt_out", opt, ("nhs_number",))
-            for truth in (gp_truth, h_truth, sc_truth):
+            for source, truth in (
+                ("gp", gp_truth),
+                ("hospital", h_truth),
+                ("social_care", sc_truth),
+            ):
+                # Only the records the landing files deliver: the truth of the N months.
+                ids = delivered[source].unique().to_frame("local_id")
+                truth = truth.join(ids, on="local_id", how="semi", maintain_order="left")
                 writer.write("truth/records", truth, TRUTH_COLUMNS)
             if progress:
                 progress(n)

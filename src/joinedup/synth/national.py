@@ -9,14 +9,17 @@ cuts it into the deliveries an ICB actually receives:
   discharge yet and its later episodes are not there; the next month's file brings
   them (and replaces the earlier file: ``revises: year_to_date``).
 * ``hospital/ecds_<YYYYMM>.csv``: each month's attendances (``revises: month``).
-* ``social_care/cld_<YYYY>q<n>.csv``: a CLD Release 1 submission per quarter of the
-  window, holding the quarter's requests and assessments and every service open in
+* ``social_care/cld_<YYYY>q<n>.csv``: a CLD Release 1 submission per quarter complete
+  within the months delivered (a quarter's file is written only once its last month
+  is), holding the quarter's requests and assessments and every service open in
   it; the first is also the council's initial load of its earlier history. A service
   still open at the quarter's end is sent without an end date, and sent again (closed,
   or still open) by every later submission until it ends: the latest submission's
   version wins at ingest (``revises: latest_submission``).
 
-Hospital feeds carry no names (as HES and ECDS do not); CLD carries them, as many
+Every file is cut at its own last day from activity simulated once over the
+generator's fixed horizon, so a file never depends on how many months are written
+(generate.py). Hospital feeds carry no names (as HES and ECDS do not); CLD carries them, as many
 council extracts do. Everything the national layouts hold beyond the generic one
 (episode dates, secondary diagnoses, the Discharge Ready Date, ECDS SNOMED CT codes,
 CLD service components, delivery mechanisms and outcomes) is drawn from its own
@@ -169,8 +172,26 @@ def _financial_year_start(d: date) -> date:
     return date(d.year if d.month >= 4 else d.year - 1, 4, 1)
 
 
+def gp_event_deliveries(window: tuple[date, date], table_path: str, header: tuple[str, ...]):
+    """GP events month by month; the first month's file also holds the earlier history."""
+    return [
+        Delivery(
+            f"gp/events/{m:%Y%m}",
+            f"{table_path}_{m:%Y%m}.csv",
+            header,
+            m,
+            _month_end(m),
+            since=date(1900, 1, 1) if i == 0 else None,
+        )
+        for i, m in enumerate(_months(window))
+    ]
+
+
 def deliveries(window: tuple[date, date]) -> list[Delivery]:
-    """Every national-layout file a window's feeds deliver, in delivery order per feed."""
+    """Every national-layout file a window's feeds deliver, in delivery order per feed.
+
+    ``window`` runs from the first month's first day to the last delivered month's last.
+    """
     out: list[Delivery] = []
     for m in _months(window):
         first = max(window[0], _financial_year_start(m))
@@ -195,8 +216,9 @@ def deliveries(window: tuple[date, date]) -> list[Delivery]:
         )
     months = _months(window)
     history = date(1900, 1, 1)
-    for i in range(0, len(months), 3):
-        q_start, q_end = months[i], _month_end(months[min(i + 2, len(months) - 1)])
+    # A quarter is submitted after it ends: none for a quarter still under way.
+    for i in range(0, len(months) - 2, 3):
+        q_start, q_end = months[i], _month_end(months[i + 2])
         quarter = (q_start.month - 4) % 12 // 3 + 1  # financial-year quarter, as CLD counts
         fy = _financial_year_start(q_start).year
         out.append(
@@ -237,6 +259,15 @@ class NationalChunk:
             _episodes(rng, episodes),
             _attendances(rng, ae),
             _cld(rng, clients, events),
+        )
+
+    def known_by(self, cutoff: date) -> NationalChunk:
+        """Only what began by ``cutoff``: no delivery up to it holds anything later."""
+        day = pl.lit(cutoff)
+        return NationalChunk(
+            self.episodes.filter(pl.col("admidate") <= day),
+            self.attendances.filter(pl.col("ec_arrival_date") <= day),
+            self.cld.filter(pl.col("event_start_date") <= day),
         )
 
     def rows(self, delivery: Delivery) -> pl.DataFrame:
@@ -464,6 +495,8 @@ def _cld(rng: np.random.Generator, clients: pl.DataFrame, events: pl.DataFrame) 
         .otherwise(None)
         .fill_null(pl.col("_home"))
         .alias("accommodation_status"),
+        pl.col("postcode_before_move").alias("_postcode_before_move"),
+        pl.col("move_date").alias("_move_date"),
     )
 
 
@@ -484,7 +517,12 @@ def _cld_as_of(cld: pl.DataFrame, delivery: Delivery) -> pl.DataFrame:
         "la_code",
         start.alias("reporting_period_start_date"),
         end.alias("reporting_period_end_date"),
-        *CLD_HEADER[3:11],
+        *CLD_HEADER[3:10],
+        # The address as the council knew it at the quarter's end.
+        pl.when(pl.col("_move_date") > end)
+        .then(pl.col("_postcode_before_move"))
+        .otherwise(pl.col("postcode"))
+        .alias("postcode"),
         pl.when(pl.col("date_of_death") <= end).then("date_of_death").alias("date_of_death"),
         *CLD_HEADER[12:16],
         pl.when(ended).then(pl.col("event_end_date")).alias("event_end_date"),

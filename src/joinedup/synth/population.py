@@ -4,13 +4,17 @@ Geography (LSOAs, postcodes, practices, local authorities, providers) is built
 once per population; people are built in chunks so a million of them fit in a
 few GB. All draws are vectorised with NumPy from seeded generators, so the same
 arguments always give the same people.
+
+People are drawn over the generator's whole simulation horizon (generate.py),
+never over the months asked for: moves and deaths happen at a time drawn from
+an annual rate, so a delivery cut at any month sees the people as they were then.
 """
 
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -46,6 +50,10 @@ class Geography:
             .select("postcode", "lsoa_code", pl.col("imd_decile").cast(pl.Int64), "la_code")
             .sort("postcode")
         )
+
+
+def _first_year_end(start: date) -> date:
+    return date(start.year + 1, start.month, 1) - timedelta(days=1)
 
 
 def build_geography(people: int, seed: int, params: SynthParams) -> Geography:
@@ -132,6 +140,12 @@ def _surnames(rng: np.random.Generator, n: int, common_share: float) -> np.ndarr
     return out
 
 
+def _time_to(rng: np.random.Generator, annual: np.ndarray | float, n: int) -> np.ndarray:
+    """Days until an event of annual probability ``annual`` (a constant hazard)."""
+    hazard = -np.log1p(-np.minimum(annual, 0.999)) / 365.25
+    return np.floor(rng.exponential(1.0, n) / hazard).astype(np.int64)
+
+
 def _mortality(age: np.ndarray) -> np.ndarray:
     """Annual probability of death by age (rough England life-table shape)."""
     return np.select(
@@ -156,11 +170,14 @@ def build_people(
     pp = params.population
     start, end = (np.datetime64(d, "D") for d in window)
     span_days = int((end - start).astype(int)) + 1
+    # Ages are as at the end of the first year, so the youngest are born during it
+    # (the population is closed: no one is born later in the horizon).
+    year_one = np.datetime64(_first_year_end(window[0]), "D")
 
     idx = np.arange(start_idx, start_idx + n)
     sex = np.where(rng.random(n) < 0.507, 2, 1).astype(np.int8)
     age = _ages(rng, n)
-    dob = end - (age * 365.25 + rng.random(n) * 365).astype("timedelta64[D]")
+    dob = year_one - (age * 365.25 + rng.random(n) * 365).astype("timedelta64[D]")
 
     male = list(ref.MALE_NAMES)
     female = list(ref.FEMALE_NAMES)
@@ -191,10 +208,12 @@ def build_people(
     old_family[tw] = old_family[src]
     age[tw] = age[src]
 
-    mover = rng.random(n) < pp.mover
+    # One move at most, at a time drawn from the annual rate, never before birth.
+    move_in = _time_to(rng, pp.mover, n)
+    mover = move_in < span_days
     old_lsoa = np.where(mover, rng.integers(0, n_lsoa, n), lsoa)
     old_postcode = np.where(mover, pc_of[old_lsoa * per + rng.integers(0, per, n)], None)
-    move_date = np.where(mover, start + rng.integers(0, span_days, n), _NAT)
+    move_date = np.where(mover, np.maximum(start + move_in, dob + 30), _NAT)
 
     lsoa_practice = geo.lsoas["practice_idx"].to_numpy()
     lsoa_la = geo.lsoas["la_idx"].to_numpy()
@@ -208,15 +227,20 @@ def build_people(
     n_prov = len(geo.provider_codes)
     provider = la % n_prov
 
-    dies = rng.random(n) < _mortality(age) * span_days / 365.25
-    death_date = np.where(dies, start + rng.integers(0, span_days, n), _NAT)
+    death_in = _time_to(rng, _mortality(age), n)
+    dies = death_in < span_days
+    death_date = np.where(dies, np.maximum(start + death_in, dob), _NAT)
     died_in_hospital = dies & (rng.random(n) < params.activity.died_in_hospital)
 
     national = rng.random(n) < pp.national_opt_out
     type1 = rng.random(n) < pp.type1_objection
     withdrawn = type1 & (rng.random(n) < pp.type1_withdrawn)
-    # Objections and withdrawals both predate the extract, so every one is in the GP data.
-    t1_date = np.where(type1, start - rng.integers(400, 1300, n), _NAT)
+    # Objections and withdrawals both predate the extract, so every one is in the GP data
+    # of every delivery (and no one objects before they are born).
+    objected = start - rng.integers(400, 1300, n)
+    type1 &= objected > dob
+    withdrawn &= type1
+    t1_date = np.where(type1, objected, _NAT)
     t1_withdrawn_date = np.where(withdrawn, t1_date + rng.integers(30, 390, n), _NAT)
 
     imd = geo.lsoas["imd_decile"].to_numpy()[lsoa]

@@ -49,6 +49,10 @@ def _apply(values: np.ndarray, mask: np.ndarray, fn) -> np.ndarray:
     return out
 
 
+def _present(values: np.ndarray) -> np.ndarray:
+    return np.array([v is not None for v in values], dtype=bool)
+
+
 def noisy_demographics(
     rng: np.random.Generator,
     people: pl.DataFrame,
@@ -95,14 +99,28 @@ def noisy_demographics(
     d2 = np.where(typo & (which == 1), np.clip(d2 + rng.choice([-3, -1, 1, 2], n), 1, 28), d2)
     dob_text = [f"{a:04d}-{b:02d}-{c:02d}" for a, b, c in zip(y2, m2, d2, strict=True)]
 
-    postcode = people["postcode"].to_numpy().astype(object)
+    # The address as recorded now, and as it was before the person moved (the same for
+    # people who never move): a delivery cut before the move date shows the earlier one.
+    # Both carry the same recording defects, drawn once.
+    current = people["postcode"].to_numpy().astype(object)
+    old_pc = people["old_postcode"].to_numpy().astype(object)
+    before = np.where(_present(old_pc), old_pc, current)
+    postcode = current
     if use_old_postcode is not None:
-        postcode = np.where(use_old_postcode, people["old_postcode"].to_numpy(), postcode)
+        postcode = np.where(use_old_postcode, before, current)
     fmt = r() < noise.postcode_format
-    postcode = _apply(
-        postcode, fmt, lambda p: p.lower() if rng.random() < 0.5 else p.replace(" ", "")
-    )
-    postcode = _apply(postcode, r() < noise.postcode_malformed, lambda p: p[:-2])
+    lower = rng.random(n) < 0.5
+    malformed = r() < noise.postcode_malformed
+
+    def recorded(values: np.ndarray) -> np.ndarray:
+        out = values.copy()
+        for i in np.where(fmt)[0]:
+            out[i] = out[i].lower() if lower[i] else out[i].replace(" ", "")
+        for i in np.where(malformed)[0]:
+            out[i] = out[i][:-2]
+        return out
+
+    postcode, postcode_before = recorded(postcode), recorded(before)
 
     sex = people["sex"].cast(pl.String).to_numpy().astype(object)
     missing = r() < noise.sex_missing
@@ -116,6 +134,7 @@ def noisy_demographics(
             "date_of_birth": dob_text,
             "sex": sex.astype(str),
             "postcode": postcode.astype(str),
+            "postcode_before_move": postcode_before.astype(str),
         }
     ).with_columns(pl.col(pl.String).replace("", None))
 
@@ -131,7 +150,8 @@ def assign_records(
     """Give every activity row a source record (person x organisation x copy).
 
     A share of people are registered twice at one organisation: their rows are
-    split at random between the two local ids. Returns (rows with ``local_id``,
+    split at random between the two local ids, except rows whose ``pin`` column is
+    true, which all stay on the first. Returns (rows with ``local_id``,
     records with person_idx, org index, local_id).
     """
     pairs = rows.select("person_idx", org_col).unique().sort("person_idx", org_col)
@@ -139,6 +159,9 @@ def assign_records(
     pairs = pairs.with_columns(dup=pl.Series(dup))
     rows = rows.join(pairs, on=["person_idx", org_col], how="left", maintain_order="left")
     copy = np.where(rows["dup"].to_numpy(), rng.integers(0, 2, rows.height), 0)
+    if "pin" in rows.columns:
+        # Rows that must stay together (an objection and its withdrawal) go on the first id.
+        copy = np.where(rows["pin"].fill_null(False).to_numpy(), 0, copy)
     rows = rows.with_columns(copy=pl.Series(copy, dtype=pl.Int8)).drop("dup")
     records = (
         rows.select("person_idx", org_col, "copy").unique().sort("person_idx", org_col, "copy")

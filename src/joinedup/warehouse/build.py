@@ -22,18 +22,21 @@ views refer to that name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from joinedup.atomic import remove_stale_temporaries, write_text
+from joinedup.atomic import atomic_path, remove_stale_temporaries, write_text
 from joinedup.catalogue import DBT, DBT_DOCS, REPO_ROOT, WAREHOUSE, WAREHOUSE_INPUTS
 from joinedup.privacy.permissions import make_private_dirs, make_private_file
 from joinedup.provenance import run_stamp, stamp_duckdb
@@ -91,9 +94,16 @@ def _invoke(
 ) -> Any:
     from dbt.cli.main import dbtRunner
 
+    data_dir = Path(data_dir).absolute()
+    warehouse_path = Path(warehouse_path).absolute()
+    project_dir = Path(project_dir).absolute()
+    target_path = Path(target_path).absolute()
     env = {
         "JOINEDUP_DATA_DIR": str(data_dir),
-        "JOINEDUP_WAREHOUSE_PATH": str(warehouse_path),
+        # Relative, and dbt runs in the file's folder: dbt hashes the profile's values
+        # (this path among them) and re-parses the whole project when they change, so an
+        # absolute path would cost a full parse in every new data directory.
+        "JOINEDUP_WAREHOUSE_PATH": warehouse_path.name,
         # profiles.yml reads it: the build is capped (and spills) like every other stage.
         "JOINEDUP_DUCKDB_MEMORY_LIMIT": Settings().duckdb_memory_limit,
         "DO_NOT_TRACK": "1",
@@ -119,11 +129,65 @@ def _invoke(
         "info",
     ]
     log.info("dbt %s (data dir %s)", " ".join(command), data_dir)
+    _seed_partial_parse(project_dir, target_path)
     try:
-        with environment(env):
-            return dbtRunner().invoke(args)
+        with _CWD_LOCK, environment(env), _working_directory(warehouse_path.parent):
+            result = dbtRunner().invoke(args)
     finally:
         _release_duckdb(warehouse_path)
+    _keep_partial_parse(project_dir, target_path)
+    return result
+
+
+# dbt's partial-parse state, shared by every data directory built from this project: with
+# the profile's values the same everywhere (a relative warehouse path), the state one data
+# directory's build left is valid in the next one's, and dbt checks it (file checksums,
+# vars, profile, env vars) before using any of it. A data directory's own target folder
+# keeps its copy; a new one starts from the project's.
+_PARTIAL_PARSE = "partial_parse.msgpack"
+_SHARED_PARTIAL_PARSE = Path("target") / "joinedup_partial_parse.msgpack"
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    saved = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(saved)
+
+
+def _seed_partial_parse(project_dir: Path, target_path: Path) -> None:
+    shared = project_dir / _SHARED_PARTIAL_PARSE
+    own = target_path / _PARTIAL_PARSE
+    if own.exists() or not shared.exists():
+        return
+    try:
+        target_path.mkdir(parents=True, exist_ok=True)
+        with atomic_path(own) as tmp:
+            shutil.copyfile(shared, tmp)
+    except OSError as error:  # a cache only: without it dbt parses in full
+        log.info("dbt partial-parse state not copied from %s: %s", shared, error)
+
+
+def _keep_partial_parse(project_dir: Path, target_path: Path) -> None:
+    own = target_path / _PARTIAL_PARSE
+    shared = project_dir / _SHARED_PARTIAL_PARSE
+    if not own.exists():
+        return
+    try:
+        if (
+            shared.exists()
+            and shared.stat().st_size == own.stat().st_size
+            and shared.read_bytes() == own.read_bytes()
+        ):
+            return
+        with atomic_path(shared) as tmp:
+            shutil.copyfile(own, tmp)
+    except OSError as error:  # e.g. a read-only project: the next new data dir parses in full
+        log.info("dbt partial-parse state not kept in %s: %s", shared, error)
 
 
 def _release_duckdb(database: Path) -> None:
