@@ -52,7 +52,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _cli(*args: str) -> None:
+def _cli(*args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "joinedup.cli", *args],
         env=_env(),
@@ -62,6 +62,7 @@ def _cli(*args: str) -> None:
         check=False,
     )
     assert done.returncode == 0, f"joinedup {' '.join(args)}:\n{done.stdout[-4000:]}"
+    return done.stdout
 
 
 def _deliver(months: int, data_dir: Path, scratch: Path) -> None:
@@ -119,21 +120,22 @@ def _published(data_dir: Path) -> dict[str, pl.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def monthly_and_full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(monthly, full) data directories; tests copy ``monthly`` before changing it."""
+def monthly_and_full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(monthly, full, the last monthly run's output); tests copy ``monthly`` to change it."""
     scratch = tmp_path_factory.mktemp("deliveries")
     monthly = tmp_path_factory.mktemp("monthly")
     for month in range(FIRST, MONTHS + 1):
         _deliver(month, monthly, scratch)
-        _cli("run", "--data-dir", str(monthly), "--run-id", f"month-{month:02d}")
+        said = _cli("run", "--data-dir", str(monthly), "--run-id", f"month-{month:02d}")
     full = tmp_path_factory.mktemp("full")
     _deliver(MONTHS, full, scratch)
     _cli("run", "--data-dir", str(full), "--run-id", "full")
-    return monthly, full
+    return monthly, full, said
 
 
 def test_monthly_runs_read_only_the_new_deliveries(monthly_and_full) -> None:
-    monthly, _ = monthly_and_full
+    monthly, _, said = monthly_and_full
+    assert "linkage mode: incremental" in said
     ledger = pl.read_csv(monthly / "ledger.csv", infer_schema_length=0)
     last = ledger.filter(pl.col("run_id") == f"month-{MONTHS:02d}")
     first_seen_now = last.filter(pl.col("first_seen_run") == f"month-{MONTHS:02d}")
@@ -143,7 +145,7 @@ def test_monthly_runs_read_only_the_new_deliveries(monthly_and_full) -> None:
 
 
 def test_incremental_linkage_is_within_its_tolerance_of_a_full_link(monthly_and_full) -> None:
-    monthly, full = monthly_and_full
+    monthly, full, _ = monthly_and_full
     inc = pl.read_parquet(monthly / "linked" / "record_person.parquet")
     ref = pl.read_parquet(full / "linked" / "record_person.parquet")
     assert set(inc.select("source", "record_token").iter_rows()) == set(
@@ -155,10 +157,11 @@ def test_incremental_linkage_is_within_its_tolerance_of_a_full_link(monthly_and_
 def test_a_relink_after_monthly_runs_gives_what_one_full_run_gives(
     monthly_and_full, tmp_path: Path
 ) -> None:
-    monthly_runs, full = monthly_and_full
+    monthly_runs, full, _ = monthly_and_full
     monthly = tmp_path / "relinked"
     shutil.copytree(monthly_runs, monthly, symlinks=True)
-    _cli("run", "--data-dir", str(monthly), "--run-id", "relink", "--relink")
+    said = _cli("run", "--data-dir", str(monthly), "--run-id", "relink", "--relink")
+    assert "linkage mode: full" in said and "drift of incremental linkage" in said
     inc = pl.read_parquet(monthly / "linked" / "record_person.parquet")
     ref = pl.read_parquet(full / "linked" / "record_person.parquet")
     inc_part = set(_canonical(inc).join(inc, on="person_id").select("label", "record_token").rows())

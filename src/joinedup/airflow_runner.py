@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from joinedup.atomic import remove_stale_temporaries
 from joinedup.catalogue import AIRFLOW, DAGS_DIR
@@ -360,7 +361,7 @@ def _is_asset_scheduled(dag) -> bool:
 
 def run_dags(
     data_dir: Path,
-    conf: dict[str, str],
+    conf: dict[str, Any],
     log_file: Path,
     progress: Callable[[str], None] = print,
     progress_every: float = PROGRESS_EVERY,

@@ -397,7 +397,8 @@ and their sources: [privacy](privacy.md#checking-the-national-data-opt-out-with-
 REDELIVERIES_INTRO = """\
 ## Re-deliveries
 
-Landing is re-read in full every run, and what is loaded is decided among the files
+Every run takes landing as a whole (a file validated before, unchanged, comes from the
+ingest cache instead of being read again), and what is loaded is decided among the files
 present, in *delivery order*: when each file, as it is now, first arrived
 (`first_seen_at` in the ledger), then its name.
 

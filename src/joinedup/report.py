@@ -77,6 +77,20 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
             f"{removed:,} records without NHS number removed as opted out; "
             f"{link['ids_kept']:,} person ids kept, {link['ids_new']:,} new",
         ]
+        mode = link.get("mode")
+        if mode:
+            scored = link.get("records_scored")
+            line = f"linkage mode: {mode['mode']} ({mode['why']})"
+            if scored is not None:
+                line += f"; {scored:,} records scored"
+            drift = link.get("drift")
+            if drift:
+                line += (
+                    f"; drift of incremental linkage from this full link: pairwise F1 "
+                    f"{drift['f1']:.4f}, {drift['records_with_other_person_share']:.2%} "
+                    "of records with another person"
+                )
+            lines.append(line)
     quality = summary.get("quality")
     if quality:
         zones = [quality["landing"], *quality["inputs"].values(), quality["marts"]]
