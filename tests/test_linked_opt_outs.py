@@ -34,7 +34,7 @@ from joinedup.synth import generate
 from joinedup.truth import truth_records
 
 RUN = "run-1"
-SEED = 6  # at 3,000 people this seed leaves 13 opted-out records without an NHS number
+SEED = 8  # at 3,000 people this seed leaves 9 opted-out records without an NHS number
 # (the count is chance: 0 to 13 over seeds 1-11, so the seed is picked for it; linkage
 # must find at least 5, see test_linked_records_are_gone_from_every_pseudonymised_table)
 KEY_COLUMNS = ["source", "table", "file"]

@@ -247,5 +247,6 @@ def test_coverage_page_shows_the_run_behind_the_marts_and_its_files(
     assert f"code `{stamp['code_version']}`" in text
     files = page.table[0].value
     gp = files[files["Source"] == "GP"].iloc[0]
-    assert (gp["Files received"], gp["Duplicates not loaded again"]) == ("3 files", "1 file")
+    # The patient list, twelve monthly event files and the re-sent copy of one of them.
+    assert (gp["Files received"], gp["Duplicates not loaded again"]) == ("14 files", "1 file")
     assert "Files of run `run-2`" in "\n".join(c.value for c in page.caption)

@@ -365,6 +365,9 @@ def link(
         how="semi",
     )
     previous_runs = (plan.state or {}).get("runs_since_full", 0)
+    # A run linked again under its own id (a re-run after a kill, a cleared task) is the
+    # same run: counting it twice would bring the scheduled re-link forward.
+    counted = (plan.state or {}).get("last_run_id") == run_id
     write_state(
         out,
         kept,
@@ -374,7 +377,9 @@ def link(
             "last_full_run_id": run_id
             if summary["mode"]["mode"] == "full"
             else (plan.state or {}).get("last_full_run_id"),
-            "runs_since_full": 0 if summary["mode"]["mode"] == "full" else previous_runs + 1,
+            "runs_since_full": 0
+            if summary["mode"]["mode"] == "full"
+            else previous_runs + (0 if counted else 1),
             "model_definition": definition,
             "model_sha256": _sha256(out / "model.json"),
             "key_fingerprint": fingerprint,
