@@ -147,12 +147,17 @@ def test_outputs_equal_a_fresh_data_directory(two_steps, generated: Path, tmp_pa
     assert ledger_of(fresh, "run-1").equals(ledger_of(data_dir, "run-2"))
 
 
+def _copy_of(two_steps: tuple[Path, dict], tmp_path: Path) -> Path:
+    """The two-step data directory, copied for a test that changes it."""
+    work = tmp_path / "work"
+    shutil.copytree(two_steps[0], work)
+    return work
+
+
 def test_a_changed_file_is_read_again_and_a_gone_one_leaves_the_cache(
     two_steps, tmp_path: Path
 ) -> None:
-    data_dir, _ = two_steps
-    work = tmp_path / "work"
-    shutil.copytree(data_dir, work)
+    work = _copy_of(two_steps, tmp_path)
     landing = LANDING.under(work)
     changed = landing / LATE[0]
     lines = changed.read_bytes().splitlines(keepends=True)
@@ -174,9 +179,7 @@ def test_a_changed_file_is_read_again_and_a_gone_one_leaves_the_cache(
 def test_a_person_who_opts_out_between_runs_is_gone_from_every_output(
     two_steps, tmp_path: Path
 ) -> None:
-    data_dir, _ = two_steps
-    work = tmp_path / "work"
-    shutil.copytree(data_dir, work)
+    work = _copy_of(two_steps, tmp_path)
     cleared = pl.read_parquet(work / "landing/_cleared/gp/patients.parquet")
     person = cleared.filter(pl.col("nhs_number").is_not_null()).row(0, named=True)
     opt_outs = LANDING.under(work) / "opt_outs/national_data_opt_out.csv"
