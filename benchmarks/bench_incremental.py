@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from joinedup.catalogue import LANDING, REPO_ROOT
+
+REPO = REPO_ROOT
 sys.path.insert(0, str(REPO / "tests"))
 
 from ingest_fixtures import KEY, run_all  # noqa: E402
@@ -66,7 +68,7 @@ def main() -> None:
     root = Path(args.work or tempfile.mkdtemp(prefix="bench_incremental_"))
     data_dir = root / "data"
     generate(data_dir, people=args.people, seed=args.seed)
-    landing = data_dir / "landing"
+    landing = LANDING.under(data_dir)
     dated = [*(landing / "hospital").glob("*.csv"), *(landing / "social_care").glob("*.csv")]
     months = sorted({_month(p) for p in dated})
     cuts = months[-args.deliveries :]

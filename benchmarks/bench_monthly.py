@@ -25,6 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from joinedup.catalogue import LANDING
+from joinedup.provenance import run_record_path
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results"
@@ -58,7 +61,7 @@ def _timed(args: list[str], log: Path) -> dict:
 
 
 def _stage_seconds(data_dir: Path, run_id: str) -> dict:
-    summary = json.loads((data_dir / "runs" / f"{run_id}.json").read_text())
+    summary = json.loads(run_record_path(data_dir, run_id).read_text())
     seconds: dict = {}
     for stage, value in summary.items():
         if isinstance(value, dict) and "seconds" in value:
@@ -86,7 +89,7 @@ def main() -> None:
              str(months), "--out", str(out)],
             work / f"synth-{months}.log",
         )  # fmt: skip
-        shutil.copytree(out / "landing", data_dir / "landing", dirs_exist_ok=True)
+        shutil.copytree(LANDING.under(out), LANDING.under(data_dir), dirs_exist_ok=True)
         shutil.rmtree(out)
         return step
 
