@@ -371,7 +371,8 @@ def _close(a: object, b: object, path: str = "") -> list[str]:
 
 def _without_timings(value: object) -> object:
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k != "seconds"}
+        # "seconds", and incremental linkage's "seconds_score" / "seconds_cluster".
+        return {k: _without_timings(v) for k, v in value.items() if not k.startswith("seconds")}
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value
