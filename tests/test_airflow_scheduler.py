@@ -106,17 +106,7 @@ def test_unauthenticated_requests_are_refused(airflow: Airflow, method: str, pat
     assert status == 200
 
 
-# Found by CI at the end of 2026-12-03, since the generator cuts deliveries by month: under
-# the real scheduler the marts gate's reconciliation fails (mart_readmissions has 0 index
-# discharges where fct_hospital_spells has 46); the second test needs the first's publication.
-SINCE_MONTHLY_DELIVERIES = (
-    "marts reconciliation fails under the scheduler since monthly deliveries (0 index "
-    "discharges in mart_readmissions, 46 expected): to investigate first next session"
-)
-
-
 @scheduler
-@pytest.mark.xfail(reason=SINCE_MONTHLY_DELIVERIES, strict=False)
 def test_ingest_runs_start_link_and_build_which_publishes(airflow: Airflow) -> None:
     published = PUBLISHED.under(airflow.data_dir)
     assert not published.exists()
@@ -144,7 +134,6 @@ def test_ingest_runs_start_link_and_build_which_publishes(airflow: Airflow) -> N
 
 
 @scheduler
-@pytest.mark.xfail(reason=SINCE_MONTHLY_DELIVERIES, strict=False)
 def test_a_broken_delivery_fails_its_task_and_leaves_the_publication(airflow: Airflow) -> None:
     published = PUBLISHED.under(airflow.data_dir)
     assert published.is_file(), "needs the publication of the previous test"
