@@ -17,10 +17,11 @@ import polars as pl
 import pytest
 from ingest_fixtures import KEY, run_all
 
+from joinedup.catalogue import LINKAGE_OPTED_OUT_RECORDS
 from joinedup.deidentify.encodings import Encoder
 from joinedup.linkage import link, remove_linked_opt_outs
 from joinedup.linkage.evaluate import evaluate, pairwise
-from joinedup.linkage.incremental import FINGERPRINTS, STATE
+from joinedup.linkage.incremental import FINGERPRINTS, FINGERPRINTS_AT_FULL, STATE
 from joinedup.linkage.model import DEFAULT_MODEL_DIR
 from joinedup.synth import generate
 
@@ -103,7 +104,7 @@ def test_the_first_run_links_fully_and_the_next_incrementally(deliveries: dict) 
     assert second["trained_this_run"] is False
     # The model the first run trained is reused as it is.
     assert (deliveries["dir"] / "linked" / "model.json").read_text() == deliveries["model1"]
-    for name in (FINGERPRINTS, STATE, "model.json"):
+    for name in (FINGERPRINTS, FINGERPRINTS_AT_FULL, STATE, "model.json"):
         assert (deliveries["dir"] / "linked" / name).exists()
     state = json.loads((deliveries["dir"] / "linked" / STATE).read_text())
     assert state["runs_since_full"] == 1 and state["last_full_run_id"] == "run-1"
@@ -182,6 +183,16 @@ def test_relink_links_fully_and_reports_drift(deliveries: dict) -> None:
     both = deliveries["rp2"].join(_record_person(deliveries["full_dir"]), on=KEYS, suffix="_full")
     assert both.height == deliveries["rp2"].height
     assert pairwise(both, "person_id", "person_id_full")["f1"] == drift["f1"]
+    # ...and so are the opted-out people's records it would have kept: those the full link
+    # removed and the incremental run (same inputs) did not.
+    removed = {
+        name: pl.read_parquet(deliveries[name] / LINKAGE_OPTED_OUT_RECORDS)
+        for name in ("dir", "full_dir")
+    }
+    assert removed["full_dir"].height > 0
+    assert drift["opt_out_records_kept_by_incremental"] == (
+        removed["full_dir"].join(removed["dir"], on=KEYS, how="anti").height
+    )
     state = json.loads((deliveries["full_dir"] / "linked" / STATE).read_text())
     assert state["runs_since_full"] == 0 and state["last_full_run_id"] == "run-2"
 
@@ -255,22 +266,47 @@ def test_a_full_link_is_due_on_schedule(deliveries: dict) -> None:
     assert again["drift"]["f1"] == 1.0  # nothing new: incremental changes nothing
 
 
-def test_a_full_link_is_due_when_many_records_are_new(deliveries: dict) -> None:
+def test_a_full_link_is_due_when_many_records_are_new_since_the_last_one(
+    deliveries: dict,
+) -> None:
+    """Two deliveries each under the bound, above it together: the model in use has seen
+    neither, so the second run links fully (issue 23: a model trained on the first
+    months missed opted-out people's records a full link found)."""
     root = deliveries["root"]
     data_dir = root / "many_new"
     shutil.copytree(deliveries["full_dir"], data_dir)
     bound = _model_dir(root, relink_when_new_share_above=0.04)
     link(data_dir, "run-m", KEY, charts=False, model_dir=bound)  # state of this definition
-    # Records the state has not seen are new: 5% of them, above the bound of 4%.
-    path = data_dir / "linked" / FINGERPRINTS
-    fingerprints = pl.read_parquet(path)
-    fingerprints.sample(fraction=0.95, seed=1).write_parquet(path)
-    summary = link(data_dir, "run-m2", KEY, charts=False, model_dir=bound)
-    assert summary["mode"]["mode"] == "full"
-    assert summary["mode"]["why"].startswith("new and changed records are 5.0% of all, above")
-    assert summary["records_changed"]["new"] == fingerprints.height - int(
-        0.95 * fingerprints.height
-    )
+    linked = data_dir / "linked"
+    everyone = pl.read_parquet(linked / FINGERPRINTS).sort(KEYS)
+    n = everyone.height
+
+    def forget(share_from: float, share_to: float, *names: str) -> None:
+        """Records the state has not seen are new: a slice of them, in these files."""
+        slice_ = everyone.slice(int(share_from * n), int(share_to * n) - int(share_from * n))
+        for name in names:
+            everyone.join(slice_, on=KEYS, how="anti").write_parquet(linked / name)
+
+    forget(0.0, 0.03, FINGERPRINTS, FINGERPRINTS_AT_FULL)  # 3% new: under 4%
+    first = link(data_dir, "run-m2", KEY, charts=False, model_dir=bound)
+    assert first["mode"]["mode"] == "incremental", first["mode"]
+    assert first["records_changed"]["new"] == int(0.03 * n)
+    assert "(3.0% since the last full link)" in first["mode"]["why"]
+    # The full link's fingerprints stay those of run-m's records, less the slice forgotten.
+    assert pl.read_parquet(linked / FINGERPRINTS_AT_FULL).height == n - int(0.03 * n)
+
+    forget(0.03, 0.05, FINGERPRINTS)  # 2% new this time, 5% since the full link
+    at_full = pl.read_parquet(linked / FINGERPRINTS_AT_FULL)
+    at_full.join(everyone.slice(int(0.03 * n), int(0.05 * n) - int(0.03 * n)), on=KEYS,
+                 how="anti").write_parquet(linked / FINGERPRINTS_AT_FULL)  # fmt: skip
+    second = link(data_dir, "run-m3", KEY, charts=False, model_dir=bound)
+    assert second["mode"]["mode"] == "full"
+    assert second["records_changed"]["new"] == int(0.05 * n) - int(0.03 * n)
+    assert second["mode"]["why"].startswith(
+        "new and changed records since the last full link are 5.0% of all, above"
+    ), second["mode"]
+    # A full link resets what the model has seen.
+    assert pl.read_parquet(linked / FINGERPRINTS_AT_FULL).height == n
 
 
 def test_a_changed_model_file_is_not_reused(deliveries: dict) -> None:

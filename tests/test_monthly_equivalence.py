@@ -144,15 +144,6 @@ def test_monthly_runs_read_only_the_new_deliveries(monthly_and_full) -> None:
     assert last.filter(pl.col("first_seen_run") != f"month-{MONTHS:02d}").height > 0
 
 
-@pytest.mark.xfail(
-    reason=(
-        "found by CI at the end of 2026-12-03: after twelve incremental months "
-        "record_person holds 2 hospital records a full link removes (linked opt-outs, it "
-        "seems); a --relink removes them (the next test passes). A privacy gap of "
-        "incremental linkage to fix, not a tolerance"
-    ),
-    strict=False,
-)
 def test_incremental_linkage_is_within_its_tolerance_of_a_full_link(monthly_and_full) -> None:
     monthly, full, _ = monthly_and_full
     inc = pl.read_parquet(monthly / "linked" / "record_person.parquet")

@@ -90,6 +90,9 @@ def format_run_summary(data_dir: Path, summary: dict[str, Any]) -> str:
                     f"{drift['f1']:.4f}, {drift['records_with_other_person_share']:.2%} "
                     "of records with another person"
                 )
+                kept = drift.get("opt_out_records_kept_by_incremental")
+                if kept:
+                    line += f", {kept:,} opted-out people's records it would have kept"
             lines.append(line)
     quality = summary.get("quality")
     if quality:

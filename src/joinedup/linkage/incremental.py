@@ -51,6 +51,9 @@ from joinedup.linkage.model import LinkageModel
 
 KEYS = ["source", "record_token"]
 FINGERPRINTS = "record_fingerprints.parquet"
+# The fingerprints of the records the last full link linked (and, unless a model was
+# given, trained on): what the model in use has seen, for the share new since it.
+FINGERPRINTS_AT_FULL = "record_fingerprints_at_full_link.parquet"
 STATE = "linkage_state.json"
 NEW_FLAG = "linkage_new"  # column added to records_<source>: 1 for a record to score
 
@@ -145,7 +148,11 @@ def read_state(out: Path) -> dict[str, Any] | None:
         return None  # a full link rewrites it
 
 
-def write_state(out: Path, fingerprints: pl.DataFrame, state: dict[str, Any]) -> None:
+def write_state(
+    out: Path, fingerprints: pl.DataFrame, state: dict[str, Any], *, full: bool
+) -> None:
+    if full:
+        write_parquet(fingerprints, out / FINGERPRINTS_AT_FULL)
     write_parquet(fingerprints, out / FINGERPRINTS)
     write_text(json.dumps(state, indent=2, sort_keys=True), out / STATE)
 
