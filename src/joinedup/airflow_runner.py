@@ -160,7 +160,9 @@ def _db_revisions() -> list[str] | None:
 
     try:
         with create_session() as session:
-            return sorted(r[0] for r in session.execute(text("SELECT version_num FROM alembic_version")))
+            return sorted(
+                r[0] for r in session.execute(text("SELECT version_num FROM alembic_version"))
+            )
     except Exception:  # no database yet, no table: migrate
         return None
 
