@@ -13,6 +13,7 @@ workaround is not needed and not pinned here (see joinedup/quality/project.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 from datetime import date, datetime, timedelta
@@ -40,7 +41,13 @@ from joinedup.quality.gates import _sample
 from joinedup.quality.landing import VOLUMES
 from joinedup.quality.linked import persons
 from joinedup.quality.marts import commissioner_marts
-from joinedup.quality.project import expectations_dir, open_context
+from joinedup.quality.project import (
+    EXPECTATIONS_DIR_ENV,
+    expectations_dir,
+    forget_contexts,
+    open_context,
+    reused_context,
+)
 from joinedup.quality.suites import all_suites, result_format
 from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
@@ -566,3 +573,67 @@ _PROJECT_BEFORE = _project_digest()
 
 def test_running_gates_never_writes_into_the_committed_project(gated: dict) -> None:
     assert _project_digest() == _PROJECT_BEFORE
+
+
+# --- the context a process reuses -----------------------------------------------------------
+
+
+def _verdict(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "seconds"}
+
+
+def _gate(data: Path, zone: str) -> dict:
+    try:
+        return _verdict(run_gates(data, zone, RUN))
+    except QualityGateError as failed:
+        return _verdict(failed.summary) | {"message": str(failed)}
+
+
+def test_a_reused_context_gives_the_results_a_fresh_one_gives(copy: Path) -> None:
+    with duckdb.connect(str(copy / "warehouse.duckdb")) as con:  # a failure to compare too
+        con.execute(
+            "update marts.mart_readmissions set emergency_readmissions = 3, "
+            "emergency_readmissions_suppressed = false where breakdown = 'month'"
+        )
+    for zone in ("linked", "marts"):
+        forget_contexts()
+        fresh = _gate(copy, zone)
+        with reused_context(copy) as before:
+            pass
+        reused = _gate(copy, zone)
+        with reused_context(copy) as after:
+            assert after is before  # the second run did reuse the first one's context
+        assert reused == fresh, zone
+    assert fresh["passed"] is False and fresh["critical"]
+
+
+def test_a_changed_suite_is_not_served_from_a_stale_context(
+    copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "expectations"
+    shutil.copytree(expectations_dir(), project)
+    monkeypatch.setenv(EXPECTATIONS_DIR_ENV, str(project))
+    assert run_gates(copy, "linked", RUN)["passed"]
+    with reused_context(copy) as first:
+        pass
+
+    suite = project / "expectations" / "linked" / "persons.json"
+    original = suite.read_text()
+    spec = json.loads(original)
+    [rows] = [
+        e for e in spec["expectations"] if e["type"] == "expect_table_row_count_to_be_between"
+    ]
+    rows["kwargs"]["min_value"] = 10**9
+    suite.write_text(json.dumps(spec))
+    message = _fails(copy, "linked")
+    assert "linked.persons: expect_table_row_count_to_be_between" in message
+    with reused_context(copy) as second:
+        assert second is not first
+
+    suite.write_text(original)
+    assert run_gates(copy, "linked", RUN)["passed"]
+    # Another data directory's results are stored elsewhere: never its context either.
+    other = tmp_path / "other"
+    other.mkdir()
+    with reused_context(copy) as here, reused_context(other) as there:
+        assert here is not there

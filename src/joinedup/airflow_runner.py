@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from joinedup.atomic import remove_stale_temporaries
+from joinedup.atomic import remove_stale_temporaries, write_json
 from joinedup.catalogue import AIRFLOW, DAGS_DIR
 from joinedup.privacy.permissions import make_private_dirs
 
@@ -134,6 +135,50 @@ def _output_to(
             os.close(saved[1])
 
 
+# Beside airflow.db: which Airflow packages last migrated it, and to which revision.
+MIGRATED = "migrated.json"
+
+
+def _airflow_packages() -> list[list[str]]:
+    """Installed apache-airflow distributions and versions: what fixes the schema wanted.
+
+    Airflow's migrations (and any provider's database manager) ship inside these packages,
+    so while none of them changes, the revision a migration reaches cannot change either.
+    """
+    from importlib.metadata import distributions
+
+    found = {
+        (d.metadata["Name"] or "").lower().replace("_", "-"): d.version for d in distributions()
+    }
+    return sorted([name, v] for name, v in found.items() if name.startswith("apache-airflow"))
+
+
+def _db_revisions() -> list[str] | None:
+    """The Alembic revision(s) the metadata database says it is at; None if unreadable."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import text
+
+    try:
+        with create_session() as session:
+            return sorted(
+                r[0] for r in session.execute(text("SELECT version_num FROM alembic_version"))
+            )
+    except Exception:  # no database yet, no table: migrate
+        return None
+
+
+def _already_migrated(home: Path, packages: list[list[str]]) -> bool:
+    """The database is at the revision these same Airflow packages migrated it to last time."""
+    try:
+        record = json.loads((home / MIGRATED).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("packages") != packages:
+        return False
+    revisions = _db_revisions()
+    return bool(revisions) and revisions == record.get("revisions")
+
+
 def _migrate(env: dict[str, str], log_file: Path) -> None:
     """Create or upgrade Airflow's metadata database (what ``airflow db migrate`` does).
 
@@ -141,19 +186,41 @@ def _migrate(env: dict[str, str], log_file: Path) -> None:
     ``airflow db migrate`` spent ~6 s of every run importing it again (issue 23). The
     environment (``airflow_env``) is set before Airflow is first imported, so its
     settings point at this data directory's database.
-    """
-    # XComs, config and logs: owner-only, whatever the umask Airflow writes with.
-    make_private_dirs(Path(env["AIRFLOW_HOME"]), Path(env["AIRFLOW_HOME"]))
-    with _output_to(log_file):
-        from airflow.utils.db import upgradedb
 
+    Checking a migrated database against Airflow's ~125 migration scripts costs 1-4 s per
+    run (issue 23), so after a migration ``MIGRATED`` records the Airflow packages and the
+    revision reached; a run whose packages and database revision both still match skips
+    the migration and does only the rest of what ``upgradedb`` does on a current database
+    (the default pool, the log template). Any difference, or no record, migrates.
+    """
+    home = Path(env["AIRFLOW_HOME"])
+    # XComs, config and logs: owner-only, whatever the umask Airflow writes with.
+    make_private_dirs(home, home)
+    with _output_to(log_file):
+        from airflow.models import import_all_models
+        from airflow.utils.db import (
+            add_default_pool_if_not_exists,
+            synchronize_log_template,
+            upgradedb,
+        )
+
+        packages = _airflow_packages()
         try:
+            if _already_migrated(home, packages):
+                import_all_models()  # as upgradedb does: the ORM's relationships need them
+                add_default_pool_if_not_exists()
+                synchronize_log_template()
+                return
+            (home / MIGRATED).unlink(missing_ok=True)
             upgradedb()
         # Airflow exits (SystemExit) when the database cannot be migrated automatically.
         except (Exception, SystemExit) as exc:
             raise DagRunFailed(
                 f"migrating Airflow's metadata database failed ({exc!r}); see {log_file}"
             ) from exc
+        revisions = _db_revisions()
+        if revisions:
+            write_json({"packages": packages, "revisions": revisions}, home / MIGRATED)
 
 
 _ERROR = re.compile(r"^[\w.]+(Error|Exception): ")

@@ -25,7 +25,7 @@ import pandas as pd
 from joinedup.quality import frames, landing, linked, marts, pseudonymised
 from joinedup.quality.batches import GateBatches
 from joinedup.quality.offline_docs import make_offline
-from joinedup.quality.project import docs_dir, open_context
+from joinedup.quality.project import docs_dir, reused_context
 from joinedup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def run_gates(
     warnings: list[str] = []
     identifiers = []
     try:
-        with open_context(data_dir) as context:
+        with reused_context(data_dir) as context:
             for name, build in gate.batches.items():
                 checkpoint = context.checkpoints.get(name)
                 frame = frames.to_pandas(build(), frames.checkpoint_reads(checkpoint))
@@ -267,7 +267,7 @@ def _build_docs(context: Any, identifiers: list[Any] | None) -> Path:
 def build_data_docs(data_dir: Path) -> Path:
     """Rebuild every Data Docs page in ``DATA/quality/docs/``; return the index.html path."""
     data_dir = Path(data_dir).resolve()
-    with open_context(data_dir) as context:
+    with reused_context(data_dir) as context:
         index = _build_docs(context, None)
     log.info("Data Docs written to %s", docs_dir(data_dir))
     return index
