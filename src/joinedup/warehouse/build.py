@@ -463,8 +463,11 @@ def _document_build(
     if not result.success:
         log.warning("%s", _failure_message("docs generate", result, data_dir))
         return None, "failed"
+    # Named as atomic.py names temporaries, so a killed build's are found and removed.
     staged = kept.with_name(f".{kept.name}.tmp-{os.getpid()}")
     old = kept.with_name(f".{kept.name}.old.tmp-{os.getpid()}")
+    for name in (kept.name, f"{kept.name}.old"):
+        remove_stale_temporaries(work, only_for=name)
     try:
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir()
