@@ -2,7 +2,8 @@
 
 One module-scoped build: generate a population, run the real ingest stages, link
 with perfect (truth) linkage, then ``build_warehouse`` (dbt build: seeds, models,
-data tests and unit tests on a real DuckDB file), ``publish_analytics`` and
+data tests and, asked for here, the unit tests that a pipeline build leaves out, on a
+real DuckDB file), ``publish_analytics`` and
 ``generate_docs``. The tests then check the build, the documentation, disclosure
 control, what reaches analysts, and mart figures against the same activity computed
 independently from the landing files and the generator's truth.
@@ -93,7 +94,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     deidentify.pseudonymise(data, DEMO_KEY.encode(), "t1")
     ingest.finalise_ledger(data, "t1")
     write_parquet(record_person_from_truth(data, DEMO_KEY.encode()), data / RECORD_PERSON)
-    summary = build_warehouse(data)
+    # Every dbt unit test runs here, once: a pipeline build leaves them out
+    # (test_dbt_docs_reuse.py), as they test the models' SQL, not the data.
+    summary = build_warehouse(data, unit_tests=True)
     return {
         "data": data,
         "summary": summary,

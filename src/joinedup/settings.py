@@ -159,6 +159,14 @@ class Settings(BaseSettings):
         description="ignore the caches of earlier runs (ingest's per-delivery checks, "
         "pseudonymise's earlier rows) and compute everything again; the caches are rewritten",
     )
+    # dbt unit tests check the models' SQL on rows written in their YAML, not the data: the
+    # same result on every build of one project, and the slowest nodes of a build (issue 23).
+    dbt_unit_tests: bool = Field(
+        False,
+        description="run the dbt project's unit tests in every warehouse build; unset: a "
+        "build runs seeds, models and data tests (the unit tests run in the test suite and "
+        "in a hand-run `dbt build`)",
+    )
     # Local variants of the national layouts (joinedup.ingest.layouts), kept in version control.
     mappings_dir: Path | None = Field(
         None,

@@ -1,13 +1,16 @@
 """Stages ``build_warehouse`` and ``docs``: run the dbt project, document it.
 
-* :func:`build_warehouse` runs ``dbt build`` (seeds, models, data tests, unit
-  tests) on the pseudonymised tables and ``linked/record_person.parquet`` and writes
-  ``DATA/warehouse.duckdb``. Secondary suppression of the commissioner marts is part of
-  the build (their materialization, ``macros/materializations/disclosure_controlled.sql``),
-  so a hand-run ``dbt build`` gives the same marts;
+* :func:`build_warehouse` runs ``dbt build`` (seeds, models and data tests; the unit
+  tests with ``unit_tests=True`` or ``JOINEDUP_DBT_UNIT_TESTS``) on the pseudonymised
+  tables and ``linked/record_person.parquet`` and writes ``DATA/warehouse.duckdb``.
+  Secondary suppression of the commissioner marts is part of the build (their
+  materialization, ``macros/materializations/disclosure_controlled.sql``), so a hand-run
+  ``dbt build`` gives the same marts;
 * :func:`generate_docs` writes the dbt documentation site to ``DATA/docs/dbt/``: the files
-  the build generated beside its own (``dbt docs generate`` on the build's parse), or,
-  when the warehouse is not the one they describe, a ``dbt docs generate`` of its own.
+  the build kept beside its own (``dbt docs generate`` on the build's parse, run only when
+  the project, its vars or the warehouse's tables and columns changed since the kept
+  files were made), or, when the warehouse is not the one they describe, a
+  ``dbt docs generate`` of its own.
 
 dbt's own files (``target/``, ``logs/``) go under ``DATA/dbt/``, never into the
 repository. Paths reach ``profiles.yml`` and the source definitions through
@@ -23,6 +26,7 @@ views refer to that name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -47,8 +51,29 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = REPO_ROOT
 WAREHOUSE_FILE = WAREHOUSE.path
 DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
-# Beside the build's target files: which warehouse file (by identity) its docs describe.
+# Beside the build's target files: the docs site as dbt last generated it, kept whole (every
+# build rewrites target/manifest.json), and what those files were made from (project, vars,
+# digests of the manifest and the warehouse's schema) and which warehouse file (by
+# identity) they describe. While the marker exists, the kept files are the ones it names.
+DOCS_KEPT = "joinedup-docs"
 DOCS_MADE_FOR = "docs-for.json"
+# Per dbt invocation, not per project: when and in which run dbt wrote the manifest, and
+# each entry's parse time (new on a full parse of unchanged files).
+_MANIFEST_VOLATILE = ("generated_at", "invocation_id", "invocation_started_at", "run_started_at")
+# What dbt-duckdb's catalog reads (its macro duckdb__get_catalog): every relation's kind
+# and comment, every column's position, type and comment. No row counts or sizes, so the
+# same project on other data documents the same.
+_SCHEMA_SQL = """
+    select 'relation', schema_name, table_name, 'BASE TABLE', comment, null, null
+    from duckdb_tables() where database_name = current_database()
+    union all
+    select 'relation', schema_name, view_name, 'VIEW', comment, null, null
+    from duckdb_views() where database_name = current_database() and not internal
+    union all
+    select 'column', schema_name, table_name, column_name, comment, column_index, data_type
+    from duckdb_columns() where database_name = current_database() and not internal
+    order by all
+"""
 # dbt's docs app ships two template strings a browser reads as URLs before anything fills
 # them in: its tree icons' ``<use xlink:href="{{ getIcon(...) }}">`` (parsed, and fetched as
 # a file beside the page, before Angular interpolates them; from file: Chromium refuses each
@@ -270,11 +295,15 @@ def build_warehouse(
     dbt_vars: dict[str, Any] | None = None,
     project_dir: Path | None = None,
     run_id: str | None = None,
+    unit_tests: bool | None = None,
 ) -> dict:
     """Run ``dbt build`` and write ``DATA/warehouse.duckdb``; raise :class:`WarehouseError`.
 
     ``dbt_vars`` override the project's vars (e.g. ``{"extract_end_date": "2026-03-31"}``).
     With a ``run_id`` the file gets its provenance table ``main._joinedup_run``.
+    ``unit_tests`` (default: the setting ``dbt_unit_tests``, off) runs the project's dbt
+    unit tests too: they test the models' SQL on rows of their own, not the data, so a
+    pipeline build leaves them to the test suite (``tests/test_dbt.py``).
     Returns a summary: the warehouse path, seconds, node counts by type and status,
     and the names of tests that warned.
     """
@@ -294,11 +323,14 @@ def build_warehouse(
     # dbt's target and logs quote the warehouse's rows and counts.
     make_private_dirs(DBT.under(data_dir), DBT.under(data_dir))
     variables = _dbt_vars(dbt_vars)
-    # The docs the last build wrote describe the warehouse it made, not the one made now.
-    (DBT.under(data_dir) / "target" / DOCS_MADE_FOR).unlink(missing_ok=True)
+    # What the kept docs were made from: the build documents again only what changed.
+    previous = _read_marker(DBT.under(data_dir) / "target")
+    if unit_tests is None:
+        unit_tests = Settings().dbt_unit_tests
+    command = ["build"] if unit_tests else ["build", "--exclude-resource-type", "unit_test"]
     try:
         result = _invoke(
-            ["build"],
+            command,
             data_dir,
             build_dir / WAREHOUSE_FILE,
             project_dir=project_dir,
@@ -308,7 +340,9 @@ def build_warehouse(
         )
         if not result.success:
             raise WarehouseError(_failure_message("build", result, data_dir))
-        documented = _document_build(data_dir, build_dir / WAREHOUSE_FILE, project_dir, variables)
+        documented, docs = _document_build(
+            data_dir, build_dir / WAREHOUSE_FILE, project_dir, variables, previous
+        )
         if run_id is not None:
             with duckdb.connect(str(build_dir / WAREHOUSE_FILE)) as con:
                 stamp_duckdb(con, run_stamp(data_dir, run_id))
@@ -336,6 +370,7 @@ def build_warehouse(
         "seconds": seconds,
         "nodes": counts,
         "warnings": warnings,
+        "docs": docs,
         "secondary_suppression": _secondary_suppression(results),
     }
 
@@ -346,51 +381,124 @@ def _file_identity(path: Path) -> dict[str, int]:
     return {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _read_marker(work: Path) -> dict[str, Any] | None:
+    try:
+        made_for = json.loads((work / DOCS_MADE_FOR).read_text())
+    except (OSError, ValueError):
+        return None
+    return made_for if isinstance(made_for, dict) else None
+
+
+def docs_inputs(manifest: Path, warehouse: Path) -> dict[str, str]:
+    """Digests of what the docs pages show: dbt's ``manifest`` (every node, source, macro,
+    test and exposure as parsed and compiled, with the dbt version) less what changes with
+    each invocation, and the schema of ``warehouse`` as the docs' catalog reads it."""
+    parsed = json.loads(manifest.read_text(encoding="utf-8"))
+    for key in _MANIFEST_VOLATILE:
+        parsed.get("metadata", {}).pop(key, None)
+    for section in parsed.values():
+        if isinstance(section, dict):
+            for entry in section.values():
+                if isinstance(entry, dict):
+                    entry.pop("created_at", None)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        schema = con.execute(_SCHEMA_SQL).fetchall()
+    return {
+        "manifest": hashlib.sha256(json.dumps(parsed, sort_keys=True).encode()).hexdigest(),
+        "schema": hashlib.sha256(json.dumps(schema, default=str).encode()).hexdigest(),
+    }
+
+
 def _document_build(
-    data_dir: Path, warehouse: Path, project_dir: Path, dbt_vars: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Write the docs site's files (``dbt docs generate --static``) beside the build's own.
+    data_dir: Path,
+    warehouse: Path,
+    project_dir: Path,
+    dbt_vars: dict[str, Any],
+    previous: dict[str, Any] | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """Keep the docs site's files (``dbt docs generate --static``) beside the build's own.
 
     Here, with the build's profile and target folder, dbt's partial parsing reuses the
     manifest the build just saved; ``generate_docs`` on its own parses the project again
-    (its profile names the final warehouse), ~10 s at every size (issue 23). Returns what
-    the docs were made from, for the marker written once the warehouse is in place
-    (``generate_docs`` then copies these files instead of running dbt), or None when dbt
-    failed: the docs stage then runs dbt itself; the build does not fail over its docs.
+    (its profile names the final warehouse), ~10 s at every size (issue 23). dbt runs only
+    when the kept files were made from another project, other vars, another manifest or
+    another warehouse schema (``previous``, the last marker): otherwise they are already
+    the pages dbt would write, and are kept as they are.
+
+    Returns what the docs were made from, for the marker written once the warehouse is in
+    place (``generate_docs`` then copies the kept files instead of running dbt), or None
+    when dbt failed: the docs stage then runs dbt itself; the build does not fail over its
+    docs. With it, how the docs came: ``reused``, ``generated`` or ``failed``.
     """
+    work = DBT.under(data_dir) / "target"
+    kept = work / DOCS_KEPT
+    # Through JSON as the marker goes, so tuples and lists compare equal.
+    made_from = json.loads(
+        json.dumps(
+            {
+                "project_dir": str(project_dir),
+                "vars": dbt_vars,
+                **docs_inputs(work / "manifest.json", warehouse),
+            }
+        )
+    )
+    if (
+        previous is not None
+        and {key: previous.get(key) for key in made_from} == made_from
+        and all((kept / name).exists() for name in DOCS_FILES)
+    ):
+        log.info("dbt docs unchanged since %s was made: kept", kept)
+        return made_from, "reused"
+    # The kept files are about to change: no marker may name them meanwhile.
+    (work / DOCS_MADE_FOR).unlink(missing_ok=True)
     result = _invoke(
         ["docs", "generate", "--static"],
         data_dir,
         warehouse,
         project_dir=project_dir,
-        target_path=DBT.under(data_dir) / "target",
+        target_path=work,
         dbt_vars=dbt_vars,
         threads=None,
     )
     if not result.success:
         log.warning("%s", _failure_message("docs generate", result, data_dir))
-        return None
-    return {"project_dir": str(project_dir), "vars": dbt_vars}
+        return None, "failed"
+    # Named as atomic.py names temporaries, so a killed build's are found and removed.
+    staged = kept.with_name(f".{kept.name}.tmp-{os.getpid()}")
+    old = kept.with_name(f".{kept.name}.old.tmp-{os.getpid()}")
+    for name in (kept.name, f"{kept.name}.old"):
+        remove_stale_temporaries(work, only_for=name)
+    try:
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir()
+        for name in DOCS_FILES:
+            shutil.copy2(work / name, staged / name)
+        if kept.exists():
+            os.replace(kept, old)
+        os.replace(staged, kept)
+    finally:
+        for folder in (staged, old):
+            shutil.rmtree(folder, ignore_errors=True)
+    return made_from, "generated"
 
 
 def _documented_warehouse(
     data_dir: Path, warehouse: Path, project_dir: Path, dbt_vars: dict[str, Any]
 ) -> Path | None:
-    """The build's target folder when its docs files describe ``warehouse`` as it is now,
-    made from this project with these vars; else None."""
+    """The folder of docs files the build kept when they describe ``warehouse`` as it is
+    now, made from this project with these vars; else None."""
     work = DBT.under(data_dir) / "target"
-    try:
-        made_for = json.loads((work / DOCS_MADE_FOR).read_text())
-    except (OSError, ValueError):
+    made_for = _read_marker(work)
+    if made_for is None:
         return None
     # Through JSON as the marker went, so tuples and lists compare equal.
     wanted = json.loads(json.dumps({"project_dir": str(project_dir), "vars": dbt_vars}))
     wanted["warehouse"] = _file_identity(warehouse)
-    if made_for != wanted:
+    if {key: made_for.get(key) for key in wanted} != wanted:
         return None
-    if not all((work / name).exists() for name in DOCS_FILES):
+    if not all((work / DOCS_KEPT / name).exists() for name in DOCS_FILES):
         return None
-    return work
+    return work / DOCS_KEPT
 
 
 def _secondary_suppression(results: list[Any]) -> dict[str, Any]:
