@@ -13,13 +13,16 @@ from pathlib import Path
 
 import polars as pl
 
-from joinedup.catalogue import quarantine_path, validated_path
+from joinedup.atomic import write_parquet
+from joinedup.catalogue import RECORD_PERSON, quarantine_path, validated_path
 from joinedup.contracts import SNOMED_TYPE1_OBJECTION as OBJECT
 from joinedup.contracts import SNOMED_TYPE1_WITHDRAWN as WITHDRAW
 from joinedup.contracts import TABLES
 from joinedup.deidentify import pseudonymise, remove_opt_outs
 from joinedup.ingest import finalise_ledger, ingest_source
 from joinedup.ingest.load import SOURCES
+from joinedup.settings import DEMO_KEY
+from joinedup.truth import record_person_from_truth
 
 # Not the demo key: the pipeline refuses that for data outside the generator's ranges,
 # and these hand-written people have ordinary NHS numbers and postcodes.
@@ -192,6 +195,19 @@ def run_all(data_dir: Path, run_id: str = "run-1", key: bytes = KEY) -> dict:
     summary["pseudonymise"] = pseudonymise(data_dir, key, run_id)
     summary["ledger"] = finalise_ledger(data_dir, run_id)
     return summary
+
+
+def pseudonymised_with_true_linkage(data_dir: Path, run_id: str = "t1") -> None:
+    """A generated population through every stage before linkage, under the demo key and
+    today's date, with the record_person a perfect linkage would write: for tests of the
+    warehouse that should not depend on linkage quality."""
+    key = DEMO_KEY.encode()
+    for source in SOURCES:
+        ingest_source(data_dir, source, run_id)
+    remove_opt_outs(data_dir, run_id)
+    pseudonymise(data_dir, key, run_id)
+    finalise_ledger(data_dir, run_id)
+    write_parquet(record_person_from_truth(data_dir, key), data_dir / RECORD_PERSON)
 
 
 def landed_and_run(data_dir: Path, run_id: str = "run-1") -> Path:

@@ -20,14 +20,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from ingest_fixtures import pseudonymised_with_true_linkage
 
-from joinedup import catalogue, deidentify, ingest
+from joinedup import catalogue
 from joinedup.atomic import write_parquet
 from joinedup.contracts import ADMISSION_METHOD_EMERGENCY
 from joinedup.privacy.scan import scan
-from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
-from joinedup.truth import record_person_from_truth
 from joinedup.warehouse import (
     WarehouseError,
     build_warehouse,
@@ -88,12 +87,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # The generic layout: the recomputations below read its landing files (the national
     # layouts through dbt: test_layouts_warehouse, and every `joinedup run`).
     generate(data, PEOPLE, seed=SEED, layout="generic")
-    for source in ingest.SOURCES:
-        ingest.ingest_source(data, source, "t1")
-    deidentify.remove_opt_outs(data, "t1")
-    deidentify.pseudonymise(data, DEMO_KEY.encode(), "t1")
-    ingest.finalise_ledger(data, "t1")
-    write_parquet(record_person_from_truth(data, DEMO_KEY.encode()), data / RECORD_PERSON)
+    pseudonymised_with_true_linkage(data)
     # Every dbt unit test runs here, once: a pipeline build leaves them out
     # (test_dbt_docs_reuse.py), as they test the models' SQL, not the data.
     summary = build_warehouse(data, unit_tests=True)

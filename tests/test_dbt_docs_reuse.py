@@ -16,13 +16,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from ingest_fixtures import pseudonymised_with_true_linkage
 
-from joinedup import deidentify, ingest
-from joinedup.atomic import write_parquet
 from joinedup.catalogue import DBT, WAREHOUSE
-from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
-from joinedup.truth import record_person_from_truth
 from joinedup.warehouse import build_warehouse, generate_docs
 from joinedup.warehouse.build import DOCS_FILES, DOCS_KEPT, docs_inputs
 
@@ -63,14 +60,7 @@ def _warehouse_columns(warehouse: Path) -> dict[str, list[tuple[str, str]]]:
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data = tmp_path_factory.mktemp("docs-reuse")
     generate(data, PEOPLE, seed=SEED, layout="generic")
-    for source in ingest.SOURCES:
-        ingest.ingest_source(data, source, "t1")
-    deidentify.remove_opt_outs(data, "t1")
-    deidentify.pseudonymise(data, DEMO_KEY.encode(), "t1")
-    ingest.finalise_ledger(data, "t1")
-    write_parquet(
-        record_person_from_truth(data, DEMO_KEY.encode()), data / "linked/record_person.parquet"
-    )
+    pseudonymised_with_true_linkage(data)
     kept = DBT.under(data) / "target" / DOCS_KEPT
     first = build_warehouse(data)
     first_docs = generate_docs(data)

@@ -17,13 +17,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from ingest_fixtures import pseudonymised_with_true_linkage
 
-from joinedup import catalogue, deidentify, ingest
-from joinedup.atomic import write_parquet
+from joinedup import catalogue
 from joinedup.contracts import ADMISSION_METHOD_EMERGENCY
-from joinedup.settings import DEMO_KEY
 from joinedup.synth import generate
-from joinedup.truth import record_person_from_truth
 from joinedup.warehouse import build_warehouse
 from joinedup.warehouse.marts import MartColumn, MartMetadataError
 
@@ -78,14 +76,7 @@ DIED = "79"
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("indicators")
     generate(data, PEOPLE, seed=SEED)
-    for source in ingest.SOURCES:
-        ingest.ingest_source(data, source, "t1")
-    deidentify.remove_opt_outs(data, "t1")
-    deidentify.pseudonymise(data, DEMO_KEY.encode(), "t1")
-    ingest.finalise_ledger(data, "t1")
-    write_parquet(
-        record_person_from_truth(data, DEMO_KEY.encode()), data / "linked/record_person.parquet"
-    )
+    pseudonymised_with_true_linkage(data)
     build_warehouse(data, dbt_vars={"extract_start_date": str(START), "extract_end_date": str(END)})
     return data
 

@@ -34,7 +34,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -463,23 +463,31 @@ def _document_build(
     if not result.success:
         log.warning("%s", _failure_message("docs generate", result, data_dir))
         return None, "failed"
-    # Named as atomic.py names temporaries, so a killed build's are found and removed.
-    staged = kept.with_name(f".{kept.name}.tmp-{os.getpid()}")
-    old = kept.with_name(f".{kept.name}.old.tmp-{os.getpid()}")
-    for name in (kept.name, f"{kept.name}.old"):
-        remove_stale_temporaries(work, only_for=name)
+    _replace_folder(kept, work, lambda _: None)
+    return made_from, "generated"
+
+
+def _replace_folder(target: Path, source: Path, finish: Callable[[Path], None]) -> None:
+    """Replace folder ``target`` whole with copies of the docs files in ``source``, each
+    passed to ``finish`` once copied, so a reader never sees a mix of two builds."""
+    # Named as atomic.py names temporaries, so a killed run's are found and removed.
+    staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    old = target.with_name(f".{target.name}.old.tmp-{os.getpid()}")
+    for name in (target.name, f"{target.name}.old"):
+        remove_stale_temporaries(target.parent, only_for=name)
     try:
         shutil.rmtree(staged, ignore_errors=True)
-        staged.mkdir()
+        staged.mkdir(parents=True)
         for name in DOCS_FILES:
-            shutil.copy2(work / name, staged / name)
-        if kept.exists():
-            os.replace(kept, old)
-        os.replace(staged, kept)
+            if (source / name).exists():
+                shutil.copy2(source / name, staged / name)
+                finish(staged / name)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staged, target)
     finally:
         for folder in (staged, old):
             shutil.rmtree(folder, ignore_errors=True)
-    return made_from, "generated"
 
 
 def _documented_warehouse(
@@ -563,39 +571,23 @@ def generate_docs(
     # Its own target folder, kept between runs for dbt's partial parsing.
     work = DBT.under(data_dir) / "docs-target"
     target = DBT_DOCS.under(data_dir)
-    staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    # Named as atomic.py names temporaries, so a killed run's are found and removed.
-    old = target.with_name(f".{target.name}.old.tmp-{os.getpid()}")
-    for name in (target.name, f"{target.name}.old"):
-        remove_stale_temporaries(target.parent, only_for=name)
-    try:
-        built = _documented_warehouse(data_dir, warehouse, project_dir, _dbt_vars(dbt_vars))
-        if built is not None:
-            work = built
-        else:
-            result = _invoke(
-                ["docs", "generate", "--static"],
-                data_dir,
-                warehouse,
-                project_dir=project_dir,
-                target_path=work,
-                dbt_vars=_dbt_vars(dbt_vars),
-                threads=None,
-            )
-            if not result.success:
-                raise WarehouseError(_failure_message("docs generate", result, data_dir))
-        shutil.rmtree(staged, ignore_errors=True)
-        staged.mkdir(parents=True)
-        for name in DOCS_FILES:
-            if (work / name).exists():
-                shutil.copy2(work / name, staged / name)
-                if name.endswith(".html"):
-                    offline_docs_html(staged / name)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(staged, target)
-    finally:
-        for folder in (staged, old):
-            shutil.rmtree(folder, ignore_errors=True)
+    built = _documented_warehouse(data_dir, warehouse, project_dir, _dbt_vars(dbt_vars))
+    if built is not None:
+        work = built
+    else:
+        result = _invoke(
+            ["docs", "generate", "--static"],
+            data_dir,
+            warehouse,
+            project_dir=project_dir,
+            target_path=work,
+            dbt_vars=_dbt_vars(dbt_vars),
+            threads=None,
+        )
+        if not result.success:
+            raise WarehouseError(_failure_message("docs generate", result, data_dir))
+    _replace_folder(
+        target, work, lambda path: offline_docs_html(path) if path.suffix == ".html" else None
+    )
     log.info("dbt docs written to %s", target)
     return target
