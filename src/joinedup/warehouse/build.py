@@ -451,7 +451,19 @@ def _document_build(
         return made_from, "reused"
     # The kept files are about to change: no marker may name them meanwhile.
     (work / DOCS_MADE_FOR).unlink(missing_ok=True)
-    result = _invoke(
+    result = _docs_generate(data_dir, warehouse, project_dir, work, dbt_vars)
+    if not result.success:
+        log.warning("%s", _failure_message("docs generate", result, data_dir))
+        return None, "failed"
+    _replace_folder(kept, work, lambda _: None)
+    return made_from, "generated"
+
+
+def _docs_generate(
+    data_dir: Path, warehouse: Path, project_dir: Path, work: Path, dbt_vars: dict[str, Any]
+) -> Any:
+    """``dbt docs generate --static`` on ``warehouse``, its files written to ``work``."""
+    return _invoke(
         ["docs", "generate", "--static"],
         data_dir,
         warehouse,
@@ -460,11 +472,6 @@ def _document_build(
         dbt_vars=dbt_vars,
         threads=None,
     )
-    if not result.success:
-        log.warning("%s", _failure_message("docs generate", result, data_dir))
-        return None, "failed"
-    _replace_folder(kept, work, lambda _: None)
-    return made_from, "generated"
 
 
 def _replace_folder(target: Path, source: Path, finish: Callable[[Path], None]) -> None:
@@ -575,15 +582,7 @@ def generate_docs(
     if built is not None:
         work = built
     else:
-        result = _invoke(
-            ["docs", "generate", "--static"],
-            data_dir,
-            warehouse,
-            project_dir=project_dir,
-            target_path=work,
-            dbt_vars=_dbt_vars(dbt_vars),
-            threads=None,
-        )
+        result = _docs_generate(data_dir, warehouse, project_dir, work, _dbt_vars(dbt_vars))
         if not result.success:
             raise WarehouseError(_failure_message("docs generate", result, data_dir))
     _replace_folder(
