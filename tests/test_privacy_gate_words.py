@@ -30,6 +30,8 @@ pytestmark = pytest.mark.slow  # a whole run up to the warehouse: minutes on two
 
 WORDS = ("Date", "Page", "Field", "Link", "Price", "Max", "Mark", "May", "Will", "Rose")
 WORDS += ("White", "Green")
+# Words of the prose Splink writes into its charts' data ("... times more likely ...").
+WORDS += ("More", "Less", "Then", "Times", "Prior")
 RUN = "run-1"
 
 

@@ -64,7 +64,16 @@ _COMMON = """
     patience people rich rose ruby sage sandy scott short south stone summer the total
     victor ward weight wells west white will wood young
 """
-COMMON_WORDS = frozenset(_COMMON.split())
+# The prose Splink writes into its charts' data, not their labels, so lower case and all
+# (splink/internals: comparison_level._bayes_factor_description, waterfall_chart, the
+# m/u chart's prior): "... is 2,832,573 times more likely to be a match". At a million
+# people one is called EMILY MORE.
+_SPLINK_PROSE = """
+    adjustment amongst certain comparison drawn equivalent final frequency impossible less
+    likely makes more prior probability random records score starting term that then this
+    times two
+"""
+COMMON_WORDS = frozenset(_COMMON.split()) | frozenset(_SPLINK_PROSE.split())
 
 # Regexes (RE2). Values are pre-normalised: accents stripped, '_' -> ' ', digit T digit -> ' '.
 _PATTERNS: dict[str, tuple[str, str]] = {
