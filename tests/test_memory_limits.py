@@ -1,7 +1,7 @@
 """The configured DuckDB memory limit reaches every stage that runs DuckDB at scale.
 
 A million people stay within memory because DuckDB spills beyond
-``JOINEDUP_DUCKDB_MEMORY_LIMIT`` (default 4GB) instead of growing. The stages that
+``JOINEDUP_DUCKDB_MEMORY_LIMIT`` (default 8GB) instead of growing. The stages that
 hold large tables in DuckDB are linkage, the dbt build and publish. Each is run here
 with a limit of 1KB, which no query fits: the stage must fail with DuckDB's out-of-
 memory error, which it can only do if the limit reached its connection. (With DuckDB's

@@ -102,9 +102,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='further Spark properties as JSON, e.g. {"spark.executor.memory": "8g"}',
     )
-    # DuckDB spills to disk beyond this, keeping a million-person linkage within 8 GB.
+    # DuckDB spills to disk beyond this. 8 GB because the dbt build shares one DuckDB across
+    # its threads: at 1M people x 12 months the commissioning aggregates (grouping sets with
+    # count distinct and median, which spill poorly) ran out of memory under 4 GB.
     # Linkage, the dbt build (through profiles.yml) and publish open DuckDB with it.
-    duckdb_memory_limit: str = "4GB"
+    duckdb_memory_limit: str = "8GB"
     # A prediction blocking rule whose pairs explode (a common token, a mistyped rule) would
     # score them all; at 1M people the model's largest rule makes 5.5 million.
     linkage_max_pairs_per_rule: int = Field(
@@ -157,7 +159,8 @@ class Settings(BaseSettings):
     full_rebuild: bool = Field(
         False,
         description="ignore the caches of earlier runs (ingest's per-delivery checks, "
-        "pseudonymise's earlier rows) and compute everything again; the caches are rewritten",
+        "pseudonymise's earlier rows, the warehouse the last build left for the incremental "
+        "event facts) and compute everything again; the caches are rewritten",
     )
     # dbt unit tests check the models' SQL on rows written in their YAML, not the data: the
     # same result on every build of one project, and the slowest nodes of a build (issue 23).

@@ -14,11 +14,22 @@
 
   Events of records that linkage did not place with a person are left out. Where
   sources record more than one death for a person, the first stands.
+
+  Incremental by person (macros/incremental_by_person.sql).
 #}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_persons() }}",
+) }}
+-- depends_on: {{ ref('int_person_input_changes') }}
+
 with
 
 record_persons as (
     select * from {{ ref('stg_linkage__record_persons') }}
+    {{ changed_persons_only('person_id') }}
 ),
 
 gp_events as (
@@ -39,6 +50,7 @@ disposals as (
 
 stays as (
     select * from {{ ref('int_hospital_stays_readmissions_flagged') }}
+    {{ changed_persons_only('person_id') }}
 ),
 
 social_care_events as (

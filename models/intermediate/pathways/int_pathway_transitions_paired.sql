@@ -4,11 +4,22 @@
   same_day_order (seed ref_care_event_types: an A&E attendance before the admission it
   led to, a discharge before the social care request it prompted), then by key so the
   order is stable from run to run.
+
+  Incremental by person (macros/incremental_by_person.sql).
 #}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_persons() }}",
+) }}
+-- depends_on: {{ ref('int_person_input_changes') }}
+
 with
 
 events as (
     select * from {{ ref('int_care_events_unioned') }}
+    {{ changed_persons_only('person_id') }}
 ),
 
 sequenced as (

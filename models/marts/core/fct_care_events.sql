@@ -1,7 +1,17 @@
+-- Incremental by person (macros/incremental_by_person.sql).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_persons() }}",
+) }}
+-- depends_on: {{ ref('int_person_input_changes') }}
+
 with
 
 events as (
     select * from {{ ref('int_care_events_unioned') }}
+    {{ changed_persons_only('person_id') }}
 ),
 
 people as (

@@ -16,6 +16,9 @@ dbt's own files (``target/``, ``logs/``) go under ``DATA/dbt/``, never into the
 repository. Paths reach ``profiles.yml`` and the source definitions through
 environment variables set only for the duration of a call.
 
+A build adds to the warehouse the last one left, when the same project made it: the
+event facts are incremental by person (``macros/incremental_by_person.sql``).
+
 The warehouse is built in a folder of its own beside the final file and moved
 into place only when every node passed, so a failed or killed build leaves the
 previous warehouse untouched. The file keeps its name (``warehouse.duckdb``)
@@ -87,6 +90,13 @@ DOCS_HTML_REWRITES = (
 )
 
 _FAILED = {"error", "fail", "runtime error"}
+# Beside the build's target files: what the warehouse now in place was built from (a digest
+# of the project's models, macros, seeds and settings, the vars and the versions). The next
+# build starts from a copy of that warehouse only while the digest is the same, so its
+# incremental models (the event facts, macros/incremental_by_person.sql) add to tables
+# the same code made.
+CARRIED_OVER_FOR = "warehouse-built-from.json"
+_PROJECT_INPUTS = ("models", "macros", "seeds", "dbt_project.yml", "profiles.yml")
 
 
 class WarehouseError(RuntimeError):
@@ -304,8 +314,13 @@ def build_warehouse(
     ``unit_tests`` (default: the setting ``dbt_unit_tests``, off) runs the project's dbt
     unit tests too: they test the models' SQL on rows of their own, not the data, so a
     pipeline build leaves them to the test suite (``tests/test_dbt.py``).
+    The build starts from a copy of the warehouse in place when the same project (models,
+    macros, seeds, vars, versions: :func:`project_state`) built it and the setting
+    ``full_rebuild`` is off: the incremental event facts then compute only the persons
+    whose inputs changed (``models/intermediate/people/int_person_input_changes.sql``).
     Returns a summary: the warehouse path, seconds, node counts by type and status,
-    and the names of tests that warned.
+    the names of tests that warned, and ``incremental`` (whether the warehouse was
+    carried over, how many persons' event facts were computed, of how many).
     """
     started = time.perf_counter()
     data_dir = Path(data_dir).resolve()
@@ -328,7 +343,9 @@ def build_warehouse(
     if unit_tests is None:
         unit_tests = Settings().dbt_unit_tests
     command = ["build"] if unit_tests else ["build", "--exclude-resource-type", "unit_test"]
+    state = project_state(project_dir, variables)
     try:
+        carried_over = _carry_over(data_dir, build_dir / WAREHOUSE_FILE, state)
         result = _invoke(
             command,
             data_dir,
@@ -340,6 +357,7 @@ def build_warehouse(
         )
         if not result.success:
             raise WarehouseError(_failure_message("build", result, data_dir))
+        incremental = {"carried_over": carried_over, **_changed_persons(build_dir / WAREHOUSE_FILE)}
         documented, docs = _document_build(
             data_dir, build_dir / WAREHOUSE_FILE, project_dir, variables, previous
         )
@@ -349,7 +367,12 @@ def build_warehouse(
         target = WAREHOUSE.under(data_dir)
         make_private_file(build_dir / WAREHOUSE_FILE)
         drop_stale_wal(target)
+        # No moment where the marker names a project that did not build the file in place.
+        (DBT.under(data_dir) / "target" / CARRIED_OVER_FOR).unlink(missing_ok=True)
         os.replace(build_dir / WAREHOUSE_FILE, target)
+        write_text(
+            json.dumps({"project_state": state}), DBT.under(data_dir) / "target" / CARRIED_OVER_FOR
+        )
         if documented:
             documented["warehouse"] = _file_identity(target)
             write_text(json.dumps(documented), DBT.under(data_dir) / "target" / DOCS_MADE_FOR)
@@ -365,6 +388,12 @@ def build_warehouse(
     warnings = sorted(r.node.name for r in results if str(r.status) == "warn")
     seconds = round(time.perf_counter() - started, 2)
     log.info("warehouse built in %.1fs: %s (%d warnings)", seconds, target, len(warnings))
+    log.info(
+        "warehouse event facts: %s persons of %s computed (%s)",
+        incremental["changed_persons"],
+        incremental["persons"],
+        "incrementally, on the last build's warehouse" if carried_over else "in full",
+    )
     return {
         "warehouse": str(target),
         "seconds": seconds,
@@ -372,7 +401,55 @@ def build_warehouse(
         "warnings": warnings,
         "docs": docs,
         "secondary_suppression": _secondary_suppression(results),
+        "incremental": incremental,
     }
+
+
+def project_state(project_dir: Path, dbt_vars: dict[str, Any]) -> str:
+    """A digest of everything a warehouse table is made of besides the data: the project's
+    models, macros, seeds, dbt_project.yml and profile, the vars, and the dbt, dbt-duckdb
+    and DuckDB versions (DuckDB's ``hash()`` finds the changed persons)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for name in _PROJECT_INPUTS:
+        root = project_dir / name
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if path.is_file():
+                digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+    digest.update(json.dumps(dbt_vars, sort_keys=True).encode())
+    for package in ("dbt-core", "dbt-duckdb", "duckdb"):
+        digest.update(f"{package}={version(package)}".encode())
+    return digest.hexdigest()
+
+
+def _carry_over(data_dir: Path, build_file: Path, state: str) -> bool:
+    """Start the build from a copy of the warehouse in place, if the same project built it
+    (:data:`CARRIED_OVER_FOR`) and no full rebuild was asked for. Returns whether it did."""
+    previous = WAREHOUSE.under(data_dir)
+    marker = DBT.under(data_dir) / "target" / CARRIED_OVER_FOR
+    if Settings().full_rebuild or not previous.exists():
+        return False
+    try:
+        built_from = json.loads(marker.read_text()).get("project_state")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if built_from != state:
+        log.info("warehouse: the project changed since the last build; building in full")
+        return False
+    shutil.copyfile(previous, build_file)
+    make_private_file(build_file)
+    return True
+
+
+def _changed_persons(warehouse: Path) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        changed, persons = con.sql(
+            "select count(*) filter (where changed), count(*) filter (where input_hash is not null)"
+            " from intermediate.int_person_input_changes"
+        ).fetchall()[0]
+    return {"changed_persons": changed, "persons": persons}
 
 
 def _file_identity(path: Path) -> dict[str, int]:
