@@ -6,11 +6,21 @@
   person's records only, so this gives the rows a full build gives. A build on a new
   warehouse (or `dbt build --full-refresh`, or JOINEDUP_FULL_REBUILD) computes them all.
 
-  Each model calls delete_changed_persons() as its pre_hook, restricts its inputs with
+  Each model takes its config from incremental_by_person() (which makes
+  delete_changed_persons() its pre_hook), restricts its inputs with
   changed_persons_only(), and names its dependency for dbt's graph with
     -- depends_on: {{ ref('int_person_input_changes') }}
   (the refs below are rendered only on an incremental build, after parsing).
 #}
+
+{% macro incremental_by_person() %}
+    {{ return({
+        'materialized': 'incremental',
+        'incremental_strategy': 'append',
+        'on_schema_change': 'fail',
+        'pre_hook': '{{ delete_changed_persons() }}',
+    }) }}
+{% endmacro %}
 
 {% macro delete_changed_persons() %}
     {%- if is_incremental() -%}

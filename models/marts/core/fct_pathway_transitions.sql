@@ -1,10 +1,5 @@
 -- Incremental by person (macros/incremental_by_person.sql).
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_changed_persons() }}",
-) }}
+{{ config(**incremental_by_person()) }}
 -- depends_on: {{ ref('int_person_input_changes') }}
 
 with
